@@ -1,0 +1,58 @@
+// The `mosaic` subcommands. Each returns a Status; main.cc is the one place that turns a
+// Status into a message on stderr and an exit code.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "graph/import.h"
+#include "store/status.h"
+
+namespace mosaic::store {
+class Store;
+class ReadView;
+}  // namespace mosaic::store
+
+namespace mosaic::jobs {
+
+struct Context {
+  std::string store_dir;   ///< --store
+  bool json = false;       ///< --json: machine-readable output on stdout, no progress line
+  bool progress = false;   ///< draw progress lines on stderr
+};
+
+// Opens the store of `ctx` (creating it when `create`), read-only when `read_only`.
+Status OpenStore(const Context& ctx, bool create, bool read_only, std::unique_ptr<store::Store>* store);
+
+// mosaic import: imports the request into `store` and describes what it did in *result.
+Status ImportInto(const Context& ctx, store::Store* store, const graph::ImportRequest& request,
+                  nlohmann::json* result);
+Status RunImport(const Context& ctx, const graph::ImportRequest& request);
+
+// mosaic stats
+Status CollectStats(const store::ReadView& view, nlohmann::json* stats);
+void PrintStats(const nlohmann::json& stats);
+Status RunStats(const Context& ctx);
+
+// mosaic neighbors
+struct NeighborsArgs {
+  std::string item;                    ///< item id or exact title (case-insensitive)
+  int hops = 2;                        ///< walk this far
+  std::vector<std::string> relations;  ///< walk only these; empty = all but `interacted`
+  size_t limit = 20;                   ///< nodes shown per hop; 0 = all
+};
+Status CollectNeighbors(const store::ReadView& view, const NeighborsArgs& args, nlohmann::json* result);
+void PrintNeighbors(const nlohmann::json& result);
+Status RunNeighbors(const Context& ctx, const NeighborsArgs& args);
+
+// mosaic check: verifies the store's invariants.
+Status RunCheck(const Context& ctx);
+
+// mosaic demo: builds a store from the catalogue embedded in the binary and tours it.
+struct DemoArgs {
+  std::string dir;  ///< fresh folder for the demo's store and data; empty = a new temporary folder
+};
+Status RunDemo(const Context& ctx, const DemoArgs& args);
+
+}  // namespace mosaic::jobs

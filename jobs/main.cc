@@ -1,0 +1,96 @@
+// mosaic: the command-line entry point. This is the one boundary where a Status or an
+// exception becomes a message on stderr and an exit code:
+//   0 success, 1 the command failed (bad input data, missing store, I/O), 2 bad usage.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "jobs/commands.h"
+#include "jobs/progress.h"
+
+namespace {
+
+std::string DefaultStore() {
+  const char* env = std::getenv("MOSAIC_STORE");
+  return env && *env ? env : "mosaic-store";
+}
+
+std::string FormatHelp() {
+  std::string help = "input format, one of:";
+  for (const auto& f : mosaic::graph::ImportFormats()) help += std::string("\n  ") + f.name + ": " + f.description;
+  return help;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mosaic;
+  CLI::App app{"Mosaic: knowledge-graph and multimodal recommendations for video and music catalogues"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  jobs::Context ctx;
+  ctx.store_dir = DefaultStore();
+  app.add_option("--store", ctx.store_dir, "Store folder (default: $MOSAIC_STORE or ./mosaic-store)");
+  app.add_flag("--json", ctx.json, "Print machine-readable JSON on stdout; no progress line");
+
+  graph::ImportRequest import_request;
+  std::string format_name;
+  auto* import_cmd = app.add_subcommand("import", "Import catalogue, interaction or knowledge-graph files");
+  import_cmd->add_option("--format", format_name, FormatHelp())->required();
+  import_cmd->add_option("files", import_request.files, "Input files, imported in order")->required();
+  import_cmd->add_option("--links", import_request.links_file,
+                         "With --format kg: item<TAB>entity file aligning items with KG entities");
+
+  auto* stats_cmd = app.add_subcommand("stats", "Count users, items, entities, relations and interactions");
+
+  jobs::NeighborsArgs neighbors_args;
+  auto* neighbors_cmd = app.add_subcommand("neighbors", "Show an item's knowledge-graph neighbourhood");
+  neighbors_cmd->add_option("item", neighbors_args.item, "Item id, or its exact title")->required();
+  neighbors_cmd->add_option("--hops", neighbors_args.hops, "Walk this many hops (1-4, default 2)");
+  neighbors_cmd->add_option("--relation", neighbors_args.relations,
+                            "Walk only this relation (repeatable; default: all but interacted)");
+  neighbors_cmd->add_option("--limit", neighbors_args.limit, "Nodes shown per hop (0 = all, default 20)");
+
+  auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
+
+  jobs::DemoArgs demo_args;
+  auto* demo_cmd = app.add_subcommand("demo", "Build a store from the embedded demo catalogue and tour it");
+  demo_cmd->add_option("--dir", demo_args.dir, "New folder for the demo (default: a fresh temporary folder)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  ctx.progress = !ctx.json && jobs::StderrIsTerminal();
+
+  Status s;
+  try {
+    if (*import_cmd) {
+      s = graph::ParseImportFormat(format_name, &import_request.format);
+      if (s.ok()) s = jobs::RunImport(ctx, import_request);
+    } else if (*stats_cmd) {
+      s = jobs::RunStats(ctx);
+    } else if (*neighbors_cmd) {
+      s = jobs::RunNeighbors(ctx, neighbors_args);
+    } else if (*check_cmd) {
+      s = jobs::RunCheck(ctx);
+    } else if (*demo_cmd) {
+      s = jobs::RunDemo(ctx, demo_args);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mosaic: error: %s\n", e.what());
+    return 1;
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "mosaic: error: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

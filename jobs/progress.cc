@@ -1,0 +1,57 @@
+#include "jobs/progress.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace mosaic::jobs {
+
+bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+std::string WithThousands(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+Progress::Progress(bool enabled, std::string what)
+    : enabled_(enabled), what_(std::move(what)), start_(std::chrono::steady_clock::now()) {}
+
+Progress::~Progress() { Finish(); }
+
+void Progress::Update(double done, double total, const std::string& detail) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  drawn_ = true;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double fraction = total > 0 ? std::min(1.0, done / total) : 0.0;
+  std::string eta = "--";
+  if (fraction > 0.01 && elapsed > 0.5) {
+    const double left = elapsed * (1.0 - fraction) / fraction;
+    char buf[32];
+    if (left >= 60) {
+      std::snprintf(buf, sizeof buf, "%dm%02ds", int(left) / 60, int(left) % 60);
+    } else {
+      std::snprintf(buf, sizeof buf, "%.0fs", std::ceil(left));
+    }
+    eta = buf;
+  }
+  std::fprintf(stderr, "\r\033[K%s %5.1f%%  %s  ETA %s", what_.c_str(), 100.0 * fraction, detail.c_str(), eta.c_str());
+  std::fflush(stderr);
+}
+
+void Progress::Finish() {
+  if (enabled_ && drawn_) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+  drawn_ = false;
+}
+
+}  // namespace mosaic::jobs
