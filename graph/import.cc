@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 #include <variant>
 
 #include "graph/text.h"
@@ -519,8 +520,8 @@ class RowWriter {
  private:
   Status ApplyRow(const InteractionRow& r) {
     store::Interaction x;
-    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(NodeKind::kUser, r.user, "", &x.user));
-    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(NodeKind::kItem, r.item, "", &x.item));
+    MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kUser, r.user, &x.user));
+    MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kItem, r.item, &x.item));
     x.weight = r.weight;
     x.timestamp = r.timestamp;
     return batch_->PutInteraction(x);
@@ -545,8 +546,8 @@ class RowWriter {
     x.kind = store::InteractionKind::kTagApplication;
     x.timestamp = r.timestamp;
     RelationId rel = 0;
-    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(NodeKind::kUser, r.user, "", &x.user));
-    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(NodeKind::kItem, r.item, "", &x.item));
+    MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kUser, r.user, &x.user));
+    MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kItem, r.item, &x.item));
     MOSAIC_RETURN_IF_ERROR(Relation("tag", &rel));
     MOSAIC_RETURN_IF_ERROR(Entity(EntityKey("tag", r.tag), r.tag, &x.tag));
     MOSAIC_RETURN_IF_ERROR(batch_->AddEdge(x.item, rel, x.tag));
@@ -571,6 +572,21 @@ class RowWriter {
                                      "import the links file before or with the triples that use it");
     }
     return s;
+  }
+
+  // The node (kind, key) without a label, created when absent. Ids never change once given,
+  // so a bounded cache of them spares the store a lookup for every row of a plays file.
+  Status Node(NodeKind kind, const std::string& key, NodeId* id) {
+    auto& cache = node_cache_[kind == NodeKind::kUser ? 0 : 1];
+    auto it = cache.find(key);
+    if (it != cache.end()) {
+      *id = it->second;
+      return Status::OK();
+    }
+    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(kind, key, "", id));
+    if (cache.size() >= kNodeCacheLimit) cache.clear();
+    cache.emplace(key, *id);
+    return Status::OK();
   }
 
   Status Relation(const std::string& name, RelationId* id) {
@@ -602,6 +618,8 @@ class RowWriter {
   store::Store* store_;
   std::unique_ptr<store::Batch> batch_;
   std::map<std::string, RelationId> relations_;
+  static constexpr size_t kNodeCacheLimit = 1 << 20;
+  std::unordered_map<std::string, NodeId> node_cache_[2];  // users, items
 };
 
 struct Input {

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   using namespace mosaic;
   CLI::App app{"Mosaic: knowledge-graph and multimodal recommendations for video and music catalogues"};
   app.require_subcommand(1);
+  app.fallthrough();  // --store and --json may also follow the subcommand
   app.set_help_all_flag("--help-all", "Show help for every command");
   jobs::Context ctx;
   ctx.store_dir = DefaultStore();

@@ -174,7 +174,7 @@ void PrintNeighbors(const nlohmann::json& r) {
     const std::string relation = n["relation"].get<std::string>();
     const std::string arrow = n["direction"] == "out" ? "-[" + relation + "]->" : "<-[" + relation + "]-";
     std::string line = "  " + NameOf(n["via"]) + " " + arrow + " " + NameOf(n);
-    if (n["kind"] != "entity" || !n.contains("label")) line += "  [" + n["kind"].get<std::string>() + " " + n["key"].get<std::string>() + "]";
+    if (n["kind"] != "entity") line += "  [" + n["kind"].get<std::string>() + " " + n["key"].get<std::string>() + "]";
     if (n["paths"].get<uint64_t>() > 1) line += "  (" + WithThousands(n["paths"].get<uint64_t>()) + " paths)";
     std::printf("%s\n", line.c_str());
   }

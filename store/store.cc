@@ -2,7 +2,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
-#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 
 #include <cassert>
 #include <filesystem>
@@ -71,6 +73,10 @@ rocksdb::Options MakeOptions() {
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Bloom filters make the writers' "does this key exist yet" lookups cheap once data is in SSTs.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
 
@@ -130,6 +136,16 @@ std::string keys::EdgeCountKey(RelationId relation) { return kEdgeCountPrefix + 
 
 Store::~Store() {
   if (db_) {
+    // Leave the data in SST files, so that the next open (often read-only, for a query)
+    // does not replay the whole write-ahead log.
+    if (!read_only_) {
+      std::vector<rocksdb::ColumnFamilyHandle*> all;
+      for (auto* h : handles_) {
+        if (h) all.push_back(h);
+      }
+      rocksdb::Status flushed = db_->Flush(rocksdb::FlushOptions(), all);
+      (void)flushed;  // the WAL still holds everything if the flush fails
+    }
     for (auto* h : handles_) {
       if (h) db_->DestroyColumnFamilyHandle(h);
     }
@@ -604,7 +620,8 @@ Status ReadView::CheckConsistency() const {
 Batch::Batch(Store* store)
     : store_(store),
       lock_(store->writer_mutex_),
-      wb_(std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(), 0, true)) {}
+      wb_(std::make_unique<rocksdb::WriteBatch>()),
+      pending_(kNumCfs) {}
 
 Batch::~Batch() = default;
 
@@ -624,23 +641,33 @@ Status Batch::Load() {
 }
 
 Status Batch::Get(int cf, const std::string& key, std::string* value, bool* found) {
-  rocksdb::Status s =
-      wb_->GetFromBatchAndDB(store_->db_.get(), rocksdb::ReadOptions(), store_->handles_[cf], key, value);
+  auto it = pending_[cf].find(key);
+  if (it != pending_[cf].end()) {
+    *value = it->second;
+    *found = true;
+    return Status::OK();
+  }
+  rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), store_->handles_[cf], key, value);
   *found = s.ok();
   if (s.IsNotFound()) return Status::OK();
   return FromRocks(s, "reading store '" + store_->dir_ + "'");
 }
 
-Status Batch::HasPrefix(int cf, const std::string& prefix, bool* found) {
-  rocksdb::Iterator* base = store_->db_->NewIterator(rocksdb::ReadOptions(), store_->handles_[cf]);
-  std::unique_ptr<rocksdb::Iterator> it(wb_->NewIteratorWithBase(store_->handles_[cf], base));
+Status Batch::ItemHasInteractions(NodeId item, bool* found) {
+  *found = items_with_interactions_.count(item) > 0;
+  if (*found || !interacted_known_) return Status::OK();
+  // Not seen yet: look for a committed `interacted` in-edge.
+  const std::string prefix = U32(item) + U32(interacted_);
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(rocksdb::ReadOptions(), store_->handles_[kEdgesIn]));
   it->Seek(prefix);
   *found = it->Valid() && it->key().starts_with(prefix);
+  if (*found) items_with_interactions_.insert(item);
   return FromRocks(it->status(), "scanning store '" + store_->dir_ + "'");
 }
 
 void Batch::Put(int cf, const std::string& key, const std::string& value) {
   wb_->Put(store_->handles_[cf], key, value);
+  pending_[cf][key] = value;
   ++pending_records_;
 }
 
@@ -775,12 +802,15 @@ Status Batch::PutInteraction(const Interaction& x) {
   Put(kInteractions, key, InteractionValue(x));
   if (x.kind != InteractionKind::kConsumption) return Status::OK();
 
-  RelationId interacted = 0;
-  MOSAIC_RETURN_IF_ERROR(UpsertRelation(kInteractedRelation, &interacted));
+  if (!interacted_known_) MOSAIC_RETURN_IF_ERROR(UpsertRelation(kInteractedRelation, &interacted_));
+  const RelationId interacted = interacted_;
   if (!found) {
     bool item_had_interactions = false;
-    MOSAIC_RETURN_IF_ERROR(HasPrefix(kEdgesIn, U32(x.item) + U32(interacted), &item_had_interactions));
-    if (!item_had_interactions) AddToCounter(kItemsWithInteractionsKey, 1);
+    MOSAIC_RETURN_IF_ERROR(ItemHasInteractions(x.item, &item_had_interactions));
+    if (!item_had_interactions) {
+      AddToCounter(kItemsWithInteractionsKey, 1);
+      items_with_interactions_.insert(x.item);
+    }
   }
   return AddEdge(x.user, interacted, x.item, float(x.weight));
 }
@@ -801,11 +831,13 @@ Status Batch::Commit() {
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  rocksdb::Status s = db->Write(wo, wb_->GetWriteBatch());
+  rocksdb::Status s = db->Write(wo, wb_.get());
   wb_->Clear();
+  for (auto& p : pending_) p.clear();
   counter_deltas_.clear();
   pending_records_ = 0;
   if (!s.ok()) {
+    items_with_interactions_.clear();  // may name items of the lost batch
     Status reload = Load();  // forget ids handed out by the failed batch
     (void)reload;
     return FromRocks(s, "writing to store '" + store_->dir_ + "'");

@@ -18,6 +18,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/status.h"
@@ -26,7 +28,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class Snapshot;
-class WriteBatchWithIndex;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace mosaic::store {
@@ -226,13 +228,17 @@ class Batch {
   explicit Batch(Store* store);
   Status Load();
   Status Get(int cf, const std::string& key, std::string* value, bool* found);
-  Status HasPrefix(int cf, const std::string& prefix, bool* found);
+  Status ItemHasInteractions(NodeId item, bool* found);
   void Put(int cf, const std::string& key, const std::string& value);
   void AddToCounter(const std::string& key, int64_t delta);
 
   Store* store_;
   std::unique_lock<std::mutex> lock_;
-  std::unique_ptr<rocksdb::WriteBatchWithIndex> wb_;
+  std::unique_ptr<rocksdb::WriteBatch> wb_;
+  // What wb_ holds, per column family, so that reads see pending writes in O(1).
+  std::vector<std::unordered_map<std::string, std::string>> pending_;
+  // Items known to have an `interacted` edge (committed or pending); such facts never expire.
+  std::unordered_set<NodeId> items_with_interactions_;
   NodeId next_node_id_ = 0;
   RelationId next_relation_id_ = 0;
   std::map<std::string, int64_t> counter_deltas_;

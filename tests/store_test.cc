@@ -1,0 +1,253 @@
+#include "store/store.h"
+
+#include <rocksdb/db.h>
+
+#include "store/keys.h"
+#include "tests/test_util.h"
+
+namespace mosaic::store {
+namespace {
+
+using mosaic::testing::TempDir;
+
+std::unique_ptr<Store> OpenNew(const std::string& dir) {
+  std::unique_ptr<Store> s;
+  OpenOptions o;
+  o.create_if_missing = true;
+  Status st = Store::Open(dir, o, &s);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return s;
+}
+
+TEST(StoreTest, OpenMissingStoreIsNotFoundAndCreatesNothing) {
+  TempDir tmp;
+  std::unique_ptr<Store> s;
+  Status st = Store::Open(tmp / "absent", OpenOptions(), &s);
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  EXPECT_NE(st.message().find("no Mosaic store"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "absent"));
+}
+
+TEST(StoreTest, RefusesNonEmptyForeignFolder) {
+  TempDir tmp;
+  mosaic::testing::WriteFile(tmp / "notes.txt", "hello");
+  std::unique_ptr<Store> s;
+  OpenOptions o;
+  o.create_if_missing = true;
+  Status st = Store::Open(tmp.path().string(), o, &s);
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+}
+
+TEST(StoreTest, SchemaVersionIsCheckedOnOpen) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  OpenNew(dir).reset();
+  {
+    // Rewrite the version with RocksDB directly, as a future build would.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "meta") ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[i], "schema_version", "99").ok());
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  std::unique_ptr<Store> s;
+  Status st = Store::Open(dir, OpenOptions(), &s);
+  EXPECT_TRUE(st.IsVersionMismatch()) << st.ToString();
+  EXPECT_NE(st.message().find("schema version 99"), std::string::npos) << st.ToString();
+}
+
+TEST(StoreTest, NodesEdgesAndInteractionsAreStoredBothWays) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  NodeId user, item, genre;
+  bool created = false;
+  ASSERT_OK(b->UpsertNode(NodeKind::kUser, "u1", "", &user, &created));
+  EXPECT_TRUE(created);
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "i1", "Sintel", &item));
+  ASSERT_OK(b->UpsertNode(NodeKind::kEntity, "genre:fantasy", "Fantasy", &genre));
+  NodeId again;
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "i1", "", &again, &created));
+  EXPECT_EQ(again, item);
+  EXPECT_FALSE(created);
+  RelationId rel;
+  ASSERT_OK(b->UpsertRelation("genre", &rel));
+  ASSERT_OK(b->AddEdge(item, rel, genre));
+  ASSERT_OK(b->AddEdge(item, rel, genre));  // duplicate: no second triple
+  Interaction x;
+  x.user = user;
+  x.item = item;
+  x.weight = 7;
+  x.timestamp = 1700000000;
+  ASSERT_OK(b->PutInteraction(x));
+
+  // Not visible before commit.
+  NodeId found;
+  EXPECT_TRUE(store->NewReadView()->FindNode(NodeKind::kItem, "i1", &found).IsNotFound());
+  ASSERT_OK(b->Commit());
+  b.reset();
+
+  auto view = store->NewReadView();
+  ASSERT_OK(view->FindNode(NodeKind::kItem, "i1", &found));
+  EXPECT_EQ(found, item);
+  NodeRecord r;
+  ASSERT_OK(view->GetNode(item, &r));
+  EXPECT_EQ(r.label, "Sintel");
+  std::vector<Edge> out, in;
+  ASSERT_OK(view->ForEachOutEdge(item, [&](const Edge& e) { out.push_back(e); return true; }));
+  ASSERT_OK(view->ForEachInEdge(genre, [&](const Edge& e) { in.push_back(e); return true; }));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(in.size(), 1u);
+  EXPECT_EQ(in[0].src, item);
+  EXPECT_EQ(in[0].dst, genre);
+  std::vector<Edge> into_item;
+  ASSERT_OK(view->ForEachInEdge(item, [&](const Edge& e) { into_item.push_back(e); return true; }));
+  ASSERT_EQ(into_item.size(), 1u);
+  EXPECT_EQ(into_item[0].src, user);
+  EXPECT_FLOAT_EQ(into_item[0].weight, 7.0f);
+
+  Counters c;
+  ASSERT_OK(view->GetCounters(&c));
+  EXPECT_EQ(c.nodes[NodeKind::kUser], 1u);
+  EXPECT_EQ(c.nodes[NodeKind::kItem], 1u);
+  EXPECT_EQ(c.nodes[NodeKind::kEntity], 1u);
+  EXPECT_EQ(c.edges[rel], 1u);
+  EXPECT_EQ(c.interactions, 1u);
+  EXPECT_EQ(c.items_with_interactions, 1u);
+  ASSERT_OK(view->CheckConsistency());
+}
+
+TEST(StoreTest, ReadViewIsASnapshot) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  NodeId a;
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "a", "", &a));
+  ASSERT_OK(b->Commit());
+  auto before = store->NewReadView();
+  NodeId c;
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "c", "", &c));
+  ASSERT_OK(b->Commit());
+  NodeId found;
+  EXPECT_TRUE(before->FindNode(NodeKind::kItem, "c", &found).IsNotFound());
+  EXPECT_OK(store->NewReadView()->FindNode(NodeKind::kItem, "c", &found));
+  Counters counters;
+  ASSERT_OK(before->GetCounters(&counters));
+  EXPECT_EQ(counters.nodes[NodeKind::kItem], 1u);
+}
+
+TEST(StoreTest, DroppedBatchWritesNothing) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  {
+    std::unique_ptr<Batch> b;
+    ASSERT_OK(store->BeginBatch(&b));
+    NodeId a;
+    ASSERT_OK(b->UpsertNode(NodeKind::kItem, "a", "", &a));
+  }
+  NodeId found, limit;
+  auto view = store->NewReadView();
+  EXPECT_TRUE(view->FindNode(NodeKind::kItem, "a", &found).IsNotFound());
+  ASSERT_OK(view->NodeIdLimit(&limit));
+  EXPECT_EQ(limit, 0u);
+}
+
+TEST(StoreTest, AliasesLinkEntitiesToItems) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  NodeId item, other;
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "51", "", &item));
+  ASSERT_OK(b->UpsertNode(NodeKind::kEntity, "9", "", &other));
+  ASSERT_OK(b->AddAlias(NodeKind::kEntity, "0", item));
+  ASSERT_OK(b->AddAlias(NodeKind::kEntity, "0", item));  // idempotent
+  EXPECT_TRUE(b->AddAlias(NodeKind::kEntity, "9", item).IsInvalidArgument());
+  EXPECT_TRUE(b->AddAlias(NodeKind::kUser, "x", item).IsInvalidArgument());
+  ASSERT_OK(b->Commit());
+  auto view = store->NewReadView();
+  NodeId found;
+  ASSERT_OK(view->FindNode(NodeKind::kEntity, "0", &found));
+  EXPECT_EQ(found, item);
+  Counters c;
+  ASSERT_OK(view->GetCounters(&c));
+  EXPECT_EQ(c.items_linked, 1u);
+  ASSERT_OK(view->CheckConsistency());
+}
+
+TEST(StoreTest, EdgesToMissingNodesAreRejected) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  RelationId rel;
+  ASSERT_OK(b->UpsertRelation("r", &rel));
+  EXPECT_TRUE(b->AddEdge(0, rel, 1).IsInvalidArgument());
+}
+
+TEST(StoreTest, ConsistencyCheckFindsAMissingReverseEdge) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  {
+    auto store = OpenNew(dir);
+    std::unique_ptr<Batch> b;
+    ASSERT_OK(store->BeginBatch(&b));
+    NodeId a, c;
+    RelationId rel;
+    ASSERT_OK(b->UpsertNode(NodeKind::kItem, "a", "", &a));
+    ASSERT_OK(b->UpsertNode(NodeKind::kEntity, "c", "", &c));
+    ASSERT_OK(b->UpsertRelation("r", &rel));
+    ASSERT_OK(b->AddEdge(a, rel, c));
+    ASSERT_OK(b->Commit());
+  }
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "edges_in") ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], keys::EdgeKey(1, 0, 0)).ok());
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  std::unique_ptr<Store> s;
+  ASSERT_OK(Store::Open(dir, OpenOptions(), &s));
+  Status st = s->NewReadView()->CheckConsistency();
+  EXPECT_TRUE(st.IsCorruption());
+  EXPECT_NE(st.message().find("has no reverse twin"), std::string::npos) << st.ToString();
+}
+
+TEST(StoreTest, ReadOnlyStoreRefusesBatches) {
+  TempDir tmp;
+  OpenNew(tmp / "s").reset();
+  std::unique_ptr<Store> s;
+  OpenOptions o;
+  o.read_only = true;
+  ASSERT_OK(Store::Open(tmp / "s", o, &s));
+  std::unique_ptr<Batch> b;
+  EXPECT_TRUE(s->BeginBatch(&b).IsInvalidArgument());
+}
+
+TEST(StoreTest, SecondWriterIsBusy) {
+  TempDir tmp;
+  auto first = OpenNew(tmp / "s");
+  std::unique_ptr<Store> second;
+  Status st = Store::Open(tmp / "s", OpenOptions(), &second);
+  EXPECT_EQ(st.code(), Status::Code::kBusy) << st.ToString();
+}
+
+}  // namespace
+}  // namespace mosaic::store
