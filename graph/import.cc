@@ -143,11 +143,11 @@ class RecordReader {
       if (in_.bad()) return Status::IOError("reading '" + path_ + "': " + std::strerror(errno));
       at_end_ = true;
       if (csv_ready_ && csv_fini(&csv_, OnField, OnRecord, this) != 0) {
-        return Error(line_no_, "unterminated quoted CSV field");
+        return Error(record_start_, "unterminated quoted CSV field (the quote opened here is never closed)");
       }
       return Status::OK();
     }
-    bytes_read_ += line.size() + 1;
+    bytes_read_ += line.size() + (in_.eof() ? 0 : 1);
     ++line_no_;
     if (line_no_ == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -158,9 +158,16 @@ class RecordReader {
       return Error(line_no_, "invalid UTF-8 (byte " + std::string(hex) + " at column " + std::to_string(bad + 1) + ")");
     }
     if (dialect_ == Dialect::kCsv) {
+      if (!in_record_) {
+        if (line.empty()) return Status::OK();
+        record_start_ = line_no_;
+        in_record_ = true;
+      }
       line.push_back('\n');
       if (csv_parse(&csv_, line.data(), line.size(), OnField, OnRecord, this) != line.size()) {
-        return Error(line_no_, std::string("malformed CSV: ") + csv_strerror(csv_error(&csv_)));
+        std::string what = std::string("malformed CSV: ") + csv_strerror(csv_error(&csv_));
+        if (record_start_ != line_no_) what += " (in the record starting on line " + std::to_string(record_start_) + ")";
+        return Error(record_start_ != line_no_ ? record_start_ : line_no_, what);
       }
       return Status::OK();
     }
@@ -186,7 +193,8 @@ class RecordReader {
   }
   static void OnRecord(int, void* self) {
     auto* me = static_cast<RecordReader*>(self);
-    me->building_.line = me->line_no_;
+    me->building_.line = me->record_start_;
+    me->in_record_ = false;
     me->ready_.push_back(std::move(me->building_));
     me->building_ = Record();
   }
@@ -199,6 +207,8 @@ class RecordReader {
   bool at_end_ = false;
   csv_parser csv_{};
   bool csv_ready_ = false;
+  bool in_record_ = false;   // a CSV record has begun and not yet ended
+  size_t record_start_ = 0;  // line on which the current CSV record began
   Record building_;
   std::deque<Record> ready_;
 };
@@ -254,6 +264,13 @@ Status ParseNumber(const std::string& text, const char* column, double* out) {
   return Status::OK();
 }
 
+// A play count, rating or strength: a finite, non-negative number.
+Status ParseWeight(const std::string& text, const char* column, double* out) {
+  MOSAIC_RETURN_IF_ERROR(ParseNumber(text, column, out));
+  if (*out < 0) return Status::InvalidArgument(std::string(column) + " '" + text + "' is negative");
+  return Status::OK();
+}
+
 Status ParseTimestamp(const std::string& text, const char* column, int64_t* out) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
@@ -263,7 +280,7 @@ Status ParseTimestamp(const std::string& text, const char* column, int64_t* out)
 }
 
 Status RequireText(const std::string& text, const char* column) {
-  if (text.find_first_not_of(" \t") == std::string::npos) return Status::InvalidArgument(std::string(column) + " is empty");
+  if (CollapseSpaces(text).empty()) return Status::InvalidArgument(std::string(column) + " is empty");
   return Status::OK();
 }
 
@@ -304,7 +321,7 @@ class RowParser {
         MOSAIC_RETURN_IF_ERROR(Columns(r, 2, "item, entity"));
         MOSAIC_RETURN_IF_ERROR(RequireText(r.fields[0], "item"));
         MOSAIC_RETURN_IF_ERROR(RequireText(r.fields[1], "entity"));
-        *row = LinkRow{r.fields[0], r.fields[1]};
+        *row = LinkRow{CollapseSpaces(r.fields[0]), r.fields[1]};
         break;
       }
       case ImportFormat::kLastfmPlays: {
@@ -313,8 +330,7 @@ class RowParser {
         InteractionRow x;
         MOSAIC_RETURN_IF_ERROR(ParseId(r.fields[0], "userID", &x.user));
         MOSAIC_RETURN_IF_ERROR(ParseId(r.fields[1], "artistID", &x.item));
-        MOSAIC_RETURN_IF_ERROR(ParseNumber(r.fields[2], "weight", &x.weight));
-        if (x.weight < 0) return Status::InvalidArgument("weight must not be negative");
+        MOSAIC_RETURN_IF_ERROR(ParseWeight(r.fields[2], "weight", &x.weight));
         *row = std::move(x);
         break;
       }
@@ -324,7 +340,7 @@ class RowParser {
         InteractionRow x;
         MOSAIC_RETURN_IF_ERROR(ParseId(r.fields[0], "userId", &x.user));
         MOSAIC_RETURN_IF_ERROR(ParseId(r.fields[1], "movieId", &x.item));
-        MOSAIC_RETURN_IF_ERROR(ParseNumber(r.fields[2], "rating", &x.weight));
+        MOSAIC_RETURN_IF_ERROR(ParseWeight(r.fields[2], "rating", &x.weight));
         MOSAIC_RETURN_IF_ERROR(ParseTimestamp(r.fields[3], "timestamp", &x.timestamp));
         *row = std::move(x);
         break;
@@ -333,11 +349,11 @@ class RowParser {
         if (first) return GenericHeader(r);
         MOSAIC_RETURN_IF_ERROR(Columns(r, header_.size(), Join(header_, ", ")));
         InteractionRow x;
-        x.user = r.fields[col_user_];
-        x.item = r.fields[col_item_];
+        x.user = CollapseSpaces(r.fields[col_user_]);
+        x.item = CollapseSpaces(r.fields[col_item_]);
         MOSAIC_RETURN_IF_ERROR(RequireText(x.user, "user"));
         MOSAIC_RETURN_IF_ERROR(RequireText(x.item, "item"));
-        if (col_weight_ >= 0) MOSAIC_RETURN_IF_ERROR(ParseNumber(r.fields[col_weight_], "weight", &x.weight));
+        if (col_weight_ >= 0) MOSAIC_RETURN_IF_ERROR(ParseWeight(r.fields[col_weight_], "weight", &x.weight));
         if (col_time_ >= 0) MOSAIC_RETURN_IF_ERROR(ParseTimestamp(r.fields[col_time_], "timestamp", &x.timestamp));
         *row = std::move(x);
         break;
@@ -652,6 +668,26 @@ Status ForEachRow(const Input& input, uint64_t* bytes, Fn&& fn) {
   }
 }
 
+Status CheckLink(const store::ReadView& view, const LinkRow& link,
+                 std::unordered_map<std::string, std::string>* linked) {
+  const std::string entity = NormalizeKey(link.entity);
+  auto [it, added] = linked->emplace(entity, link.item);
+  if (!added && it->second != link.item) {
+    return Status::InvalidArgument("entity '" + link.entity + "' is linked to item '" + it->second +
+                                   "' earlier in the file and to item '" + link.item + "' here");
+  }
+  NodeId entity_node = 0, item_node = 0;
+  Status s = view.FindNode(NodeKind::kEntity, entity, &entity_node);
+  if (s.IsNotFound()) return Status::OK();
+  MOSAIC_RETURN_IF_ERROR(s);
+  s = view.FindNode(NodeKind::kItem, link.item, &item_node);
+  if (s.ok() && item_node == entity_node) return Status::OK();  // the same link, imported before
+  if (!s.ok() && !s.IsNotFound()) return s;
+  return Status::InvalidArgument("entity '" + link.entity +
+                                 "' is already a separate node or linked to another item; "
+                                 "import the links file before or with the triples that use it");
+}
+
 }  // namespace
 
 Status Import(store::Store* store, const ImportRequest& request, const ImportProgressFn& progress,
@@ -678,13 +714,19 @@ Status Import(store::Store* store, const ImportRequest& request, const ImportPro
     if (progress && n % 4096 == 0) progress(p);
   };
 
-  // Pass 1: check every line of every input before writing anything.
+  // Pass 1: check every line of every input before writing anything. Links are also checked
+  // against the store and each other (an entity names one node), the one check that needs
+  // more than the line; links files hold one line per item, so remembering them is cheap.
+  auto view = store->NewReadView();
+  std::unordered_map<std::string, std::string> linked;  // entity key -> item key
   for (const auto& in : inputs) {
-    MOSAIC_RETURN_IF_ERROR(ForEachRow(in, &p.bytes_done, [&](const Row&) {
+    MOSAIC_RETURN_IF_ERROR(ForEachRow(in, &p.bytes_done, [&](const Row& row) {
       tick(++report->rows);
+      if (const auto* link = std::get_if<LinkRow>(&row)) return CheckLink(*view, *link, &linked);
       return Status::OK();
     }));
   }
+  view.reset();
 
   // Pass 2: write, a batch of whole rows at a time.
   p.pass = 2;

@@ -731,6 +731,7 @@ Status Batch::SetNodeAttributes(NodeId id, std::string_view attributes_json) {
 }
 
 Status Batch::AddAlias(NodeKind kind, std::string_view key, NodeId id) {
+  if (key.empty()) return Status::InvalidArgument(std::string("empty ") + NodeKindName(kind) + " key");
   NodeId existing = 0;
   Status s = FindNode(kind, key, &existing);
   if (s.ok()) {

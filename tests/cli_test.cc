@@ -1,0 +1,344 @@
+// End-to-end tests of the `mosaic` binary: exit codes (0 ok, 1 failure, 2 bad usage), what it
+// prints, and acceptance runs on the shared datasets (skipped when they are absent).
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/test_util.h"
+
+namespace mosaic {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::RunMosaic;
+using testing::SharedDatasets;
+using testing::TempDir;
+using testing::WriteFile;
+
+// Single-quotes `s` for the shell.
+std::string Q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "'";
+}
+
+std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+}
+
+// Runs `args` and parses stdout as one JSON object.
+nlohmann::json RunJson(const std::string& args) {
+  CommandResult r = RunMosaic(args);
+  EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << args << ": stdout is not one JSON value:\n" << r.out;
+  return j;
+}
+
+const char kPlays[] = "userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n3\t51\t7\n";
+
+// ---------------------------------------------------------------------------------------------
+// demo
+
+TEST(CliDemo, PrintsStatsAndNeighbourhood) {
+  TempDir tmp;
+  const std::string dir = tmp / "demo";
+  CommandResult r = RunMosaic("demo --dir " + Q(dir));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("== stats"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("users"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("items             42"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KG triples"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("neighbourhood of 'clair-de-lune'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 hop"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 hops"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("every edge has its reverse"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "store" / "CURRENT"));
+
+  // The store it leaves behind is usable by the other commands.
+  const std::string store = Q((fs::path(dir) / "store").string());
+  CommandResult check = RunMosaic("--store " + store + " check");
+  EXPECT_EQ(check.exit_code, 0) << Describe(check);
+  nlohmann::json stats = RunJson("--store " + store + " stats --json");
+  EXPECT_EQ(stats["items"], 42);
+}
+
+TEST(CliDemo, JsonIsOneObject) {
+  TempDir tmp;
+  const std::string dir = tmp / "demo-json";
+  CommandResult r = RunMosaic("demo --json --dir " + Q(dir));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not one JSON object:\n" << r.out;
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["stats"]["items"], 42);
+  EXPECT_EQ(j["consistent"], true);
+  EXPECT_GT(j["stats"]["users"].get<int>(), 0);
+  EXPECT_GT(j["stats"]["interactions"].get<int>(), 0);
+  EXPECT_GT(j["stats"]["kg_triples"].get<int>(), 0);
+  EXPECT_TRUE(j["neighbors"].contains("clair-de-lune")) << j.dump(2);
+  EXPECT_EQ(j["imports"].size(), 3u);
+}
+
+TEST(CliDemo, NonEmptyFolderFails) {
+  TempDir tmp;
+  const std::string dir = tmp / "busy";
+  fs::create_directories(dir);
+  WriteFile((fs::path(dir) / "something.txt").string(), "keep me");
+  CommandResult r = RunMosaic("demo --dir " + Q(dir));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "something.txt"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "store"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Missing store, failed imports, bad usage
+
+TEST(Cli, StatsOnMissingStoreFailsAndCreatesNothing) {
+  TempDir tmp;
+  const std::string store = tmp / "nowhere";
+  for (const char* cmd : {" stats", " stats --json", " check", " neighbors 1"}) {
+    CommandResult r = RunMosaic("--store " + Q(store) + cmd);
+    EXPECT_EQ(r.exit_code, 1) << cmd << "\n" << Describe(r);
+    EXPECT_NE(r.err.find("no Mosaic store"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_FALSE(fs::exists(store)) << cmd << " created the store folder";
+  }
+}
+
+TEST(Cli, ImportPrintsRowsAndJson) {
+  TempDir tmp;
+  const std::string store = tmp / "store";
+  const std::string plays = tmp / "plays.dat";
+  WriteFile(plays, kPlays);
+  CommandResult r = RunMosaic("--store " + Q(store) + " import --format lastfm-plays " + Q(plays));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("imported 3 rows"), std::string::npos) << r.out;
+  nlohmann::json j = RunJson("--store " + Q(store) + " --json import --format lastfm-plays " + Q(plays));
+  EXPECT_EQ(j["rows"], 3);
+  nlohmann::json stats = RunJson("--store " + Q(store) + " stats --json");
+  EXPECT_EQ(stats["users"], 2);
+  EXPECT_EQ(stats["items"], 2);
+  EXPECT_EQ(stats["interactions"], 3);
+}
+
+TEST(Cli, MalformedImportIntoNewStoreLeavesNoStore) {
+  TempDir tmp;
+  const std::string store = tmp / "new-store";
+  const std::string bad = tmp / "bad plays.dat";  // a space in the name: quoting matters
+  WriteFile(bad, "userID\tartistID\tweight\n2\t51\t3\n2\tfifty\t1\n");
+  CommandResult r = RunMosaic("--store " + Q(store) + " import --format lastfm-plays " + Q(bad));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find(bad + ":3:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("artistID 'fifty'"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_FALSE(fs::exists(store)) << "a failed import left a store folder behind";
+}
+
+TEST(Cli, MalformedImportIntoExistingStoreChangesNothing) {
+  TempDir tmp;
+  const std::string store = tmp / "store";
+  const std::string plays = tmp / "plays.dat";
+  WriteFile(plays, kPlays);
+  CommandResult r = RunMosaic("--store " + Q(store) + " import --format lastfm-plays " + Q(plays));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const CommandResult before = RunMosaic("--store " + Q(store) + " stats --json");
+  ASSERT_EQ(before.exit_code, 0) << Describe(before);
+
+  const std::string bad = tmp / "more.dat";
+  WriteFile(bad, "userID\tartistID\tweight\n8\t80\t1\n9\t90\t1\n9\t91\n");
+  r = RunMosaic("--store " + Q(store) + " import --format lastfm-plays " + Q(bad));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find(bad + ":4:"), std::string::npos) << r.err;
+
+  const std::string bad_kg = tmp / "kg.txt";
+  WriteFile(bad_kg, "a\tr\tb\nc\tinteracted\td\n");
+  r = RunMosaic("--store " + Q(store) + " import --format kg " + Q(bad_kg));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find(bad_kg + ":2:"), std::string::npos) << r.err;
+
+  const CommandResult after = RunMosaic("--store " + Q(store) + " stats --json");
+  EXPECT_EQ(after.exit_code, 0) << Describe(after);
+  EXPECT_EQ(before.out, after.out);
+  EXPECT_TRUE(fs::exists(fs::path(store) / "CURRENT"));
+  EXPECT_EQ(RunMosaic("--store " + Q(store) + " check").exit_code, 0);
+}
+
+TEST(Cli, ImportOfMissingFileFails) {
+  TempDir tmp;
+  const std::string store = tmp / "store";
+  const std::string missing = tmp / "missing.dat";
+  CommandResult r = RunMosaic("--store " + Q(store) + " import --format lastfm-plays " + Q(missing));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find(missing), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(store));
+}
+
+TEST(Cli, BadUsageExitsTwo) {
+  TempDir tmp;
+  const std::string store = tmp / "store";
+  const std::string plays = tmp / "plays.dat";
+  WriteFile(plays, kPlays);
+  const std::string prefix = "--store " + Q(store) + " ";
+  for (const std::string& args : {std::string("frobnicate"), std::string(""),
+                                  "import " + Q(plays),              // no --format
+                                  std::string("import --format kg"),  // no file
+                                  std::string("neighbors"),           // no item
+                                  std::string("neighbors 1 --hops many"), std::string("stats --bogus")}) {
+    CommandResult r = RunMosaic(prefix + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << Describe(r);
+    EXPECT_FALSE(r.err.empty()) << args;
+  }
+  EXPECT_FALSE(fs::exists(store));
+}
+
+TEST(Cli, UnknownFormatNameFails) {
+  TempDir tmp;
+  const std::string store = tmp / "store";
+  const std::string plays = tmp / "plays.dat";
+  WriteFile(plays, kPlays);
+  CommandResult r = RunMosaic("--store " + Q(store) + " import --format netflix " + Q(plays));
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.err.find("netflix"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lastfm-plays"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(store));
+}
+
+// A demo store shared by the neighbour tests.
+class CliNeighbors : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir();
+    CommandResult r = RunMosaic("demo --json --dir " + Q(*tmp_ / "demo"));
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  static void TearDownTestSuite() {
+    delete tmp_;
+    tmp_ = nullptr;
+  }
+  static std::string Store() { return Q((tmp_->path() / "demo" / "store").string()); }
+  static TempDir* tmp_;
+};
+TempDir* CliNeighbors::tmp_ = nullptr;
+
+TEST_F(CliNeighbors, KnownItem) {
+  nlohmann::json j = RunJson("--store " + Store() + " neighbors clair-de-lune --hops 2 --json");
+  EXPECT_EQ(j["item"]["key"], "clair-de-lune");
+  EXPECT_EQ(j["hops"], 2);
+  EXPECT_FALSE(j["neighbors"].empty());
+  for (const auto& n : j["neighbors"]) {
+    EXPECT_NE(n["relation"], "interacted") << n.dump();
+    EXPECT_GE(n["hops"].get<int>(), 1);
+    EXPECT_LE(n["hops"].get<int>(), 2);
+  }
+  // By exact title, case-insensitive.
+  CommandResult r = RunMosaic("--store " + Store() + " neighbors " + Q("CLAIR DE LUNE") + " --hops 1");
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("Clair de lune"), std::string::npos) << r.out;
+}
+
+TEST_F(CliNeighbors, UnknownItemFails) {
+  CommandResult r = RunMosaic("--store " + Store() + " neighbors no-such-item-xyz");
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("no-such-item-xyz"), std::string::npos) << r.err;
+}
+
+TEST_F(CliNeighbors, HopsOutOfRangeFails) {
+  for (const char* hops : {"9", "0", "-1"}) {
+    CommandResult r = RunMosaic("--store " + Store() + " neighbors clair-de-lune --hops " + hops);
+    EXPECT_EQ(r.exit_code, 1) << hops << "\n" << Describe(r);
+    EXPECT_NE(r.err.find("--hops"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliNeighbors, UnknownRelationFails) {
+  CommandResult r = RunMosaic("--store " + Store() + " neighbors clair-de-lune --relation no_such_relation");
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("no_such_relation"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acceptance on the shared datasets
+
+// True when some hop-2 neighbour is an item with a label.
+bool HasLabelledItemAtHop2(const nlohmann::json& neighbors) {
+  for (const auto& n : neighbors["neighbors"]) {
+    if (n["hops"] == 2 && n["kind"] == "item" && n.contains("label") && !n["label"].get<std::string>().empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(CliAcceptance, LastfmKgcn) {
+  const std::string data = SharedDatasets();
+  if (data.empty()) GTEST_SKIP() << "shared datasets absent (../shared/datasets): skipping the Last.FM acceptance run";
+  const fs::path d(data);
+  TempDir tmp;
+  const std::string store = "--store " + Q(tmp / "lastfm") + " ";
+
+  CommandResult r = RunMosaic(store + "import --format hetrec-artists " +
+                              Q((d / "hetrec2011-lastfm-2k" / "artists.dat").string()));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = RunMosaic(store + "import --format kg " + Q((d / "lastfm-kgcn" / "kg.txt").string()) + " --links " +
+                Q((d / "lastfm-kgcn" / "item_index2entity_id.txt").string()));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = RunMosaic(store + "import --format lastfm-plays " + Q((d / "lastfm-kgcn" / "user_artists.dat").string()));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+
+  nlohmann::json s = RunJson(store + "stats --json");
+  EXPECT_EQ(s["users"], 1892);
+  EXPECT_EQ(s["items"], 17632);
+  EXPECT_EQ(s["items_with_interactions"], 17632);
+  EXPECT_EQ(s["items_linked_to_kg"], 3846);
+  EXPECT_EQ(s["interactions"], 92834);
+  EXPECT_EQ(s["kg_triples"], 15518);
+  EXPECT_EQ(s["kg_relations"], 60);
+
+  r = RunMosaic(store + "check");
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  nlohmann::json n = RunJson(store + "neighbors 2 --hops 2 --json");
+  EXPECT_EQ(n["item"]["key"], "2");
+  EXPECT_EQ(n["item"]["label"], "Diary of Dreams");
+  EXPECT_TRUE(HasLabelledItemAtHop2(n)) << n.dump(2);
+}
+
+TEST(CliAcceptance, MovielensLatestSmall) {
+  const std::string data = SharedDatasets();
+  if (data.empty()) GTEST_SKIP() << "shared datasets absent (../shared/datasets): skipping the MovieLens acceptance run";
+  const fs::path d = fs::path(data) / "ml-latest-small";
+  TempDir tmp;
+  const std::string store = "--store " + Q(tmp / "ml") + " ";
+
+  for (const auto& [format, file] : {std::pair<const char*, const char*>{"movielens-movies", "movies.csv"},
+                                     {"movielens-ratings", "ratings.csv"},
+                                     {"movielens-tags", "tags.csv"}}) {
+    CommandResult r = RunMosaic(store + "import --format " + format + " " + Q((d / file).string()));
+    ASSERT_EQ(r.exit_code, 0) << format << "\n" << Describe(r);
+  }
+  nlohmann::json s = RunJson(store + "stats --json");
+  EXPECT_EQ(s["users"], 610);
+  EXPECT_EQ(s["items"], 9742);
+  EXPECT_EQ(s["interactions"], 100836);
+  EXPECT_EQ(s["tag_applications"], 3683);
+  EXPECT_GT(s["relations"]["genre"].get<int>(), 0);
+  EXPECT_GT(s["relations"]["tag"].get<int>(), 0);
+
+  CommandResult r = RunMosaic(store + "check");
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  nlohmann::json n = RunJson(store + "neighbors 1 --hops 2 --json");
+  EXPECT_EQ(n["item"]["label"], "Toy Story (1995)");
+  EXPECT_TRUE(HasLabelledItemAtHop2(n)) << n.dump(2);
+}
+
+}  // namespace
+}  // namespace mosaic
