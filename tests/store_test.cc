@@ -19,6 +19,24 @@ std::unique_ptr<Store> OpenNew(const std::string& dir) {
   return s;
 }
 
+// Opens the closed store at `dir` with RocksDB alone and applies `edit` to one column family,
+// as another program (or a newer Mosaic) could.
+void WithRawColumnFamily(const std::string& dir, const std::string& cf_name,
+                         const std::function<rocksdb::Status(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& edit) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == cf_name) EXPECT_TRUE(edit(db, handles[i]).ok());
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
 TEST(StoreTest, OpenMissingStoreIsNotFoundAndCreatesNothing) {
   TempDir tmp;
   std::unique_ptr<Store> s;
@@ -42,21 +60,10 @@ TEST(StoreTest, SchemaVersionIsCheckedOnOpen) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   OpenNew(dir).reset();
-  {
-    // Rewrite the version with RocksDB directly, as a future build would.
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == "meta") ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[i], "schema_version", "99").ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  // Rewrite the version with RocksDB directly, as a future build would.
+  WithRawColumnFamily(dir, "meta", [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    return db->Put(rocksdb::WriteOptions(), cf, "schema_version", "99");
+  });
   std::unique_ptr<Store> s;
   Status st = Store::Open(dir, OpenOptions(), &s);
   EXPECT_TRUE(st.IsVersionMismatch()) << st.ToString();
@@ -209,20 +216,9 @@ TEST(StoreTest, ConsistencyCheckFindsAMissingReverseEdge) {
     ASSERT_OK(b->AddEdge(a, rel, c));
     ASSERT_OK(b->Commit());
   }
-  {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == "edges_in") ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], keys::EdgeKey(1, 0, 0)).ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  WithRawColumnFamily(dir, "edges_in", [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    return db->Delete(rocksdb::WriteOptions(), cf, keys::EdgeKey(1, 0, 0));
+  });
   std::unique_ptr<Store> s;
   ASSERT_OK(Store::Open(dir, OpenOptions(), &s));
   Status st = s->NewReadView()->CheckConsistency();
