@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "graph/catalogue.h"
 #include "graph/text.h"
 #include "store/store.h"
 
@@ -216,12 +217,7 @@ class RecordReader {
 // ---------------------------------------------------------------------------------------------
 // Rows: what a record means, independent of the file format.
 
-struct ItemRow {
-  std::string id;
-  std::string label;
-  nlohmann::json attributes;                               // object, possibly empty
-  std::vector<std::pair<std::string, std::string>> links;  // (relation, raw entity value)
-};
+using ItemRow = CatalogueItem;
 struct InteractionRow {
   std::string user, item;
   double weight = 1.0;
@@ -545,16 +541,7 @@ class RowWriter {
 
   Status ApplyRow(const ItemRow& r) {
     NodeId item = 0;
-    MOSAIC_RETURN_IF_ERROR(batch_->UpsertNode(NodeKind::kItem, r.id, r.label, &item));
-    if (!r.attributes.empty()) MOSAIC_RETURN_IF_ERROR(batch_->SetNodeAttributes(item, r.attributes.dump()));
-    for (const auto& [relation, value] : r.links) {
-      RelationId rel = 0;
-      NodeId entity = 0;
-      MOSAIC_RETURN_IF_ERROR(Relation(relation, &rel));
-      MOSAIC_RETURN_IF_ERROR(Entity(EntityKey(relation, value), value, &entity));
-      MOSAIC_RETURN_IF_ERROR(batch_->AddEdge(item, rel, entity));
-    }
-    return Status::OK();
+    return WriteCatalogueItem(batch_.get(), r, &item);
   }
 
   Status ApplyRow(const TagRow& r) {
@@ -565,7 +552,7 @@ class RowWriter {
     MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kUser, r.user, &x.user));
     MOSAIC_RETURN_IF_ERROR(Node(NodeKind::kItem, r.item, &x.item));
     MOSAIC_RETURN_IF_ERROR(Relation("tag", &rel));
-    MOSAIC_RETURN_IF_ERROR(Entity(EntityKey("tag", r.tag), r.tag, &x.tag));
+    MOSAIC_RETURN_IF_ERROR(UpsertEntity(batch_.get(), EntityKey("tag", r.tag), r.tag, &x.tag));
     MOSAIC_RETURN_IF_ERROR(batch_->AddEdge(x.item, rel, x.tag));
     return batch_->PutInteraction(x);
   }
@@ -616,19 +603,13 @@ class RowWriter {
     return Status::OK();
   }
 
-  // The entity `key`, created with `label` when new (an existing entity keeps its label).
-  Status Entity(const std::string& key, const std::string& label, NodeId* id) {
-    Status s = batch_->FindNode(NodeKind::kEntity, key, id);
-    if (!s.IsNotFound()) return s;
-    return batch_->UpsertNode(NodeKind::kEntity, key, label, id);
-  }
 
   // A KG token: "ns:Value" gets the label "Value"; bare ids (KGCN's numbers) get none.
   Status KgEntity(const std::string& token, NodeId* id) {
     const std::string clean = CollapseSpaces(token);
     const size_t colon = clean.find(':');
     const std::string label = colon == std::string::npos ? "" : clean.substr(colon + 1);
-    return Entity(NormalizeKey(clean), label, id);
+    return UpsertEntity(batch_.get(), NormalizeKey(clean), label, id);
   }
 
   store::Store* store_;

@@ -46,6 +46,22 @@ Status CollectNeighbors(const store::ReadView& view, const NeighborsArgs& args, 
 void PrintNeighbors(const nlohmann::json& result);
 Status RunNeighbors(const Context& ctx, const NeighborsArgs& args);
 
+// mosaic ingest
+struct IngestArgs {
+  std::vector<std::string> paths;  ///< files and folders (scanned recursively for media extensions)
+  std::string meta_file;           ///< --meta: JSONL of per-file metadata, matched by path or file name
+  int jobs = 0;                    ///< files analysed in parallel; 0 = all cores
+  bool verbose = false;            ///< print FFmpeg's warnings
+};
+Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, nlohmann::json* result);
+void PrintIngest(const nlohmann::json& result);
+Status RunIngest(const Context& ctx, const IngestArgs& args);
+
+// mosaic show: an item's metadata, KG links and feature summary.
+Status CollectShow(const store::ReadView& view, const std::string& item, nlohmann::json* result);
+void PrintShow(const nlohmann::json& result);
+Status RunShow(const Context& ctx, const std::string& item);
+
 // mosaic check: verifies the store's invariants.
 Status RunCheck(const Context& ctx);
 

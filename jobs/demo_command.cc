@@ -43,6 +43,55 @@ void Heading(const Context& ctx, const std::string& text) {
   if (!ctx.json) std::printf("\n== %s\n", text.c_str());
 }
 
+// Real media from Debian packages that scripts/setup installs.
+const char* const kDebianMusic = "/usr/share/games/neverball/bgm";       // neverball-common
+const char* const kDebianSounds = "/usr/share/sounds/freedesktop/stereo";  // sound-theme-freedesktop
+
+// Short clips made with FFmpeg's test sources: (file, ffmpeg input and codec arguments).
+struct Clip {
+  const char* file;
+  const char* args;
+};
+const Clip kClips[] = {
+    {"mandelbrot.mp4",
+     "-f lavfi -i mandelbrot=size=320x240:rate=25 -f lavfi -i sine=frequency=220:beep_factor=2 -t 6 "
+     "-c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -c:a aac"},
+    {"test-pattern.mp4",
+     "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:beep_factor=4 -t 6 "
+     "-c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -c:a aac"},
+    {"game-of-life.webm", "-f lavfi -i life=size=320x240:rate=25:mold=10:ratio=0.2:death_color=#302040 -t 6 -c:v libvpx -g 25"},
+};
+
+// Metadata for the media the demo ingests, matched by file name (the --meta format).
+const char* const kMediaMeta = R"(
+{"path": "mandelbrot.mp4", "title": "Mandelbrot Zoom", "description": "A zoom into the Mandelbrot set, rendered by FFmpeg's mandelbrot source.", "genre": ["Animation", "Science fiction"], "tags": ["fractal", "mathematics", "surreal"], "director": "FFmpeg"}
+{"path": "test-pattern.mp4", "title": "Test Pattern", "description": "FFmpeg's testsrc2 pattern with a beeping tone.", "genre": "Animation", "tags": ["test card", "comedy"], "director": "FFmpeg"}
+{"path": "game-of-life.webm", "title": "Game of Life", "description": "Conway's cellular automaton, silent.", "genre": ["Animation", "Silent film"], "tags": ["cellular automaton", "black-and-white"], "director": "FFmpeg"}
+{"path": "title.ogg", "title": "Neverball: Title", "artist": "Neverball", "album": "Neverball soundtrack", "genre": "Video game music", "tags": ["game", "instrumental"]}
+{"path": "inter.ogg", "title": "Neverball: Interlude", "artist": "Neverball", "album": "Neverball soundtrack", "genre": "Video game music", "tags": ["game", "instrumental"]}
+{"path": "track1.ogg", "title": "Neverball: Track 1", "artist": "Neverball", "album": "Neverball soundtrack", "genre": "Video game music", "tags": ["game", "instrumental"]}
+{"path": "track2.ogg", "title": "Neverball: Track 2", "artist": "Neverball", "album": "Neverball soundtrack", "genre": "Video game music", "tags": ["game", "instrumental"]}
+{"path": "track3.ogg", "title": "Neverball: Track 3", "artist": "Neverball", "album": "Neverball soundtrack", "genre": "Video game music", "tags": ["game", "instrumental", "calm"]}
+{"path": "bell.oga", "title": "Bell", "genre": "Sound effect", "tags": ["notification"]}
+{"path": "complete.oga", "title": "Complete", "genre": "Sound effect", "tags": ["notification"]}
+{"path": "alarm-clock-elapsed.oga", "title": "Alarm Clock", "genre": "Sound effect", "tags": ["notification"]}
+)";
+
+// Makes the demo clips with the ffmpeg CLI; returns the files made (none without ffmpeg).
+std::vector<std::string> MakeClips(const fs::path& dir, std::string* note) {
+  std::vector<std::string> files;
+  if (std::system("command -v ffmpeg >/dev/null 2>&1") != 0) {
+    *note = "ffmpeg is not installed (scripts/setup installs it): no generated clips";
+    return files;
+  }
+  for (const Clip& clip : kClips) {
+    const std::string out = (dir / clip.file).string();
+    const std::string cmd = std::string("ffmpeg -nostdin -v error -y ") + clip.args + " '" + out + "' 2>/dev/null";
+    if (std::system(cmd.c_str()) == 0) files.push_back(out);
+  }
+  return files;
+}
+
 }  // namespace
 
 Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
@@ -60,7 +109,8 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
   ctx.store_dir = (dir / "store").string();
   nlohmann::json report = {{"dir", dir.string()}, {"store", ctx.store_dir}};
   if (!ctx.json) {
-    std::printf("Mosaic demo: a small music and video catalogue with its knowledge graph and 8 listeners.\n");
+    std::printf("Mosaic demo: a small music and video catalogue with its knowledge graph and 8 listeners,\n"
+                "then real media analysed and added as new items.\n");
     std::printf("store: %s\n", ctx.store_dir.c_str());
   }
 
@@ -91,7 +141,54 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
   }
   report["imports"] = imports;
 
+  // Real media: clips generated here, then music and sounds from Debian packages.
+  Heading(ctx, "ingest media (FFmpeg decoding, OpenCV frame features, audio features)");
+  const fs::path media = dir / "media";
+  fs::create_directories(media, ec);
+  std::string note;
+  IngestArgs ingest;
+  ingest.paths = MakeClips(media, &note);
+  for (const char* name : {"title.ogg", "inter.ogg", "track1.ogg", "track2.ogg", "track3.ogg"}) {
+    if (fs::exists(fs::path(kDebianMusic) / name, ec)) ingest.paths.push_back((fs::path(kDebianMusic) / name).string());
+  }
+  for (const char* name : {"bell.oga", "complete.oga", "alarm-clock-elapsed.oga"}) {
+    if (fs::exists(fs::path(kDebianSounds) / name, ec)) ingest.paths.push_back((fs::path(kDebianSounds) / name).string());
+  }
+  if (ingest.paths.size() < 6 && note.empty()) {
+    note = "neverball-common or sound-theme-freedesktop is not installed (scripts/setup installs them)";
+  }
+  if (!note.empty() && !ctx.json) std::printf("  note: %s\n", note.c_str());
+  if (!ingest.paths.empty()) {
+    ingest.meta_file = (data / "media-meta.jsonl").string();
+    MOSAIC_RETURN_IF_ERROR(WriteFile(ingest.meta_file, kMediaMeta));
+    nlohmann::json ingested;
+    MOSAIC_RETURN_IF_ERROR(IngestInto(ctx, store.get(), ingest, &ingested));
+    report["ingest"] = ingested;
+    if (!ctx.json) PrintIngest(ingested);
+    if (ingested["failed"].get<size_t>() > 0) return Status::IOError("the demo could not ingest every media file");
+  }
+
   auto view = store->NewReadView();
+  if (!ingest.paths.empty()) {
+    const std::string first = ingest.paths.front();
+    Heading(ctx, "a freshly ingested item: " + fs::path(first).filename().string());
+    nlohmann::json shown;
+    MOSAIC_RETURN_IF_ERROR(CollectShow(*view, first, &shown));
+    for (auto& [modality, f] : shown["features"].items()) f.erase("values");  // long; the summary says enough
+    report["show"] = shown;
+    if (!ctx.json) {
+      PrintShow(shown);
+      NeighborsArgs args;
+      args.item = first;
+      args.hops = 2;
+      args.limit = 6;
+      nlohmann::json neighbors;
+      MOSAIC_RETURN_IF_ERROR(CollectNeighbors(*view, args, &neighbors));
+      std::printf("its knowledge-graph neighbourhood, no plays needed:\n");
+      PrintNeighbors(neighbors);
+    }
+  }
+
   Heading(ctx, "stats");
   nlohmann::json stats;
   MOSAIC_RETURN_IF_ERROR(CollectStats(*view, &stats));
@@ -117,8 +214,9 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("every edge has its reverse, every node its dictionary entry, counters match\n");
-    std::printf("\nExplore it yourself:\n  mosaic --store %s stats\n  mosaic --store %s neighbors \"Sintel\" --hops 2\n",
-                ctx.store_dir.c_str(), ctx.store_dir.c_str());
+    std::printf("\nExplore it yourself:\n  mosaic --store %s stats\n  mosaic --store %s neighbors \"Sintel\" --hops 2\n"
+                "  mosaic --store %s show \"Game of Life\"\n",
+                ctx.store_dir.c_str(), ctx.store_dir.c_str(), ctx.store_dir.c_str());
   }
   return Status::OK();
 }

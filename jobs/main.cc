@@ -53,6 +53,18 @@ int main(int argc, char** argv) {
                             "Walk only this relation (repeatable; default: all but interacted)");
   neighbors_cmd->add_option("--limit", neighbors_args.limit, "Nodes shown per hop (0 = all, default 20)");
 
+  jobs::IngestArgs ingest_args;
+  auto* ingest_cmd = app.add_subcommand("ingest", "Analyse media files (video, music) and add them as items");
+  ingest_cmd->add_option("paths", ingest_args.paths, "Media files or folders (scanned recursively)")->required();
+  ingest_cmd->add_option("--meta", ingest_args.meta_file,
+                         "JSONL of per-file metadata {path, title, description, tags, artist, album, genre, kind}");
+  ingest_cmd->add_option("--jobs", ingest_args.jobs, "Files analysed in parallel (default: all cores)");
+  ingest_cmd->add_flag("--verbose", ingest_args.verbose, "Print FFmpeg's warnings");
+
+  std::string show_item;
+  auto* show_cmd = app.add_subcommand("show", "Print an item's metadata, KG links and features");
+  show_cmd->add_option("item", show_item, "Item id, media file path, or exact title")->required();
+
   auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
 
   jobs::DemoArgs demo_args;
@@ -80,6 +92,10 @@ int main(int argc, char** argv) {
       s = jobs::RunStats(ctx);
     } else if (*neighbors_cmd) {
       s = jobs::RunNeighbors(ctx, neighbors_args);
+    } else if (*ingest_cmd) {
+      s = jobs::RunIngest(ctx, ingest_args);
+    } else if (*show_cmd) {
+      s = jobs::RunShow(ctx, show_item);
     } else if (*check_cmd) {
       s = jobs::RunCheck(ctx);
     } else if (*demo_cmd) {

@@ -18,6 +18,10 @@ std::string WithThousands(uint64_t n) {
   return out;
 }
 
+std::string ShortKey(const std::string& key) {
+  return key.rfind("sha256:", 0) == 0 && key.size() > 19 ? key.substr(0, 19) + "…" : key;
+}
+
 Progress::Progress(bool enabled, std::string what)
     : enabled_(enabled), what_(std::move(what)), start_(std::chrono::steady_clock::now()) {}
 

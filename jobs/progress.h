@@ -33,4 +33,7 @@ bool StderrIsTerminal();
 // "1,234,567"
 std::string WithThousands(uint64_t n);
 
+// An item key for people to read: content hashes ("sha256:...") cut to their first 12 digits.
+std::string ShortKey(const std::string& key);
+
 }  // namespace mosaic::jobs

@@ -1,9 +1,11 @@
 #include <cstdio>
+#include <filesystem>
 
 #include "graph/csr.h"
 #include "graph/text.h"
 #include "jobs/commands.h"
 #include "jobs/progress.h"
+#include "modalities/media.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -88,10 +90,23 @@ std::string NameOf(const nlohmann::json& node) {
   return node["kind"].get<std::string>() + " " + node["key"].get<std::string>();
 }
 
-// Resolves an item by id, else by exact title (case-insensitive).
+// Resolves an item by id, else by the content of a media file at that path, else by exact
+// title (case-insensitive).
 Status ResolveItem(const store::ReadView& view, const std::string& text, NodeId* id) {
   Status s = view.FindNode(NodeKind::kItem, text, id);
   if (!s.IsNotFound()) return s;
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(text, ec)) {
+    std::string hash;
+    try {
+      hash = modalities::ContentHash(text);
+    } catch (const modalities::MediaError& e) {
+      return Status::IOError(e.what());
+    }
+    s = view.FindNode(NodeKind::kItem, "sha256:" + hash, id);
+    if (s.IsNotFound()) return Status::NotFound("file '" + text + "' has not been ingested");
+    return s;
+  }
   const std::string wanted = graph::NormalizeKey(text);
   std::vector<std::pair<NodeId, std::string>> matches;
   MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId node, const store::NodeRecord& r) {
@@ -161,7 +176,7 @@ Status CollectNeighbors(const store::ReadView& view, const NeighborsArgs& args, 
 
 void PrintNeighbors(const nlohmann::json& r) {
   const auto& item = r["item"];
-  std::printf("%s  [item %s, %s edges]\n", NameOf(item).c_str(), item["key"].get<std::string>().c_str(),
+  std::printf("%s  [item %s, %s edges]\n", NameOf(item).c_str(), ShortKey(item["key"]).c_str(),
               WithThousands(item["degree"].get<uint64_t>()).c_str());
   int hop = 0;
   for (const auto& n : r["neighbors"]) {
@@ -174,7 +189,7 @@ void PrintNeighbors(const nlohmann::json& r) {
     const std::string relation = n["relation"].get<std::string>();
     const std::string arrow = n["direction"] == "out" ? "-[" + relation + "]->" : "<-[" + relation + "]-";
     std::string line = "  " + NameOf(n["via"]) + " " + arrow + " " + NameOf(n);
-    if (n["kind"] != "entity") line += "  [" + n["kind"].get<std::string>() + " " + n["key"].get<std::string>() + "]";
+    if (n["kind"] != "entity") line += "  [" + n["kind"].get<std::string>() + " " + ShortKey(n["key"]) + "]";
     if (n["paths"].get<uint64_t>() > 1) line += "  (" + WithThousands(n["paths"].get<uint64_t>()) + " paths)";
     std::printf("%s\n", line.c_str());
   }
@@ -190,6 +205,119 @@ Status RunNeighbors(const Context& ctx, const NeighborsArgs& args) {
     std::printf("%s\n", result.dump().c_str());
   } else {
     PrintNeighbors(result);
+  }
+  return Status::OK();
+}
+
+Status CollectShow(const store::ReadView& view, const std::string& text, nlohmann::json* result) {
+  NodeId id = 0;
+  MOSAIC_RETURN_IF_ERROR(ResolveItem(view, text, &id));
+  store::NodeRecord record;
+  MOSAIC_RETURN_IF_ERROR(view.GetNode(id, &record));
+  std::map<store::RelationId, std::string> relations;
+  MOSAIC_RETURN_IF_ERROR(view.ListRelations(&relations));
+  nlohmann::json links = nlohmann::json::array();
+  uint64_t users = 0;
+  auto link = [&](const store::Edge& e, NodeId other, const char* direction) {
+    if (relations[e.relation] == store::kInteractedRelation) {
+      ++users;
+      return true;
+    }
+    store::NodeRecord r;
+    if (!view.GetNode(other, &r).ok()) return true;
+    nlohmann::json j = {{"relation", relations[e.relation]}, {"direction", direction}, {"node", DescribeNode(other, r)}};
+    links.push_back(std::move(j));
+    return true;
+  };
+  MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(id, [&](const store::Edge& e) { return link(e, e.dst, "out"); }));
+  MOSAIC_RETURN_IF_ERROR(view.ForEachInEdge(id, [&](const store::Edge& e) { return link(e, e.src, "in"); }));
+  nlohmann::json features = nlohmann::json::object();
+  MOSAIC_RETURN_IF_ERROR(view.ForEachFeature(id, [&](const std::string& modality, const store::FeatureVector& f) {
+    features[modality] = {{"extractor", f.extractor}, {"version", f.version}, {"dims", f.values.size()},
+                          {"values", f.values}};
+    return true;
+  }));
+  nlohmann::json attributes = nlohmann::json::object();
+  if (!record.attributes.empty()) attributes = nlohmann::json::parse(record.attributes, nullptr, false);
+  *result = {{"item", DescribeNode(id, record)}, {"attributes", attributes}, {"links", links},
+             {"features", features}, {"interacting_users", users}};
+  return Status::OK();
+}
+
+void PrintShow(const nlohmann::json& r) {
+  const auto& item = r["item"];
+  const auto& a = r["attributes"];
+  std::printf("%s  [item %s]\n", NameOf(item).c_str(), item["key"].get<std::string>().c_str());
+  auto field = [&](const char* name, const std::string& value) { std::printf("  %-13s %s\n", name, value.c_str()); };
+  auto number = [](double v, const char* fmt) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, fmt, v);
+    return std::string(buf);
+  };
+  if (a.contains("kind")) field("kind", a["kind"]);
+  if (a.contains("description")) field("description", a["description"]);
+  if (a.contains("year")) field("year", a["year"].dump());
+  if (a.contains("duration_s")) {
+    field("duration", number(a["duration_s"], "%.2f s") + "   " + a.value("container", "") + ", " +
+                          number(a.value("size_bytes", 0) / 1e6, "%.2f MB"));
+  }
+  if (a.contains("file")) field("file", a["path"]);
+  if (a.contains("video")) {
+    const auto& v = a["video"];
+    field("video", v["codec"].get<std::string>() + " " + std::to_string(v["width"].get<int>()) + "x" +
+                       std::to_string(v["height"].get<int>()) + number(v["fps"], " %.2f fps") +
+                       (v["rotation"].get<int>() ? " rotated " + std::to_string(v["rotation"].get<int>()) : ""));
+  } else if (a.contains("duration_s")) {
+    field("video", "none");
+  }
+  if (a.contains("audio")) {
+    const auto& v = a["audio"];
+    field("audio", v["codec"].get<std::string>() + " " + std::to_string(v["sample_rate"].get<int>()) + " Hz, " +
+                       std::to_string(v["channels"].get<int>()) + " ch");
+  } else if (a.contains("duration_s")) {
+    field("audio", "none");
+  }
+  if (a.contains("analysis")) {
+    const auto& an = a["analysis"];
+    if (an.contains("visual")) {
+      const auto& v = an["visual"];
+      field("visual", std::to_string(v["samples"].get<int>()) + " frames sampled, " + std::to_string(v["cuts"].get<int>()) +
+                          " cuts (" + number(v["cut_rate_per_min"], "%.1f") + "/min), brightness " +
+                          number(v["brightness"], "%.2f") + ", colourfulness " + number(v["colourfulness"], "%.1f") +
+                          ", motion " + number(v["motion"], "%.3f"));
+    }
+    if (an.contains("audio")) {
+      const auto& v = an["audio"];
+      field("sound", "tempo " + number(v["tempo_bpm"], "%.1f") + " BPM (confidence " + number(v["tempo_confidence"], "%.2f") +
+                         "), " + number(v["onset_rate"], "%.2f") + " onsets/s, loudness " + number(v["rms_db"], "%.1f") +
+                         " dBFS, silence " + number(100.0 * v["silence_ratio"].get<double>(), "%.0f") + "%, centroid " +
+                         number(v["spectral_centroid_hz"], "%.0f") + " Hz");
+    }
+  }
+  std::string links;
+  for (const auto& l : r["links"]) {
+    links += (links.empty() ? "" : "; ") + l["relation"].get<std::string>() + (l["direction"] == "out" ? " -> " : " <- ") +
+             NameOf(l["node"]);
+  }
+  field("KG links", links.empty() ? "none" : links);
+  std::string features;
+  for (const auto& [modality, f] : r["features"].items()) {
+    features += (features.empty() ? "" : "; ") + modality + " (" + f["extractor"].get<std::string>() + " v" +
+                std::to_string(f["version"].get<int>()) + ", " + std::to_string(f["dims"].get<int>()) + " dims)";
+  }
+  field("features", features.empty() ? "none" : features);
+  field("interactions", WithThousands(r["interacting_users"].get<uint64_t>()) + " users");
+}
+
+Status RunShow(const Context& ctx, const std::string& item) {
+  std::unique_ptr<store::Store> store;
+  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
+  nlohmann::json result;
+  MOSAIC_RETURN_IF_ERROR(CollectShow(*store->NewReadView(), item, &result));
+  if (ctx.json) {
+    std::printf("%s\n", result.dump().c_str());
+  } else {
+    PrintShow(result);
   }
   return Status::OK();
 }

@@ -10,7 +10,7 @@
 //   edges_out     src:u32 . relation:u32 . dst:u32            weight:f32
 //   edges_in      dst:u32 . relation:u32 . src:u32            weight:f32
 //   interactions  user:u32 . item:u32 . kind:u8 [. tag:u32]   weight:f64 . timestamp:i64
-//   features      item:u32 . modality name                    feature blob (later schema use)
+//   features      item:u32 . modality name                    FeatureVector (see EncodeFeature)
 //   models        version . record name                       model blob (later schema use)
 //   meta          "schema_version", "next_node_id", "next_relation_id", "count/..."
 #pragma once
@@ -137,6 +137,11 @@ bool DecodeInteraction(std::string_view key, std::string_view value, Interaction
 // Node value: kind:u8 . u32 len . key . u32 len . label . attributes (rest).
 std::string EncodeNode(const NodeRecord& record);
 bool DecodeNode(std::string_view value, NodeRecord* record);
+
+// Feature value: u32 len . extractor . u32 version . u32 count . count x f32 (big-endian bits).
+std::string FeatureKey(NodeId item, std::string_view modality);
+std::string EncodeFeature(const FeatureVector& feature);
+bool DecodeFeature(std::string_view value, FeatureVector* feature);
 
 // Counter keys in meta; values are u64.
 std::string NodeCountKey(NodeKind kind);

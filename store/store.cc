@@ -127,6 +127,40 @@ bool keys::DecodeInteraction(std::string_view key, std::string_view value, Inter
   return true;
 }
 
+std::string keys::FeatureKey(NodeId item, std::string_view modality) {
+  std::string s = U32(item);
+  s.append(modality);
+  return s;
+}
+
+std::string keys::EncodeFeature(const FeatureVector& f) {
+  std::string s;
+  AppendString(&s, f.extractor);
+  AppendU32(&s, f.version);
+  AppendU32(&s, uint32_t(f.values.size()));
+  s.reserve(s.size() + 4 * f.values.size());
+  for (float v : f.values) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    AppendU32(&s, bits);
+  }
+  return s;
+}
+
+bool keys::DecodeFeature(std::string_view v, FeatureVector* f) {
+  if (!ReadString(&v, &f->extractor) || v.size() < 8) return false;
+  f->version = ReadU32(v.data());
+  const uint32_t n = ReadU32(v.data() + 4);
+  v.remove_prefix(8);
+  if (v.size() != size_t(n) * 4) return false;
+  f->values.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t bits = ReadU32(v.data() + 4 * i);
+    std::memcpy(&f->values[i], &bits, 4);
+  }
+  return true;
+}
+
 std::string keys::NodeCountKey(NodeKind kind) { return kNodeCountPrefix + NodeKindName(kind); }
 
 std::string keys::EdgeCountKey(RelationId relation) { return kEdgeCountPrefix + U32(relation); }
@@ -455,6 +489,30 @@ Status ReadView::ForEachInteraction(const std::function<bool(const Interaction&)
   return bad;
 }
 
+Status ReadView::GetFeature(NodeId item, std::string_view modality, FeatureVector* feature) const {
+  std::string v;
+  Status s = GetAt(store_, store_->db_.get(), store_->handles_[kFeatures], snapshot_, FeatureKey(item, modality), &v);
+  if (s.IsNotFound()) return Status::NotFound("item " + std::to_string(item) + " has no " + std::string(modality) + " feature");
+  MOSAIC_RETURN_IF_ERROR(s);
+  if (!DecodeFeature(v, feature)) return Status::Corruption("malformed feature record");
+  return Status::OK();
+}
+
+Status ReadView::ForEachFeature(NodeId item,
+                                const std::function<bool(const std::string&, const FeatureVector&)>& fn) const {
+  Status bad;
+  MOSAIC_RETURN_IF_ERROR(ScanPrefix(store_->db_.get(), store_->handles_[kFeatures], snapshot_, U32(item),
+                                    [&](std::string_view k, std::string_view v) {
+                                      FeatureVector f;
+                                      if (!DecodeFeature(v, &f)) {
+                                        bad = Status::Corruption("malformed feature record");
+                                        return false;
+                                      }
+                                      return fn(std::string(k.substr(4)), f);
+                                    }));
+  return bad;
+}
+
 Status ReadView::CheckConsistency() const {
   std::vector<std::string> problems;
   uint64_t problem_count = 0;
@@ -589,6 +647,20 @@ Status ReadView::CheckConsistency() const {
     } else {
       ++counted.tag_applications;
       if (!node_ok(x.tag)) problem(where + ": tag entity is missing");
+    }
+    return true;
+  }));
+
+  // Feature vectors belong to items and decode.
+  MOSAIC_RETURN_IF_ERROR(ScanPrefix(db, cf(kFeatures), snapshot_, "", [&](std::string_view k, std::string_view v) {
+    FeatureVector f;
+    if (k.size() <= 4 || !DecodeFeature(v, &f)) {
+      problem("malformed feature record");
+      return true;
+    }
+    const NodeId item = ReadU32(k.data());
+    if (!node_ok(item) || kind_of[item] != uint8_t(NodeKind::kItem)) {
+      problem("feature '" + std::string(k.substr(4)) + "' of missing item " + std::to_string(item));
     }
     return true;
   }));
@@ -814,6 +886,15 @@ Status Batch::PutInteraction(const Interaction& x) {
     }
   }
   return AddEdge(x.user, interacted, x.item, float(x.weight));
+}
+
+Status Batch::PutFeature(NodeId item, std::string_view modality, const FeatureVector& feature) {
+  NodeRecord r;
+  MOSAIC_RETURN_IF_ERROR(GetNode(item, &r));
+  if (r.kind != NodeKind::kItem) return Status::InvalidArgument("features belong to items; node " + std::to_string(item) + " is a " + NodeKindName(r.kind));
+  if (modality.empty()) return Status::InvalidArgument("empty modality name");
+  Put(kFeatures, FeatureKey(item, modality), EncodeFeature(feature));
+  return Status::OK();
 }
 
 Status Batch::Commit() {

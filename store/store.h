@@ -73,6 +73,14 @@ struct Interaction {
   int64_t timestamp = 0;   ///< seconds since the epoch; 0 when unknown
 };
 
+// A content feature vector of an item (text, visual, audio), tagged with the extractor that
+// made it so that a changed extractor re-computes instead of mixing versions.
+struct FeatureVector {
+  std::string extractor;     ///< e.g. "mosaic-visual"
+  uint32_t version = 0;      ///< the extractor's version
+  std::vector<float> values; ///< the vector
+};
+
 // Name of the relation joining users to the items they interacted with (KGAT's CKG).
 inline constexpr std::string_view kInteractedRelation = "interacted";
 
@@ -169,10 +177,18 @@ class ReadView {
   // Calls fn for every interaction record, ordered by user then item, until it returns false.
   Status ForEachInteraction(const std::function<bool(const Interaction&)>& fn) const;
 
+  // On success stores the item's `modality` vector ("visual", "audio", "text") in *feature.
+  // Returns NotFound when the item has none.
+  Status GetFeature(NodeId item, std::string_view modality, FeatureVector* feature) const;
+
+  // Calls fn(modality, feature) for each feature vector of `item`, by modality name.
+  Status ForEachFeature(NodeId item,
+                        const std::function<bool(const std::string&, const FeatureVector&)>& fn) const;
+
   // Verifies the store's invariants: every forward edge has its reverse and vice versa,
   // every edge's endpoints and relation exist, every node has its dictionary entry, every
   // dictionary entry points to a node of its kind, every interaction has its `interacted`
-  // edge, and the counters match the records. Returns Corruption naming the first few
+  // edge, every feature vector belongs to an item and decodes, and the counters match. Returns Corruption naming the first few
   // violations.
   Status CheckConsistency() const;
 
@@ -215,6 +231,9 @@ class Batch {
   // Stores the interaction (replacing one with the same user, item, kind and tag) and, for
   // consumption, the `interacted` edge from user to item with the same weight.
   Status PutInteraction(const Interaction& interaction);
+
+  // Stores (replaces) the item's feature vector for `modality`.
+  Status PutFeature(NodeId item, std::string_view modality, const FeatureVector& feature);
 
   // Number of RocksDB records written so far (to bound a batch's size).
   size_t pending_records() const;

@@ -1,0 +1,31 @@
+// Catalogue items: an item's node, its descriptive attributes and its knowledge-graph links
+// (artist, genre, tags, director...), written together into one batch. Shared by `import`
+// (catalogue files) and `ingest` (media files).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/status.h"
+#include "store/store.h"
+
+namespace mosaic::graph {
+
+struct CatalogueItem {
+  std::string id;              ///< external item key
+  std::string label;           ///< display title; empty keeps the stored one
+  nlohmann::json attributes = nlohmann::json::object();  ///< title, description, kind, year, ...
+  std::vector<std::pair<std::string, std::string>> links;  ///< (relation, entity value), e.g. ("genre", "Jazz")
+};
+
+// Upserts the item node with its label and attributes, creates the entities its links name
+// ("<relation>:<normalised value>", labelled with the value) and adds the links as triples.
+// On success stores the item's node id in *id.
+Status WriteCatalogueItem(store::Batch* batch, const CatalogueItem& item, store::NodeId* id);
+
+// The entity (entity, key), created with `label` when new; an existing entity keeps its label.
+Status UpsertEntity(store::Batch* batch, const std::string& key, const std::string& label, store::NodeId* id);
+
+}  // namespace mosaic::graph

@@ -1,0 +1,374 @@
+// mosaic ingest: media files become items, each in one atomic write with its metadata,
+// knowledge-graph links and visual/audio feature vectors.
+#include <algorithm>
+#include <cctype>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "graph/catalogue.h"
+#include "graph/import.h"
+#include "graph/text.h"
+#include "jobs/commands.h"
+#include "jobs/progress.h"
+#include "modalities/ffmpeg_log.h"
+#include "modalities/media.h"
+#include "store/store.h"
+
+namespace mosaic::jobs {
+
+namespace fs = std::filesystem;
+using store::NodeId;
+using store::NodeKind;
+
+namespace {
+
+// Extensions a folder scan picks up (files named explicitly are always tried).
+const std::set<std::string>& MediaExtensions() {
+  static const std::set<std::string> exts = {
+      ".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".ogv", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+      ".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav", ".m4a", ".aac", ".wma", ".aiff", ".aif",
+      ".it", ".xm", ".mod", ".s3m", ".mptm"};
+  return exts;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+Status CollectFiles(const std::vector<std::string>& paths, std::vector<std::string>* files, size_t* skipped) {
+  *skipped = 0;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        if (MediaExtensions().count(Lower(it->path().extension().string()))) {
+          found.push_back(it->path().string());
+        } else {
+          ++*skipped;
+        }
+      }
+      if (ec) return Status::IOError("cannot list '" + p + "': " + ec.message());
+      std::sort(found.begin(), found.end());
+      files->insert(files->end(), found.begin(), found.end());
+    } else {
+      files->push_back(p);  // missing or unreadable files are reported per file
+    }
+  }
+  return Status::OK();
+}
+
+// Per-file metadata from --meta, found by path as given, absolute path or file name.
+class MetaIndex {
+ public:
+  Status Load(const std::string& file) {
+    std::ifstream in(file);
+    if (!in) return Status::NotFound("cannot open --meta file '" + file + "'");
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = file + ":" + std::to_string(n) + ": ";
+      if (graph::FindInvalidUtf8(line) != std::string::npos) return Status::InvalidArgument(where + "invalid UTF-8");
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::parse_error& e) {
+        return Status::InvalidArgument(where + "invalid JSON: " + e.what());
+      }
+      if (!j.is_object()) return Status::InvalidArgument(where + "expected a JSON object");
+      if (!j.contains("path") || !j["path"].is_string()) return Status::InvalidArgument(where + "field 'path' (a string) is missing");
+      for (auto& [k, v] : j.items()) {
+        const bool text = v.is_string(), list = v.is_array() && std::all_of(v.begin(), v.end(), [](auto& x) { return x.is_string(); });
+        if (!(text || list || v.is_number() || v.is_null())) {
+          return Status::InvalidArgument(where + "field '" + k + "' must be a string, a list of strings or a number");
+        }
+        if (k == "kind" && v != "video" && v != "music") return Status::InvalidArgument(where + "field 'kind' must be \"video\" or \"music\"");
+      }
+      const std::string path = j["path"];
+      by_key_[path] = j;
+      by_key_[Absolute(path)] = j;
+      by_key_[fs::path(path).filename().string()] = j;
+    }
+    return Status::OK();
+  }
+
+  const nlohmann::json* Find(const std::string& path) const {
+    for (const std::string& key : {path, Absolute(path), fs::path(path).filename().string()}) {
+      auto it = by_key_.find(key);
+      if (it != by_key_.end()) return &it->second;
+    }
+    return nullptr;
+  }
+
+ private:
+  static std::string Absolute(const std::string& p) {
+    std::error_code ec;
+    auto a = fs::weakly_canonical(fs::absolute(p), ec);
+    return ec ? p : a.string();
+  }
+  std::map<std::string, nlohmann::json> by_key_;
+};
+
+// The catalogue item of an analysed file: container tags, overridden by --meta.
+graph::CatalogueItem DescribeMedia(const std::string& path, const std::string& key, const modalities::MediaAnalysis& a,
+                                   const nlohmann::json* meta) {
+  graph::CatalogueItem item;
+  item.id = key;
+  const auto& info = a.info;
+  auto tag = [&](const char* name) -> std::string {
+    auto it = info.tags.find(name);
+    return it == info.tags.end() ? "" : graph::CollapseSpaces(it->second);
+  };
+  nlohmann::json& attr = item.attributes;
+  std::string title = tag("title");
+  if (title.empty()) title = fs::path(path).stem().string();
+  attr["title"] = title;
+  attr["kind"] = info.has_video ? "video" : "music";
+  if (!tag("comment").empty()) attr["description"] = tag("comment");
+  if (!tag("date").empty()) attr["date"] = tag("date");
+  attr["file"] = fs::path(path).filename().string();
+  attr["path"] = fs::absolute(path).string();
+  attr["duration_s"] = info.duration_s;
+  attr["container"] = info.container;
+  attr["size_bytes"] = info.size_bytes;
+  if (info.has_video) {
+    attr["video"] = {{"codec", info.video_codec}, {"width", info.width}, {"height", info.height},
+                     {"fps", info.fps}, {"rotation", info.rotation}};
+  }
+  if (info.has_audio) {
+    attr["audio"] = {{"codec", info.audio_codec}, {"sample_rate", info.sample_rate}, {"channels", info.channels}};
+  }
+  nlohmann::json analysis = nlohmann::json::object();
+  if (a.visual) {
+    analysis["visual"] = {{"samples", a.visual->samples}, {"cuts", a.visual->cuts},
+                          {"cut_rate_per_min", a.visual->cut_rate_per_min}, {"brightness", a.visual->brightness},
+                          {"colourfulness", a.visual->colourfulness}, {"motion", a.visual->motion},
+                          {"keyframes_decoded", a.keyframes_decoded},
+                          {"frames_decoded_for_gaps", a.frames_decoded_for_gaps}};
+  }
+  if (a.audio) {
+    analysis["audio"] = {{"tempo_bpm", a.audio->tempo_bpm}, {"tempo_confidence", a.audio->tempo_confidence},
+                         {"onset_rate", a.audio->onset_rate}, {"rms_db", a.audio->rms_db},
+                         {"silence_ratio", a.audio->silence_ratio},
+                         {"spectral_centroid_hz", a.audio->spectral_centroid_hz}};
+  }
+  attr["analysis"] = analysis;
+
+  // KG links from the container's tags, each replaced by --meta's field when given.
+  std::map<std::string, std::vector<std::string>> links;
+  for (const char* field : {"artist", "album", "genre"}) {
+    if (!tag(field).empty()) links[field] = {tag(field)};
+  }
+  if (meta) {
+    for (auto& [k, v] : meta->items()) {
+      if (k == "path" || v.is_null()) continue;
+      if (k == "title" || k == "description" || k == "kind") {
+        attr[k] = v;
+      } else if (v.is_number()) {
+        attr[k] = v;
+      } else {
+        std::vector<std::string> values;
+        if (v.is_string()) values.push_back(v);
+        for (const auto& x : v.is_array() ? v : nlohmann::json::array()) values.push_back(x);
+        links[graph::RelationForField(k)] = values;
+      }
+    }
+  }
+  for (const auto& [relation, values] : links) {
+    for (const auto& value : values) {
+      std::string clean = graph::CollapseSpaces(value);
+      if (!clean.empty()) item.links.emplace_back(relation, clean);
+    }
+  }
+  item.label = graph::CollapseSpaces(attr["title"].get<std::string>());
+  return item;
+}
+
+struct FileResult {
+  std::string path;
+  std::string status;  // "ingested", "present" or "failed"
+  std::string key;     // item key
+  std::string title;
+  std::string error;
+  nlohmann::json summary;
+  uint64_t bytes = 0;
+};
+
+}  // namespace
+
+Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, nlohmann::json* result) {
+  MetaIndex meta;
+  if (!args.meta_file.empty()) MOSAIC_RETURN_IF_ERROR(meta.Load(args.meta_file));
+  std::vector<std::string> files;
+  size_t skipped = 0;
+  MOSAIC_RETURN_IF_ERROR(CollectFiles(args.paths, &files, &skipped));
+  if (files.empty()) return Status::InvalidArgument("no media files found in the given paths");
+
+  modalities::InstallFfmpegLogHandler(args.verbose ? [](const std::string& m) { std::fprintf(stderr, "ffmpeg: %s\n", m.c_str()); }
+                                                   : std::function<void(const std::string&)>());
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned jobs = std::min<size_t>(args.jobs > 0 ? unsigned(args.jobs) : cores, files.size());
+  modalities::AnalyzeOptions options;
+  options.decoder_threads = int(std::max(1u, cores / jobs));  // one file alone gets every core
+
+  uint64_t total_bytes = 0;
+  for (const auto& f : files) {
+    std::error_code ec;
+    auto size = fs::file_size(f, ec);
+    if (!ec) total_bytes += size;
+  }
+  std::vector<FileResult> results(files.size());
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> bytes_done{0};
+  std::atomic<size_t> files_done{0};
+  std::mutex progress_mutex;
+  Progress progress(ctx.progress, "ingest");
+  const auto start = std::chrono::steady_clock::now();
+
+  auto work = [&](const std::string& path, FileResult* r) {
+    r->path = path;
+    std::error_code ec;
+    r->bytes = fs::file_size(path, ec);
+    try {
+      const std::string key = "sha256:" + modalities::ContentHash(path);
+      r->key = key;
+      NodeId existing;
+      if (store->NewReadView()->FindNode(NodeKind::kItem, key, &existing).ok()) {
+        r->status = "present";
+        return;
+      }
+      const modalities::MediaAnalysis analysis = modalities::AnalyzeMedia(path, options);
+      graph::CatalogueItem item = DescribeMedia(path, key, analysis, meta.Find(path));
+      r->title = item.label;
+      r->summary = {{"kind", item.attributes["kind"]}, {"duration_s", analysis.info.duration_s},
+                    {"visual", bool(analysis.visual)}, {"audio", bool(analysis.audio)}};
+      std::unique_ptr<store::Batch> batch;
+      Status s = store->BeginBatch(&batch);
+      if (s.ok() && batch->FindNode(NodeKind::kItem, key, &existing).ok()) {
+        r->status = "present";  // an identical file earlier in this run
+        return;
+      }
+      NodeId id = 0;
+      if (s.ok()) s = graph::WriteCatalogueItem(batch.get(), item, &id);
+      if (s.ok() && analysis.visual) {
+        s = batch->PutFeature(id, "visual", {modalities::kVisualExtractorName, modalities::kVisualExtractorVersion,
+                                             analysis.visual->vector});
+      }
+      if (s.ok() && analysis.audio) {
+        s = batch->PutFeature(id, "audio", {modalities::kAudioExtractorName, modalities::kAudioExtractorVersion,
+                                            analysis.audio->vector});
+      }
+      if (s.ok()) s = batch->Commit();
+      if (!s.ok()) {
+        r->status = "failed";
+        r->error = s.ToString();
+        return;
+      }
+      r->status = "ingested";
+    } catch (const modalities::MediaError& e) {
+      r->status = "failed";
+      r->error = e.reason();
+    } catch (const std::exception& e) {
+      r->status = "failed";
+      r->error = e.what();
+    }
+  };
+
+  std::vector<std::thread> workers;
+  for (unsigned w = 0; w < jobs; ++w) {
+    workers.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+        work(files[i], &results[i]);
+        bytes_done += results[i].bytes;
+        const size_t done = ++files_done;
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        char detail[96];
+        std::snprintf(detail, sizeof detail, "%zu/%zu files  %.1f MB/s", done, files.size(),
+                      seconds > 0 ? bytes_done / 1e6 / seconds : 0.0);
+        progress.Update(double(bytes_done), double(total_bytes), detail);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  progress.Finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  nlohmann::json list = nlohmann::json::array();
+  size_t ingested = 0, present = 0, failed = 0;
+  for (const auto& r : results) {
+    nlohmann::json j = {{"path", r.path}, {"status", r.status}, {"bytes", r.bytes}};
+    if (!r.key.empty()) j["item"] = r.key;
+    if (!r.title.empty()) j["title"] = r.title;
+    if (!r.error.empty()) j["error"] = r.error;
+    if (!r.summary.is_null()) j["summary"] = r.summary;
+    list.push_back(j);
+    ingested += r.status == "ingested";
+    present += r.status == "present";
+    failed += r.status == "failed";
+  }
+  *result = {{"files", list}, {"ingested", ingested}, {"present", present}, {"failed", failed},
+             {"skipped_non_media", skipped}, {"bytes", total_bytes}, {"seconds", seconds}, {"jobs", jobs}};
+  return Status::OK();
+}
+
+void PrintIngest(const nlohmann::json& r) {
+  for (const auto& f : r["files"]) {
+    const std::string status = f["status"];
+    const std::string path = f["path"];
+    if (status == "failed") {
+      std::printf("failed    %s: %s\n", path.c_str(), f["error"].get<std::string>().c_str());
+    } else if (status == "present") {
+      std::printf("present   %s  (item %s)\n", path.c_str(), ShortKey(f["item"]).c_str());
+    } else {
+      const auto& s = f["summary"];
+      std::printf("ingested  %s  -> \"%s\" (%s, %.1f s%s%s, item %s)\n", path.c_str(), f["title"].get<std::string>().c_str(),
+                  s["kind"].get<std::string>().c_str(), s["duration_s"].get<double>(),
+                  s["visual"].get<bool>() ? ", visual" : "", s["audio"].get<bool>() ? ", audio" : "",
+                  ShortKey(f["item"]).c_str());
+    }
+  }
+  const double seconds = r["seconds"];
+  std::printf("%zu ingested, %zu already present, %zu failed", r["ingested"].get<size_t>(), r["present"].get<size_t>(),
+              r["failed"].get<size_t>());
+  if (r["skipped_non_media"].get<size_t>() > 0) std::printf(", %zu non-media files skipped", r["skipped_non_media"].get<size_t>());
+  std::printf(" (%.1f MB in %.2f s, %.1f MB/s, %d jobs)\n", r["bytes"].get<double>() / 1e6, seconds,
+              seconds > 0 ? r["bytes"].get<double>() / 1e6 / seconds : 0.0, r["jobs"].get<int>());
+}
+
+Status RunIngest(const Context& ctx, const IngestArgs& args) {
+  std::error_code ec;
+  const bool existed = fs::exists(fs::path(ctx.store_dir) / "CURRENT", ec);
+  std::unique_ptr<store::Store> store;
+  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
+  nlohmann::json result;
+  Status s = IngestInto(ctx, store.get(), args, &result);
+  if (!existed && (!s.ok() || result["ingested"].get<size_t>() == 0)) {
+    // A store this command created and left empty is not worth keeping.
+    store.reset();
+    fs::remove_all(ctx.store_dir, ec);
+  }
+  MOSAIC_RETURN_IF_ERROR(s);
+  if (ctx.json) {
+    std::printf("%s\n", result.dump().c_str());
+  } else {
+    PrintIngest(result);
+  }
+  const size_t failed = result["failed"];
+  if (failed > 0) {
+    return Status::InvalidArgument(std::to_string(failed) + " of " + std::to_string(result["files"].size()) +
+                                   " files could not be ingested (nothing of them was written)");
+  }
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs

@@ -1,0 +1,46 @@
+#include "modalities/ffmpeg_log.h"
+
+extern "C" {
+#include <libavutil/log.h>
+}
+
+#include <cstdio>
+#include <mutex>
+
+namespace mosaic::modalities {
+
+namespace {
+
+std::mutex sink_mutex;
+std::function<void(const std::string&)>& Sink() {
+  static std::function<void(const std::string&)> sink;
+  return sink;
+}
+thread_local std::string last_message;
+
+void Handler(void* avcl, int level, const char* fmt, va_list args) {
+  if (level > AV_LOG_WARNING) return;
+  char line[1024];
+  int print_prefix = 1;
+  av_log_format_line2(avcl, level, fmt, args, line, sizeof line, &print_prefix);
+  std::string message(line);
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+  if (message.empty()) return;
+  if (level <= AV_LOG_ERROR) last_message = message;
+  std::lock_guard<std::mutex> lock(sink_mutex);
+  if (Sink()) Sink()(message);
+}
+
+}  // namespace
+
+void InstallFfmpegLogHandler(std::function<void(const std::string&)> sink) {
+  std::lock_guard<std::mutex> lock(sink_mutex);
+  Sink() = std::move(sink);
+  av_log_set_callback(Handler);
+}
+
+std::string LastFfmpegMessage() { return last_message; }
+
+void ClearFfmpegMessage() { last_message.clear(); }
+
+}  // namespace mosaic::modalities

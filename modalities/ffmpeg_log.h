@@ -1,0 +1,19 @@
+// The one handler for FFmpeg's own log. Nothing FFmpeg says reaches stderr raw: messages
+// at error level or worse are kept per thread (so a failed file's report can quote FFmpeg's
+// reason) and passed to an optional sink (e.g. `--verbose`).
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace mosaic::modalities {
+
+// Installs the handler (idempotent, thread-safe). `sink`, when set, receives every message
+// at AV_LOG_WARNING or worse, already formatted, without the trailing newline.
+void InstallFfmpegLogHandler(std::function<void(const std::string&)> sink = nullptr);
+
+// The last error-level message FFmpeg logged on this thread since ClearFfmpegMessage, or "".
+std::string LastFfmpegMessage();
+void ClearFfmpegMessage();
+
+}  // namespace mosaic::modalities
