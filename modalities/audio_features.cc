@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -42,6 +43,13 @@ constexpr float kFlatnessFloor = 1e-10f;     // power floor for the flatness mea
 constexpr double kRolloffShare = 0.85;
 constexpr int kOnsetMinGapFrames = 5;        // 50 ms
 constexpr double kOnsetThresholdStd = 1.0;
+// Onset strength (summed positive log-mel rises, natural-log units) that any onset must reach,
+// and the envelope spread below which there is no rhythm to measure: a steady tone's
+// frame-to-hop phase ripple (envelope std ~1.4, peaks ~4) and a codec's frame-boundary noise
+// stay under both, while music's envelopes spread an order of magnitude wider (std ~30 on the
+// neverball tracks).
+constexpr double kMinOnsetStrength = 8.0;
+constexpr double kMinEnvelopeStd = 2.5;
 constexpr double kMinTempoBpm = 40, kMaxTempoBpm = 240, kPriorBpm = 120, kPriorOctaves = 1;
 constexpr double kMinTempoDurationS = 2.0;
 // No tempo is reported below a confidence of kMinTempoConfidence, nor below
@@ -104,6 +112,8 @@ struct Tables {
         weights.push_back(float(w * area_norm));
         ++f.count;
       }
+      // Every band is at least a bin wide (band 0 spans 0..56 Hz, the bins are 31.25 Hz apart).
+      if (f.count == 0) std::abort();
     }
   }
 };
@@ -176,7 +186,7 @@ int CountOnsets(const std::vector<float>& env) {
   for (float v : env) mean += v;
   mean /= n;
   for (float v : env) var += (v - mean) * (v - mean);
-  const double threshold = mean + kOnsetThresholdStd * std::sqrt(var / n);
+  const double threshold = std::max(mean + kOnsetThresholdStd * std::sqrt(var / n), kMinOnsetStrength);
   int count = 0, last = -1;
   for (int t = 1; t < n; ++t) {
     const float v = env[t];
@@ -215,7 +225,7 @@ void EstimateTempo(const std::vector<float>& env, double duration_s, double* bpm
     return cv::Mat(1, n - lag, CV_64F, x.data()).dot(cv::Mat(1, n - lag, CV_64F, x.data() + lag));
   };
   const double r0 = autocorrelation(0);
-  if (!(r0 > 1e-12 * n)) return;  // flat envelope: no onsets at all
+  if (!(r0 > kMinEnvelopeStd * kMinEnvelopeStd * n)) return;  // a (nearly) flat envelope has no beat
   // y: prior-weighted, normalised autocorrelation at lags min_lag - 2 .. max_lag + 2.
   std::vector<double> y(max_lag + 3, 0.0);
   for (int lag = min_lag - 2; lag <= max_lag + 2; ++lag) {
@@ -325,7 +335,7 @@ AudioFeatures Analyse(const float* samples, size_t count) {
     float* mel_row = logmel.ptr<float>(t);
     for (int m = 0; m < kMelBands; ++m) {
       const Tables::Filter& f = tables.filters[m];
-      const float* w = &tables.weights[f.offset];
+      const float* w = tables.weights.data() + f.offset;
       const float* p = &power[f.first];
       float even = 0, odd = 0;  // two chains, half the latency
       int j = 0;
@@ -338,15 +348,14 @@ AudioFeatures Analyse(const float* samples, size_t count) {
     }
 
     // Centroid and bandwidth of the magnitude spectrum (two passes, for an exact bandwidth).
-    float m0[kLanes] = {}, m1[kLanes] = {}, p0[kLanes] = {};
+    float m0[kLanes] = {}, m1[kLanes] = {};
     for (int k = 0; k < kPaddedBins; k += kLanes) {
       for (int j = 0; j < kLanes; ++j) {
         m0[j] += magnitude[k + j];
         m1[j] += magnitude[k + j] * tables.bin_hz[k + j];
-        p0[j] += power[k + j];
       }
     }
-    const double mag_sum = LaneSum(m0), power_sum = LaneSum(p0);
+    const double mag_sum = LaneSum(m0);
     const float centroid = mag_sum > 0 ? float(LaneSum(m1) / mag_sum) : 0.0f;
     float m2[kLanes] = {};
     for (int k = 0; k < kPaddedBins; k += kLanes) {
@@ -358,16 +367,24 @@ AudioFeatures Analyse(const float* samples, size_t count) {
     s[kCentroid] = centroid;
     s[kBandwidth] = mag_sum > 0 ? float(std::sqrt(LaneSum(m2) / mag_sum)) : 0.0f;
 
-    // Roll-off: the first bin where the cumulative power reaches kRolloffShare of the total.
+    // Roll-off: the first bin where the cumulative power reaches kRolloffShare of the total,
+    // found block by block (the sums of kLanes bins) and then bin by bin in that block.
+    float block_power[kPaddedBins / kLanes];
+    float power_sum = 0;
+    for (int b = 0; b < kPaddedBins / kLanes; ++b) {
+      float sum = 0;
+      for (int j = 0; j < kLanes; ++j) sum += power[b * kLanes + j];
+      block_power[b] = sum;
+    }
+    for (float sum : block_power) power_sum += sum;
     float rolloff = 0;
     if (power_sum > 0) {
-      const float target = float(kRolloffShare * power_sum);
+      const float target = float(kRolloffShare) * power_sum;
       float cumulative = 0;
-      int k = 0;
-      for (; k < kBins - 1; ++k) {
-        cumulative += power[k];
-        if (cumulative >= target) break;
-      }
+      int b = 0;
+      while (b + 1 < kPaddedBins / kLanes && cumulative + block_power[b] < target) cumulative += block_power[b++];
+      int k = b * kLanes;
+      while (k + 1 < std::min(b * kLanes + kLanes, kBins) && (cumulative += power[k]) < target) ++k;
       rolloff = tables.bin_hz[k];
     }
     s[kRolloff] = rolloff;
@@ -433,20 +450,39 @@ AudioFeatures Analyse(const float* samples, size_t count) {
     v[kLogMelStdAt + m] = float(sd[m]);
   }
 
-  cv::Mat dct;
-  cv::dct(logmel, dct, cv::DCT_ROWS);  // orthonormal DCT-II of each frame's log-mel
-  ColumnStats(dct.ptr<float>(), int(dct.step1()), kMfcc, spectral_frames, mean, sd);
+  // Onset strength: summed positive first difference of the log-mel (0 for the first frame),
+  // with the log-mel floored 80 dB below the track's peak so that the codec noise of near-empty
+  // bands (huge swings in log terms, inaudible) does not read as onsets.
+  double peak_logmel = 0;
+  cv::minMaxLoc(logmel.rowRange(0, frames), nullptr, &peak_logmel);
+  const float floor_logmel = float(peak_logmel - std::log(1e8));
+  std::vector<float> envelope(frames, 0.0f);
+  for (int t = 1; t < frames; ++t) {
+    const float* cur = logmel.ptr<float>(t);
+    const float* prev = logmel.ptr<float>(t - 1);
+    float sum = 0;
+    for (int m = 0; m < kMelBands; ++m) {
+      const float d = std::max(cur[m], floor_logmel) - std::max(prev[m], floor_logmel);
+      sum += 0.5f * (d + std::fabs(d));  // max(d, 0) without a branch
+    }
+    envelope[t] = sum;
+  }
+
+  // MFCC: the orthonormal DCT-II of each frame's log-mel, in place (the log-mel is not needed
+  // after this).
+  cv::dct(logmel, logmel, cv::DCT_ROWS);
+  ColumnStats(logmel.ptr<float>(), kMelBands, kMfcc, spectral_frames, mean, sd);
   for (int c = 0; c < kMfcc; ++c) {
     v[kMfccMeanAt + c] = float(mean[c]);
     v[kMfccStdAt + c] = float(sd[c]);
   }
 
   auto scalar_stats = [&](Scalar which, const std::vector<int>& rows, int at, double scale) {
-    double m, sd;
-    ColumnStats(scalars.data() + which, kScalarCount, 1, rows, &m, &sd);
-    v[at] = float(m * scale);
-    v[at + 1] = float(sd * scale);
-    return m;
+    double column_mean, column_sd;
+    ColumnStats(scalars.data() + which, kScalarCount, 1, rows, &column_mean, &column_sd);
+    v[at] = float(column_mean * scale);
+    v[at + 1] = float(column_sd * scale);
+    return column_mean;
   };
   out.spectral_centroid_hz = scalar_stats(kCentroid, spectral_frames, kCentroidAt, 1.0 / kNyquistHz);
   scalar_stats(kBandwidth, spectral_frames, kBandwidthAt, 1.0 / kNyquistHz);
@@ -456,15 +492,6 @@ AudioFeatures Analyse(const float* samples, size_t count) {
   scalar_stats(kZcr, all_frames, kZcrAt, 1.0);
   out.rms_db = scalar_stats(kRmsDb, all_frames, kRmsAt, 1.0 / 100.0);
 
-  // Onset strength: summed positive first difference of the log-mel (0 for the first frame).
-  std::vector<float> envelope(frames, 0.0f);
-  for (int t = 1; t < frames; ++t) {
-    const float* cur = logmel.ptr<float>(t);
-    const float* prev = logmel.ptr<float>(t - 1);
-    float sum = 0;
-    for (int m = 0; m < kMelBands; ++m) sum += std::max(0.0f, cur[m] - prev[m]);
-    envelope[t] = sum;
-  }
   out.onset_rate = CountOnsets(envelope) / out.duration_s;
   EstimateTempo(envelope, out.duration_s, &out.tempo_bpm, &out.tempo_confidence);
   out.silence_ratio = silence_ratio;
