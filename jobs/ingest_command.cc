@@ -213,8 +213,8 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
   MOSAIC_RETURN_IF_ERROR(CollectFiles(args.paths, &files, &skipped));
   if (files.empty()) return Status::InvalidArgument("no media files found in the given paths");
 
-  modalities::InstallFfmpegLogHandler(args.verbose ? [](const std::string& m) { std::fprintf(stderr, "ffmpeg: %s\n", m.c_str()); }
-                                                   : std::function<void(const std::string&)>());
+  modalities::SetFfmpegLogSink(args.verbose ? [](const std::string& m) { std::fprintf(stderr, "ffmpeg: %s\n", m.c_str()); }
+                                            : std::function<void(const std::string&)>());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned jobs = std::min<size_t>(args.jobs > 0 ? unsigned(args.jobs) : cores, files.size());
   modalities::AnalyzeOptions options;

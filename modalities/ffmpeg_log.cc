@@ -33,10 +33,15 @@ void Handler(void* avcl, int level, const char* fmt, va_list args) {
 
 }  // namespace
 
-void InstallFfmpegLogHandler(std::function<void(const std::string&)> sink) {
+void InstallFfmpegLogHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_callback(Handler); });
+}
+
+void SetFfmpegLogSink(std::function<void(const std::string&)> sink) {
+  InstallFfmpegLogHandler();
   std::lock_guard<std::mutex> lock(sink_mutex);
   Sink() = std::move(sink);
-  av_log_set_callback(Handler);
 }
 
 std::string LastFfmpegMessage() { return last_message; }

@@ -8,9 +8,12 @@
 
 namespace mosaic::modalities {
 
-// Installs the handler (idempotent, thread-safe). `sink`, when set, receives every message
-// at AV_LOG_WARNING or worse, already formatted, without the trailing newline.
-void InstallFfmpegLogHandler(std::function<void(const std::string&)> sink = nullptr);
+// Installs the handler (idempotent, thread-safe).
+void InstallFfmpegLogHandler();
+
+// Sets where FFmpeg's messages at AV_LOG_WARNING or worse go, already formatted and without
+// the trailing newline; an empty sink (the default) drops them.
+void SetFfmpegLogSink(std::function<void(const std::string&)> sink);
 
 // The last error-level message FFmpeg logged on this thread since ClearFfmpegMessage, or "".
 std::string LastFfmpegMessage();

@@ -145,6 +145,8 @@ class Analyzer {
     info.size_bytes = int64_t(std::filesystem::file_size(path_, ec));
     CollectTags(fmt_->metadata, &info.tags);
     if (fmt_->duration != AV_NOPTS_VALUE && fmt_->duration > 0) declared_duration_ = fmt_->duration / double(AV_TIME_BASE);
+    // A duration guessed from the bitrate (MP3 without a Xing header) says nothing about truncation.
+    duration_is_declared_ = fmt_->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE;
     start_time_ = fmt_->start_time != AV_NOPTS_VALUE ? fmt_->start_time / double(AV_TIME_BASE) : 0.0;
 
     for (unsigned i = 0; i < fmt_->nb_streams; ++i) {
@@ -344,7 +346,7 @@ class Analyzer {
 
   // A stream that stops well short of the duration its container declares was cut off.
   void CheckComplete() {
-    if (declared_duration_ <= 0) return;
+    if (declared_duration_ <= 0 || !duration_is_declared_) return;
     double decoded = content_end_;
     if (audio_) decoded = std::max(decoded, pcm_.size() / double(kAudioSampleRate));
     const double missing = declared_duration_ - decoded;
@@ -442,6 +444,7 @@ class Analyzer {
   std::unique_ptr<SwrContext, SwrFreer> swr_;
   int swr_rate_ = 0, swr_format_ = -1;
   AVChannelLayout swr_layout_{};  // freed by the destructor
+  bool duration_is_declared_ = false;
   double declared_duration_ = 0, start_time_ = 0, content_end_ = 0, interval_ = 2.0, last_video_time_ = 0;
   std::vector<double> sample_times_;
   std::vector<float> pcm_;
