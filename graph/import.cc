@@ -15,6 +15,7 @@
 
 #include "graph/catalogue.h"
 #include "graph/text.h"
+#include "graph/text_features.h"
 #include "store/store.h"
 
 namespace mosaic::graph {
@@ -280,6 +281,66 @@ Status RequireText(const std::string& text, const char* column) {
   return Status::OK();
 }
 
+}  // namespace
+
+Status ParseCatalogueObject(const nlohmann::json& j, std::string_view key_field, CatalogueItem* out) {
+  if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
+  CatalogueItem item;
+  item.attributes = nlohmann::json::object();
+  const std::string key_name(key_field);
+  auto id = j.find(key_name);
+  if (id == j.end()) return Status::InvalidArgument("field '" + key_name + "' is missing");
+  if (id->is_string()) {
+    item.id = id->get<std::string>();
+    MOSAIC_RETURN_IF_ERROR(RequireText(item.id, ("field '" + key_name + "'").c_str()));
+  } else if (id->is_number_integer() && key_name == "id") {
+    item.id = id->dump();
+  } else {
+    return Status::InvalidArgument("field '" + key_name + "' must be a string" + (key_name == "id" ? " or an integer" : ""));
+  }
+  for (auto& [field, value] : j.items()) {
+    if (field == key_name || value.is_null()) continue;
+    if (field == "title" || field == "description" || field == "kind") {
+      if (!value.is_string()) return Status::InvalidArgument("field '" + field + "' must be a string");
+      if (field == "kind" && value != "video" && value != "music") {
+        return Status::InvalidArgument("field 'kind' must be \"video\" or \"music\"");
+      }
+      if (field == "title") {
+        item.label = CollapseSpaces(value.get<std::string>());
+        if (item.label.empty()) return Status::InvalidArgument("field 'title' is empty");
+      }
+      item.attributes[field] = value;
+    } else if (value.is_string() || value.is_array()) {
+      const std::string relation = RelationForField(field);
+      if (Status s = ValidateRelationName(relation); !s.ok()) {
+        return Status::InvalidArgument("field '" + field + "': " + s.message());
+      }
+      std::vector<std::string> values;
+      if (value.is_string()) {
+        values.push_back(value.get<std::string>());
+      } else {
+        for (const auto& v : value) {
+          if (!v.is_string()) return Status::InvalidArgument("field '" + field + "' must hold only strings");
+          values.push_back(v.get<std::string>());
+        }
+      }
+      for (const auto& v : values) {
+        std::string clean = CollapseSpaces(v);
+        if (!clean.empty()) item.links.emplace_back(relation, std::move(clean));
+      }
+    } else if (value.is_number() || value.is_boolean()) {
+      if (field == "year" && !value.is_number_integer()) return Status::InvalidArgument("field 'year' must be an integer");
+      item.attributes[field] = value;
+    } else {
+      return Status::InvalidArgument("field '" + field + "' is an object; expected a string, array or number");
+    }
+  }
+  *out = std::move(item);
+  return Status::OK();
+}
+
+namespace {
+
 // Turns the records of one file into rows. Formats with a header check it on the first record.
 class RowParser {
  public:
@@ -458,53 +519,8 @@ class RowParser {
       const size_t colon = what.find(": ");
       return Status::InvalidArgument("invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon + 2)));
     }
-    if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
     ItemRow item;
-    item.attributes = nlohmann::json::object();
-    auto id = j.find("id");
-    if (id == j.end()) return Status::InvalidArgument("field 'id' is missing");
-    if (id->is_string()) {
-      item.id = id->get<std::string>();
-      MOSAIC_RETURN_IF_ERROR(RequireText(item.id, "field 'id'"));
-    } else if (id->is_number_integer()) {
-      item.id = id->dump();
-    } else {
-      return Status::InvalidArgument("field 'id' must be a string or an integer");
-    }
-    for (auto& [field, value] : j.items()) {
-      if (field == "id" || value.is_null()) continue;
-      if (field == "title" || field == "description" || field == "kind") {
-        if (!value.is_string()) return Status::InvalidArgument("field '" + field + "' must be a string");
-        if (field == "kind" && value != "video" && value != "music") {
-          return Status::InvalidArgument("field 'kind' must be \"video\" or \"music\"");
-        }
-        item.attributes[field] = value;
-        if (field == "title") item.label = CollapseSpaces(value.get<std::string>());
-      } else if (value.is_string() || value.is_array()) {
-        const std::string relation = RelationForField(field);
-        if (Status s = ValidateRelationName(relation); !s.ok()) {
-          return Status::InvalidArgument("field '" + field + "': " + s.message());
-        }
-        std::vector<std::string> values;
-        if (value.is_string()) {
-          values.push_back(value.get<std::string>());
-        } else {
-          for (const auto& v : value) {
-            if (!v.is_string()) return Status::InvalidArgument("field '" + field + "' must hold only strings");
-            values.push_back(v.get<std::string>());
-          }
-        }
-        for (const auto& v : values) {
-          std::string clean = CollapseSpaces(v);
-          if (!clean.empty()) item.links.emplace_back(relation, std::move(clean));
-        }
-      } else if (value.is_number() || value.is_boolean()) {
-        if (field == "year" && !value.is_number_integer()) return Status::InvalidArgument("field 'year' must be an integer");
-        item.attributes[field] = value;
-      } else {
-        return Status::InvalidArgument("field '" + field + "' is an object; expected a string, array or number");
-      }
-    }
+    MOSAIC_RETURN_IF_ERROR(ParseCatalogueObject(j, "id", &item));
     *row = std::move(item);
     return Status::OK();
   }
@@ -521,13 +537,23 @@ class RowParser {
 
 class RowWriter {
  public:
-  explicit RowWriter(store::Store* store) : store_(store) {}
+  RowWriter(store::Store* store, const TextFeatureHook* text) : store_(store), text_(text) {}
 
   Status Begin() { return store_->BeginBatch(&batch_); }
 
   Status Apply(const Row& row) { return std::visit([this](const auto& r) { return ApplyRow(r); }, row); }
 
-  Status Commit() { return batch_->Commit(); }
+  // Brings the text features of the items this batch described up to date, then commits: an
+  // item and its text embedding land together.
+  Status Commit(uint64_t* text_features) {
+    if (text_ && !touched_items_.empty()) {
+      size_t encoded = 0;
+      MOSAIC_RETURN_IF_ERROR(UpdateTextFeatures(batch_.get(), touched_items_, *text_, &encoded));
+      *text_features += encoded;
+    }
+    touched_items_.clear();
+    return batch_->Commit();
+  }
 
  private:
   Status ApplyRow(const InteractionRow& r) {
@@ -541,7 +567,9 @@ class RowWriter {
 
   Status ApplyRow(const ItemRow& r) {
     NodeId item = 0;
-    return WriteCatalogueItem(batch_.get(), r, &item);
+    MOSAIC_RETURN_IF_ERROR(WriteCatalogueItem(batch_.get(), r, &item));
+    touched_items_.push_back(item);
+    return Status::OK();
   }
 
   Status ApplyRow(const TagRow& r) {
@@ -554,6 +582,7 @@ class RowWriter {
     MOSAIC_RETURN_IF_ERROR(Relation("tag", &rel));
     MOSAIC_RETURN_IF_ERROR(UpsertEntity(batch_.get(), EntityKey("tag", r.tag), r.tag, &x.tag));
     MOSAIC_RETURN_IF_ERROR(batch_->AddEdge(x.item, rel, x.tag));
+    touched_items_.push_back(x.item);  // its tags are part of its text
     return batch_->PutInteraction(x);
   }
 
@@ -613,6 +642,8 @@ class RowWriter {
   }
 
   store::Store* store_;
+  const TextFeatureHook* text_;
+  std::vector<NodeId> touched_items_;
   std::unique_ptr<store::Batch> batch_;
   std::map<std::string, RelationId> relations_;
   static constexpr size_t kNodeCacheLimit = 1 << 20;
@@ -711,7 +742,7 @@ Status Import(store::Store* store, const ImportRequest& request, const ImportPro
 
   // Pass 2: write, a batch of whole rows at a time.
   p.pass = 2;
-  RowWriter writer(store);
+  RowWriter writer(store, request.text_features);
   MOSAIC_RETURN_IF_ERROR(writer.Begin());
   size_t in_batch = 0;
   for (const auto& in : inputs) {
@@ -719,7 +750,7 @@ Status Import(store::Store* store, const ImportRequest& request, const ImportPro
       MOSAIC_RETURN_IF_ERROR(writer.Apply(row));
       ++p.rows;
       if (++in_batch >= request.rows_per_batch) {
-        MOSAIC_RETURN_IF_ERROR(writer.Commit());
+        MOSAIC_RETURN_IF_ERROR(writer.Commit(&report->text_features));
         ++report->batches;
         in_batch = 0;
       }
@@ -728,7 +759,7 @@ Status Import(store::Store* store, const ImportRequest& request, const ImportPro
     }));
   }
   if (in_batch > 0) {
-    MOSAIC_RETURN_IF_ERROR(writer.Commit());
+    MOSAIC_RETURN_IF_ERROR(writer.Commit(&report->text_features));
     ++report->batches;
   }
   if (progress) progress(p);

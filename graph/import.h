@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "graph/catalogue.h"
 #include "store/status.h"
 
 namespace mosaic::store {
@@ -20,6 +21,8 @@ class Store;
 }
 
 namespace mosaic::graph {
+
+struct TextFeatureHook;
 
 enum class ImportFormat {
   kKgTriples,         ///< head<TAB>relation<TAB>tail; items aligned through ImportRequest::links_file
@@ -51,6 +54,7 @@ struct ImportRequest {
   std::vector<std::string> files;                  ///< input files, imported in order
   std::string links_file;      ///< kKgTriples only: item<TAB>entity lines (KGCN's item_index2entity_id.txt)
   size_t rows_per_batch = 20000;  ///< rows committed together in the writing pass
+  const TextFeatureHook* text_features = nullptr;  ///< when set, items described by the rows get text embeddings
 };
 
 struct ImportProgress {
@@ -65,6 +69,7 @@ struct ImportReport {
   uint64_t rows = 0;           ///< data rows read (headers and blank lines excluded)
   uint64_t bytes = 0;          ///< size of the inputs
   uint64_t batches = 0;        ///< write batches committed
+  uint64_t text_features = 0;  ///< text embeddings computed (unchanged texts are not redone)
 };
 
 // Imports the request's files into `store`. Returns InvalidArgument "file:line: reason" for the
@@ -76,6 +81,12 @@ Status Import(store::Store* store, const ImportRequest& request, const ImportPro
 // Key of the entity that a catalogue field value names: "<relation>:<normalised value>",
 // e.g. EntityKey("genre", "Science  Fiction") == "genre:science fiction".
 std::string EntityKey(std::string_view relation, std::string_view value);
+
+// Reads one catalogue object by the jsonl format's rules: `key_field` ("id" in catalogues,
+// "path" in ingest metadata) names the item; title, description and kind (video|music) are
+// text attributes; numbers and booleans are attributes; every other string or list of strings
+// is a KG link by the field's relation. Returns InvalidArgument naming the offending field.
+Status ParseCatalogueObject(const nlohmann::json& object, std::string_view key_field, CatalogueItem* item);
 
 // Singular relation name for a catalogue field ("tags" -> "tag", "genres" -> "genre").
 std::string RelationForField(std::string_view field);

@@ -13,6 +13,12 @@ namespace mosaic::store {
 class Store;
 class ReadView;
 }  // namespace mosaic::store
+namespace mosaic::encoders {
+class TextEncoder;
+}
+namespace mosaic::graph {
+struct TextFeatureHook;
+}
 
 namespace mosaic::jobs {
 
@@ -20,7 +26,29 @@ struct Context {
   std::string store_dir;   ///< --store
   bool json = false;       ///< --json: machine-readable output on stdout, no progress line
   bool progress = false;   ///< draw progress lines on stderr
+  std::string model_dir;   ///< --model: folder of the USE-lite text model
+  std::string device = "cpu";  ///< --device for models: auto, cpu or cuda
+  bool no_text = false;    ///< --no-text: import/ingest without text embeddings
 };
+
+// The text model's folder unless --model says otherwise: $MOSAIC_MODEL_DIR, else where
+// scripts/fetch-model puts it.
+std::string DefaultModelDir();
+
+// Loads the text encoder; NotFound (saying how to fetch it) when its files are missing.
+Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextEncoder>* encoder);
+
+// The hook through which imports and ingests keep items' text embeddings current.
+graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextEncoder> encoder);
+
+// mosaic embed: prints the embeddings (and token ids with --json) of each text.
+Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts);
+
+// mosaic similar-text: ranks stored items by the cosine similarity of their text embedding.
+Status CollectSimilarText(const store::ReadView& view, const encoders::TextEncoder& encoder, const std::string& query,
+                          size_t k, nlohmann::json* result);
+void PrintSimilarText(const nlohmann::json& result);
+Status RunSimilarText(const Context& ctx, const std::string& query, size_t k);
 
 // Opens the store of `ctx` (creating it when `create`), read-only when `read_only`.
 Status OpenStore(const Context& ctx, bool create, bool read_only, std::unique_ptr<store::Store>* store);
@@ -53,7 +81,9 @@ struct IngestArgs {
   int jobs = 0;                    ///< files analysed in parallel; 0 = all cores
   bool verbose = false;            ///< print FFmpeg's warnings
 };
-Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, nlohmann::json* result);
+// `text`, when given, also computes the items' text embeddings in the same write.
+Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, const graph::TextFeatureHook* text,
+                  nlohmann::json* result);
 void PrintIngest(const nlohmann::json& result);
 Status RunIngest(const Context& ctx, const IngestArgs& args);
 

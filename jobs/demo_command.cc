@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "graph/text_features.h"
 #include "jobs/commands.h"
 #include "jobs/demo_data.h"
 #include "store/store.h"
@@ -114,6 +115,14 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     std::printf("store: %s\n", ctx.store_dir.c_str());
   }
 
+  // The text model turns every title, tag list and description into a 512-d embedding.
+  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::unique_ptr<graph::TextFeatureHook> text;
+  if (!ctx.no_text) {
+    MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
+    text = std::make_unique<graph::TextFeatureHook>(MakeTextHook(encoder));
+  }
+
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
   Heading(ctx, "import");
@@ -132,10 +141,13 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     graph::ImportRequest request;
     request.format = step.format;
     request.files = {(data / step.file).string()};
+    request.text_features = text.get();
     nlohmann::json result;
     MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &result));
     if (!ctx.json) {
-      std::printf("  %-18s %4d rows  %s\n", step.file, result["rows"].get<int>(), step.what);
+      std::printf("  %-18s %4d rows  %s", step.file, result["rows"].get<int>(), step.what);
+      if (result["text_features"].get<int>() > 0) std::printf(", %d texts encoded", result["text_features"].get<int>());
+      std::printf("\n");
     }
     imports.push_back(result);
   }
@@ -162,7 +174,7 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     ingest.meta_file = (data / "media-meta.jsonl").string();
     MOSAIC_RETURN_IF_ERROR(WriteFile(ingest.meta_file, kMediaMeta));
     nlohmann::json ingested;
-    MOSAIC_RETURN_IF_ERROR(IngestInto(ctx, store.get(), ingest, &ingested));
+    MOSAIC_RETURN_IF_ERROR(IngestInto(ctx, store.get(), ingest, text.get(), &ingested));
     report["ingest"] = ingested;
     if (!ctx.json) PrintIngest(ingested);
     if (ingested["failed"].get<size_t>() > 0) return Status::IOError("the demo could not ingest every media file");
@@ -187,6 +199,16 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
       std::printf("its knowledge-graph neighbourhood, no plays needed:\n");
       PrintNeighbors(neighbors);
     }
+  }
+
+  if (encoder) {
+    // Content alone already finds related items, before any play or graph walk.
+    const std::string query = "calm piano music for the night";
+    Heading(ctx, "the text model: items whose words are most like \"" + query + "\"");
+    nlohmann::json similar;
+    MOSAIC_RETURN_IF_ERROR(CollectSimilarText(*view, *encoder, query, 5, &similar));
+    report["similar_text"] = similar;
+    if (!ctx.json) PrintSimilarText(similar);
   }
 
   Heading(ctx, "stats");

@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "graph/text_features.h"
 #include "jobs/commands.h"
 #include "jobs/progress.h"
 #include "store/store.h"
@@ -38,13 +40,30 @@ Status ImportInto(const Context& ctx, store::Store* store, const graph::ImportRe
   progress.Finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   *result = {{"files", request.files}, {"rows", report.rows}, {"bytes", report.bytes},
-             {"batches", report.batches}, {"seconds", seconds},
+             {"batches", report.batches}, {"text_features", report.text_features}, {"seconds", seconds},
              {"rows_per_second", seconds > 0 ? report.rows / seconds : 0.0}};
   if (!request.links_file.empty()) (*result)["links"] = request.links_file;
   return Status::OK();
 }
 
-Status RunImport(const Context& ctx, const graph::ImportRequest& request) {
+namespace {
+// Formats whose rows describe items (titles, tags...) and so change their text.
+bool DescribesItems(graph::ImportFormat f) {
+  return f == graph::ImportFormat::kHetrecArtists || f == graph::ImportFormat::kMovielensMovies ||
+         f == graph::ImportFormat::kMovielensTags || f == graph::ImportFormat::kCatalogueJsonl;
+}
+}  // namespace
+
+Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
+  graph::ImportRequest request = base_request;
+  std::shared_ptr<const encoders::TextEncoder> encoder;
+  graph::TextFeatureHook hook;
+  if (DescribesItems(request.format) && !ctx.no_text) {
+    MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
+    hook = MakeTextHook(encoder);
+    request.text_features = &hook;
+    request.rows_per_batch = std::min<size_t>(request.rows_per_batch, 2000);  // progress keeps moving while encoding
+  }
   std::error_code ec;
   const bool existed = std::filesystem::exists(std::filesystem::path(ctx.store_dir) / "CURRENT", ec);
   std::unique_ptr<store::Store> store;
@@ -62,9 +81,13 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& request) {
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
-    std::printf("imported %s rows (%.1f MB) in %.2f s: %s rows/s\n", WithThousands(result["rows"]).c_str(),
+    std::printf("imported %s rows (%.1f MB) in %.2f s: %s rows/s", WithThousands(result["rows"]).c_str(),
                 result["bytes"].get<double>() / 1e6, result["seconds"].get<double>(),
                 WithThousands(uint64_t(result["rows_per_second"].get<double>())).c_str());
+    if (result["text_features"].get<uint64_t>() > 0) {
+      std::printf(", %s item texts encoded", WithThousands(result["text_features"]).c_str());
+    }
+    std::printf("\n");
   }
   return Status::OK();
 }

@@ -14,6 +14,7 @@
 #include "graph/catalogue.h"
 #include "graph/import.h"
 #include "graph/text.h"
+#include "graph/text_features.h"
 #include "jobs/commands.h"
 #include "jobs/progress.h"
 #include "modalities/ffmpeg_log.h"
@@ -84,24 +85,16 @@ class MetaIndex {
       } catch (const nlohmann::json::parse_error& e) {
         return Status::InvalidArgument(where + "invalid JSON: " + e.what());
       }
-      if (!j.is_object()) return Status::InvalidArgument(where + "expected a JSON object");
-      if (!j.contains("path") || !j["path"].is_string()) return Status::InvalidArgument(where + "field 'path' (a string) is missing");
-      for (auto& [k, v] : j.items()) {
-        const bool text = v.is_string(), list = v.is_array() && std::all_of(v.begin(), v.end(), [](auto& x) { return x.is_string(); });
-        if (!(text || list || v.is_number() || v.is_null())) {
-          return Status::InvalidArgument(where + "field '" + k + "' must be a string, a list of strings or a number");
-        }
-        if (k == "kind" && v != "video" && v != "music") return Status::InvalidArgument(where + "field 'kind' must be \"video\" or \"music\"");
-      }
-      const std::string path = j["path"];
-      by_key_[path] = j;
-      by_key_[Absolute(path)] = j;
-      by_key_[fs::path(path).filename().string()] = j;
+      graph::CatalogueItem item;
+      Status s = graph::ParseCatalogueObject(j, "path", &item);
+      if (!s.ok()) return Status::InvalidArgument(where + s.message());
+      const std::string path = item.id;
+      for (const std::string& key : {path, Absolute(path), fs::path(path).filename().string()}) by_key_[key] = item;
     }
     return Status::OK();
   }
 
-  const nlohmann::json* Find(const std::string& path) const {
+  const graph::CatalogueItem* Find(const std::string& path) const {
     for (const std::string& key : {path, Absolute(path), fs::path(path).filename().string()}) {
       auto it = by_key_.find(key);
       if (it != by_key_.end()) return &it->second;
@@ -115,12 +108,12 @@ class MetaIndex {
     auto a = fs::weakly_canonical(fs::absolute(p), ec);
     return ec ? p : a.string();
   }
-  std::map<std::string, nlohmann::json> by_key_;
+  std::map<std::string, graph::CatalogueItem> by_key_;
 };
 
 // The catalogue item of an analysed file: container tags, overridden by --meta.
 graph::CatalogueItem DescribeMedia(const std::string& path, const std::string& key, const modalities::MediaAnalysis& a,
-                                   const nlohmann::json* meta) {
+                                   const graph::CatalogueItem* meta) {
   graph::CatalogueItem item;
   item.id = key;
   const auto& info = a.info;
@@ -169,19 +162,11 @@ graph::CatalogueItem DescribeMedia(const std::string& path, const std::string& k
     if (!tag(field).empty()) links[field] = {tag(field)};
   }
   if (meta) {
-    for (auto& [k, v] : meta->items()) {
-      if (k == "path" || v.is_null()) continue;
-      if (k == "title" || k == "description" || k == "kind") {
-        attr[k] = v;
-      } else if (v.is_number()) {
-        attr[k] = v;
-      } else {
-        std::vector<std::string> values;
-        if (v.is_string()) values.push_back(v);
-        for (const auto& x : v.is_array() ? v : nlohmann::json::array()) values.push_back(x);
-        links[graph::RelationForField(k)] = values;
-      }
-    }
+    // --meta wins: its attributes replace the container's, its links replace those of the same relation.
+    for (auto& [k, v] : meta->attributes.items()) attr[k] = v;
+    std::map<std::string, std::vector<std::string>> meta_links;
+    for (const auto& [relation, value] : meta->links) meta_links[relation].push_back(value);
+    for (auto& [relation, values] : meta_links) links[relation] = values;
   }
   for (const auto& [relation, values] : links) {
     for (const auto& value : values) {
@@ -205,7 +190,8 @@ struct FileResult {
 
 }  // namespace
 
-Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, nlohmann::json* result) {
+Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, const graph::TextFeatureHook* text,
+                  nlohmann::json* result) {
   MetaIndex meta;
   if (!args.meta_file.empty()) MOSAIC_RETURN_IF_ERROR(meta.Load(args.meta_file));
   std::vector<std::string> files;
@@ -261,11 +247,15 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
       if (s.ok()) s = graph::WriteCatalogueItem(batch.get(), item, &id);
       if (s.ok() && analysis.visual) {
         s = batch->PutFeature(id, "visual", {modalities::kVisualExtractorName, modalities::kVisualExtractorVersion,
-                                             analysis.visual->vector});
+                                             analysis.visual->vector, key});
       }
       if (s.ok() && analysis.audio) {
         s = batch->PutFeature(id, "audio", {modalities::kAudioExtractorName, modalities::kAudioExtractorVersion,
-                                            analysis.audio->vector});
+                                            analysis.audio->vector, key});
+      }
+      if (s.ok() && text) {
+        size_t encoded = 0;
+        s = graph::UpdateTextFeatures(batch.get(), {id}, *text, &encoded);
       }
       if (s.ok()) s = batch->Commit();
       if (!s.ok()) {
@@ -331,7 +321,7 @@ void PrintIngest(const nlohmann::json& r) {
       std::printf("present   %s  (item %s)\n", path.c_str(), ShortKey(f["item"]).c_str());
     } else {
       const auto& s = f["summary"];
-      std::printf("ingested  %s  -> \"%s\" (%s, %.1f s%s%s, item %s)\n", path.c_str(), f["title"].get<std::string>().c_str(),
+      std::printf("ingested  %s  -> \"%s\" (%s, %.1f s%s%s, item %s)\n", path.c_str(), f.value("title", "").c_str(),
                   s["kind"].get<std::string>().c_str(), s["duration_s"].get<double>(),
                   s["visual"].get<bool>() ? ", visual" : "", s["audio"].get<bool>() ? ", audio" : "",
                   ShortKey(f["item"]).c_str());
@@ -348,10 +338,16 @@ void PrintIngest(const nlohmann::json& r) {
 Status RunIngest(const Context& ctx, const IngestArgs& args) {
   std::error_code ec;
   const bool existed = fs::exists(fs::path(ctx.store_dir) / "CURRENT", ec);
+  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::unique_ptr<graph::TextFeatureHook> text;
+  if (!ctx.no_text) {
+    MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
+    text = std::make_unique<graph::TextFeatureHook>(MakeTextHook(encoder));
+  }
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
   nlohmann::json result;
-  Status s = IngestInto(ctx, store.get(), args, &result);
+  Status s = IngestInto(ctx, store.get(), args, text.get(), &result);
   if (!existed && (!s.ok() || result["ingested"].get<size_t>() == 0)) {
     // A store this command created and left empty is not worth keeping.
     store.reset();

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   ctx.store_dir = DefaultStore();
   app.add_option("--store", ctx.store_dir, "Store folder (default: $MOSAIC_STORE or ./mosaic-store)");
   app.add_flag("--json", ctx.json, "Print machine-readable JSON on stdout; no progress line");
+  ctx.model_dir = jobs::DefaultModelDir();
+  app.add_option("--model", ctx.model_dir, "Folder of the USE-lite text model (default: $MOSAIC_MODEL_DIR or the one scripts/setup fetches)");
+  app.add_option("--device", ctx.device, "Where models run: auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_flag("--no-text", ctx.no_text, "Import and ingest without text embeddings (no text model needed)");
 
   graph::ImportRequest import_request;
   std::string format_name;
@@ -64,6 +68,16 @@ int main(int argc, char** argv) {
   std::string show_item;
   auto* show_cmd = app.add_subcommand("show", "Print an item's metadata, KG links and features");
   show_cmd->add_option("item", show_item, "Item id, media file path, or exact title")->required();
+
+  std::vector<std::string> embed_texts;
+  auto* embed_cmd = app.add_subcommand("embed", "Print the USE-lite embedding of each text (--json adds token ids)");
+  embed_cmd->add_option("texts", embed_texts, "Texts to embed")->required();
+
+  std::string similar_query;
+  size_t similar_k = 10;
+  auto* similar_text_cmd = app.add_subcommand("similar-text", "Rank stored items by text similarity to a query");
+  similar_text_cmd->add_option("query", similar_query, "Query text")->required();
+  similar_text_cmd->add_option("-k", similar_k, "How many items (default 10)");
 
   auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
 
@@ -96,6 +110,10 @@ int main(int argc, char** argv) {
       s = jobs::RunIngest(ctx, ingest_args);
     } else if (*show_cmd) {
       s = jobs::RunShow(ctx, show_item);
+    } else if (*embed_cmd) {
+      s = jobs::RunEmbed(ctx, embed_texts);
+    } else if (*similar_text_cmd) {
+      s = jobs::RunSimilarText(ctx, similar_query, similar_k);
     } else if (*check_cmd) {
       s = jobs::RunCheck(ctx);
     } else if (*demo_cmd) {

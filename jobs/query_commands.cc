@@ -235,6 +235,7 @@ Status CollectShow(const store::ReadView& view, const std::string& text, nlohman
   MOSAIC_RETURN_IF_ERROR(view.ForEachFeature(id, [&](const std::string& modality, const store::FeatureVector& f) {
     features[modality] = {{"extractor", f.extractor}, {"version", f.version}, {"dims", f.values.size()},
                           {"values", f.values}};
+    if (modality == "text") features[modality]["text"] = f.source;  // what the encoder read
     return true;
   }));
   nlohmann::json attributes = nlohmann::json::object();
@@ -306,6 +307,11 @@ void PrintShow(const nlohmann::json& r) {
                 std::to_string(f["version"].get<int>()) + ", " + std::to_string(f["dims"].get<int>()) + " dims)";
   }
   field("features", features.empty() ? "none" : features);
+  if (r["features"].contains("text")) {
+    std::string text = r["features"]["text"]["text"];
+    if (text.size() > 160) text = text.substr(0, 157) + "...";
+    field("encoded text", "\"" + text + "\"");
+  }
   field("interactions", WithThousands(r["interacting_users"].get<uint64_t>()) + " users");
 }
 

@@ -16,7 +16,8 @@ std::function<void(const std::string&)>& Sink() {
   static std::function<void(const std::string&)> sink;
   return sink;
 }
-thread_local std::string last_message;
+thread_local std::string first_error;
+thread_local int error_count = 0;
 
 void Handler(void* avcl, int level, const char* fmt, va_list args) {
   if (level > AV_LOG_WARNING) return;
@@ -26,7 +27,9 @@ void Handler(void* avcl, int level, const char* fmt, va_list args) {
   std::string message(line);
   while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
   if (message.empty()) return;
-  if (level <= AV_LOG_ERROR) last_message = message;
+  if (level <= AV_LOG_ERROR) {
+    if (error_count++ == 0) first_error = message;
+  }
   std::lock_guard<std::mutex> lock(sink_mutex);
   if (Sink()) Sink()(message);
 }
@@ -44,8 +47,13 @@ void SetFfmpegLogSink(std::function<void(const std::string&)> sink) {
   Sink() = std::move(sink);
 }
 
-std::string LastFfmpegMessage() { return last_message; }
+std::string LastFfmpegMessage() { return first_error; }
 
-void ClearFfmpegMessage() { last_message.clear(); }
+int FfmpegErrorCount() { return error_count; }
+
+void ClearFfmpegMessage() {
+  first_error.clear();
+  error_count = 0;
+}
 
 }  // namespace mosaic::modalities

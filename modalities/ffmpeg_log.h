@@ -15,8 +15,14 @@ void InstallFfmpegLogHandler();
 // the trailing newline; an empty sink (the default) drops them.
 void SetFfmpegLogSink(std::function<void(const std::string&)> sink);
 
-// The last error-level message FFmpeg logged on this thread since ClearFfmpegMessage, or "".
+// The first error-level message FFmpeg logged on this thread since ClearFfmpegMessage, or "".
 std::string LastFfmpegMessage();
+
+// How many error-level messages FFmpeg logged on this thread since ClearFfmpegMessage. Some
+// damage (an Ogg page failing its CRC, a Matroska element overrunning its parent) is only
+// logged: the demuxer drops the bad part and goes on returning packets.
+int FfmpegErrorCount();
+
 void ClearFfmpegMessage();
 
 }  // namespace mosaic::modalities

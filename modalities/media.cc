@@ -206,6 +206,10 @@ class Analyzer {
       if (err == AVERROR_EOF) break;
       if (err < 0) Fail(path_, "reading the file", err);
       const AVStream* st = fmt_->streams[pkt->stream_index];
+      const bool ours = pkt->stream_index == video_index_ || pkt->stream_index == audio_index_;
+      if (ours && (pkt->flags & AV_PKT_FLAG_CORRUPT)) {
+        throw MediaError(path_, "corrupt packet at " + std::to_string(pkt->pos) + " bytes (the file is damaged or truncated)");
+      }
       if (pkt->pts != AV_NOPTS_VALUE) {
         const double end = Seconds(pkt->pts + std::max<int64_t>(pkt->duration, 0), st);
         if (pkt->stream_index == video_index_ || pkt->stream_index == audio_index_) {
@@ -224,7 +228,9 @@ class Analyzer {
       SendAudio(nullptr);
       FlushResampler();
     }
+    CheckNoErrorsLogged();
     CheckComplete();
+    if (result_.info.container == "ogg") CheckOggEnd();
   }
 
   void SendVideo(const AVPacket* pkt) {
@@ -350,12 +356,47 @@ class Analyzer {
     double decoded = content_end_;
     if (audio_) decoded = std::max(decoded, pcm_.size() / double(kAudioSampleRate));
     const double missing = declared_duration_ - decoded;
-    if (missing > std::max(0.5, 0.02 * declared_duration_)) {
+    if (missing > std::max(0.25, 0.01 * declared_duration_)) {
       char buf[160];
       std::snprintf(buf, sizeof buf, "truncated: its streams end at %.2f s of the %.2f s the container declares",
                     decoded, declared_duration_);
       throw MediaError(path_, buf);
     }
+  }
+
+  // Damage FFmpeg only logs (and skips) fails the file all the same.
+  void CheckNoErrorsLogged() {
+    const int errors = FfmpegErrorCount();
+    if (errors == 0) return;
+    throw MediaError(path_, "damaged: FFmpeg reported " + std::to_string(errors) + " error" + (errors > 1 ? "s" : "") +
+                                " while reading it, the first: " + LastFfmpegMessage());
+  }
+
+  // An Ogg stream ends with a complete end-of-stream page. FFmpeg takes an Ogg file's duration
+  // from its last complete page and reads a cut-off page as a clean end, so a truncated Ogg file
+  // decodes without a word; the missing final page is what gives it away.
+  void CheckOggEnd() {
+    std::ifstream in(path_, std::ios::binary);
+    constexpr std::streamoff kMaxPage = 27 + 255 + 255 * 255;
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    const std::streamoff start = std::max<std::streamoff>(0, size - kMaxPage);
+    std::string tail(size_t(size - start), '\0');
+    in.seekg(start);
+    in.read(tail.data(), std::streamsize(tail.size()));
+    if (!in) throw MediaError(path_, "cannot read the end of the file");
+    const size_t page = tail.rfind("OggS");
+    bool complete = false;
+    if (page != std::string::npos && page + 27 <= tail.size()) {
+      const auto* p = reinterpret_cast<const unsigned char*>(tail.data() + page);
+      const size_t segments = p[26];
+      if (page + 27 + segments <= tail.size()) {
+        size_t body = 0;
+        for (size_t i = 0; i < segments; ++i) body += p[27 + i];
+        complete = (p[5] & 0x04) && page + 27 + segments + body == tail.size();
+      }
+    }
+    if (!complete) throw MediaError(path_, "truncated: the Ogg stream does not end with a complete end-of-stream page");
   }
 
   // Where keyframes are further apart than the sampling interval, seeks and decodes forward to

@@ -138,7 +138,8 @@ bool DecodeInteraction(std::string_view key, std::string_view value, Interaction
 std::string EncodeNode(const NodeRecord& record);
 bool DecodeNode(std::string_view value, NodeRecord* record);
 
-// Feature value: u32 len . extractor . u32 version . u32 count . count x f32 (big-endian bits).
+// Feature value: u32 len . extractor . u32 version . u32 count . count x f32 (big-endian bits)
+//                . u32 len . source.
 std::string FeatureKey(NodeId item, std::string_view modality);
 std::string EncodeFeature(const FeatureVector& feature);
 bool DecodeFeature(std::string_view value, FeatureVector* feature);

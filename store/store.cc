@@ -144,6 +144,7 @@ std::string keys::EncodeFeature(const FeatureVector& f) {
     std::memcpy(&bits, &v, 4);
     AppendU32(&s, bits);
   }
+  AppendString(&s, f.source);
   return s;
 }
 
@@ -152,13 +153,14 @@ bool keys::DecodeFeature(std::string_view v, FeatureVector* f) {
   f->version = ReadU32(v.data());
   const uint32_t n = ReadU32(v.data() + 4);
   v.remove_prefix(8);
-  if (v.size() != size_t(n) * 4) return false;
+  if (v.size() < size_t(n) * 4) return false;
   f->values.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t bits = ReadU32(v.data() + 4 * i);
     std::memcpy(&f->values[i], &bits, 4);
   }
-  return true;
+  v.remove_prefix(size_t(n) * 4);
+  return ReadString(&v, &f->source) && v.empty();
 }
 
 std::string keys::NodeCountKey(NodeKind kind) { return kNodeCountPrefix + NodeKindName(kind); }
@@ -823,6 +825,13 @@ Status Batch::AddAlias(NodeKind kind, std::string_view key, NodeId id) {
   return Status::OK();
 }
 
+Status Batch::GetRelationName(RelationId id, std::string* name) {
+  bool found = false;
+  MOSAIC_RETURN_IF_ERROR(Get(kDict, RelationIdKey(id), name, &found));
+  if (!found) return Status::NotFound("no relation " + std::to_string(id));
+  return Status::OK();
+}
+
 Status Batch::UpsertRelation(std::string_view name, RelationId* id) {
   std::string v;
   bool found = false;
@@ -854,7 +863,10 @@ Status Batch::AddEdge(NodeId src, RelationId relation, NodeId dst, float weight)
   bool found = false;
   MOSAIC_RETURN_IF_ERROR(Get(kEdgesOut, out_key, &old, &found));
   if (found && old == value) return Status::OK();
-  if (!found) AddToCounter(EdgeCountKey(relation), 1);
+  if (!found) {
+    AddToCounter(EdgeCountKey(relation), 1);
+    pending_out_edges_[src].push_back(Edge{src, relation, dst, weight});
+  }
   Put(kEdgesOut, out_key, value);
   Put(kEdgesIn, EdgeKey(dst, relation, src), value);
   return Status::OK();
@@ -888,6 +900,33 @@ Status Batch::PutInteraction(const Interaction& x) {
   return AddEdge(x.user, interacted, x.item, float(x.weight));
 }
 
+Status Batch::ForEachOutEdge(NodeId src, const std::function<bool(const Edge&)>& fn) {
+  const std::string prefix = U32(src);
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(rocksdb::ReadOptions(), store_->handles_[kEdgesOut]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    Edge e;
+    MOSAIC_RETURN_IF_ERROR(DecodeEdge(std::string_view(it->key().data(), it->key().size()),
+                                      std::string_view(it->value().data(), it->value().size()), false, &e));
+    if (!fn(e)) return Status::OK();
+  }
+  MOSAIC_RETURN_IF_ERROR(FromRocks(it->status(), "scanning store '" + store_->dir_ + "'"));
+  auto pending = pending_out_edges_.find(src);
+  if (pending == pending_out_edges_.end()) return Status::OK();
+  for (const Edge& e : pending->second) {
+    if (!fn(e)) break;
+  }
+  return Status::OK();
+}
+
+Status Batch::GetFeature(NodeId item, std::string_view modality, FeatureVector* feature) {
+  std::string v;
+  bool found = false;
+  MOSAIC_RETURN_IF_ERROR(Get(kFeatures, FeatureKey(item, modality), &v, &found));
+  if (!found) return Status::NotFound("no " + std::string(modality) + " feature");
+  if (!DecodeFeature(v, feature)) return Status::Corruption("malformed feature record");
+  return Status::OK();
+}
+
 Status Batch::PutFeature(NodeId item, std::string_view modality, const FeatureVector& feature) {
   NodeRecord r;
   MOSAIC_RETURN_IF_ERROR(GetNode(item, &r));
@@ -916,6 +955,7 @@ Status Batch::Commit() {
   rocksdb::Status s = db->Write(wo, wb_.get());
   wb_->Clear();
   for (auto& p : pending_) p.clear();
+  pending_out_edges_.clear();
   counter_deltas_.clear();
   pending_records_ = 0;
   if (!s.ok()) {

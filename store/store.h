@@ -79,6 +79,7 @@ struct FeatureVector {
   std::string extractor;     ///< e.g. "mosaic-visual"
   uint32_t version = 0;      ///< the extractor's version
   std::vector<float> values; ///< the vector
+  std::string source;        ///< what it was computed from (the text encoded, a content hash), to skip unchanged inputs
 };
 
 // Name of the relation joining users to the items they interacted with (KGAT's CKG).
@@ -222,11 +223,21 @@ class Batch {
   // Returns InvalidArgument when (kind, key) already names a different node.
   Status AddAlias(NodeKind kind, std::string_view key, NodeId id);
 
+  // Returns NotFound if `id` is not a relation.
+  Status GetRelationName(RelationId id, std::string* name);
+
   // Returns the relation named `name`, creating it when absent.
   Status UpsertRelation(std::string_view name, RelationId* id);
 
   // Adds the triple in both directions. Adding an existing triple updates its weight only.
   Status AddEdge(NodeId src, RelationId relation, NodeId dst, float weight = 1.0f);
+
+  // Calls fn for each edge leaving `src`, committed or pending in this batch, until it
+  // returns false (committed edges first, in key order, then pending ones).
+  Status ForEachOutEdge(NodeId src, const std::function<bool(const Edge&)>& fn);
+
+  // The item's stored `modality` vector, as committed (NotFound when none).
+  Status GetFeature(NodeId item, std::string_view modality, FeatureVector* feature);
 
   // Stores the interaction (replacing one with the same user, item, kind and tag) and, for
   // consumption, the `interacted` edge from user to item with the same weight.
@@ -258,6 +269,8 @@ class Batch {
   std::vector<std::unordered_map<std::string, std::string>> pending_;
   // Items known to have an `interacted` edge (committed or pending); such facts never expire.
   std::unordered_set<NodeId> items_with_interactions_;
+  // Edges added by this batch that were not committed before, by head, for ForEachOutEdge.
+  std::unordered_map<NodeId, std::vector<Edge>> pending_out_edges_;
   NodeId next_node_id_ = 0;
   RelationId next_relation_id_ = 0;
   std::map<std::string, int64_t> counter_deltas_;

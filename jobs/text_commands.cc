@@ -1,0 +1,167 @@
+// The text encoder in the jobs: loading it, the hook that keeps items' text features current,
+// and the `embed` and `similar-text` commands.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "encoders/model_error.h"
+#include "encoders/text_encoder.h"
+#include "graph/text_features.h"
+#include "jobs/commands.h"
+#include "jobs/progress.h"
+#include "store/store.h"
+
+namespace mosaic::jobs {
+
+std::string DefaultModelDir() {
+  const char* env = std::getenv("MOSAIC_MODEL_DIR");
+  if (env && *env) return env;
+  return MOSAIC_DEFAULT_MODEL_DIR;
+}
+
+Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextEncoder>* encoder) {
+  try {
+    *encoder = encoders::TextEncoder::Load(ctx.model_dir, ctx.device);
+  } catch (const encoders::ModelError& e) {
+    return Status::NotFound(std::string("text model: ") + e.what());
+  } catch (const std::exception& e) {
+    return Status::IOError(std::string("text model: ") + e.what());
+  }
+  return Status::OK();
+}
+
+graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextEncoder> encoder) {
+  graph::TextFeatureHook hook;
+  hook.extractor = encoders::kTextModelName;
+  hook.version = encoders::kTextModelVersion;
+  hook.compose = [](const graph::ItemDescription& d) {
+    encoders::ItemText text;
+    text.title = d.title;
+    text.description = d.description;
+    for (const auto& [relation, label] : d.links) {
+      if (relation == "tag") {
+        text.tags.push_back(label);
+      } else if (relation == "genre") {
+        text.genres.push_back(label);
+      } else {
+        text.people.push_back(label);  // artist, director, album, studio...
+      }
+    }
+    return encoders::ComposeItemText(text);
+  };
+  hook.embed = [encoder](const std::vector<std::string>& texts, std::vector<std::vector<float>>* out) {
+    try {
+      *out = encoder->Encode(texts);
+    } catch (const std::exception& e) {
+      return Status::IOError(std::string("text encoder: ") + e.what());
+    }
+    return Status::OK();
+  };
+  return hook;
+}
+
+Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts) {
+  std::shared_ptr<const encoders::TextEncoder> encoder;
+  MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
+  std::vector<std::vector<float>> vectors;
+  try {
+    vectors = encoder->Encode(texts);
+  } catch (const std::exception& e) {
+    return Status::IOError(std::string("text encoder: ") + e.what());
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<int64_t> ids = encoder->Tokenize(texts[i]);
+    if (ctx.json) {
+      out.push_back({{"text", texts[i]}, {"ids", ids}, {"embedding", vectors[i]}});
+      continue;
+    }
+    std::printf("\"%s\"  %zu tokens, %zu dims:", texts[i].c_str(), ids.size(), vectors[i].size());
+    for (size_t d = 0; d < std::min<size_t>(8, vectors[i].size()); ++d) std::printf(" %+.5f", vectors[i][d]);
+    std::printf(" ...\n");
+  }
+  if (ctx.json) std::printf("%s\n", out.dump().c_str());
+  return Status::OK();
+}
+
+Status CollectSimilarText(const store::ReadView& view, const encoders::TextEncoder& encoder, const std::string& query,
+                          size_t k, nlohmann::json* result) {
+  if (k == 0) return Status::InvalidArgument("-k must be at least 1");
+  std::vector<float> q;
+  try {
+    q = encoder.Encode({query}).front();
+  } catch (const std::exception& e) {
+    return Status::IOError(std::string("text encoder: ") + e.what());
+  }
+  // Vectors are L2-normalised, so the dot product is the cosine similarity.
+  std::vector<std::pair<float, store::NodeId>> scored;
+  size_t other_model = 0;
+  Status failed;
+  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](store::NodeId id, const store::NodeRecord& r) {
+    if (r.kind != store::NodeKind::kItem) return true;
+    store::FeatureVector f;
+    Status s = view.GetFeature(id, graph::kTextModality, &f);
+    if (s.IsNotFound()) return true;
+    if (!s.ok()) {
+      failed = s;
+      return false;
+    }
+    if (f.extractor != encoders::kTextModelName || f.version != uint32_t(encoders::kTextModelVersion) ||
+        f.values.size() != q.size()) {
+      ++other_model;
+      return true;
+    }
+    float dot = 0;
+    for (size_t d = 0; d < q.size(); ++d) dot += q[d] * f.values[d];
+    scored.emplace_back(dot, id);
+    return true;
+  }));
+  MOSAIC_RETURN_IF_ERROR(failed);
+  if (scored.empty()) {
+    return Status::NotFound("no item in this store has a text embedding from " + std::string(encoders::kTextModelName) +
+                            " v" + std::to_string(encoders::kTextModelVersion) +
+                            " (import or ingest items with the text model installed)");
+  }
+  const size_t shown = std::min(k, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + long(shown), scored.end(),
+                    [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < shown; ++i) {
+    store::NodeRecord r;
+    MOSAIC_RETURN_IF_ERROR(view.GetNode(scored[i].second, &r));
+    results.push_back({{"rank", i + 1}, {"score", scored[i].first}, {"item", r.key}, {"title", r.label}});
+  }
+  *result = {{"query", query}, {"results", results}, {"items_scored", scored.size()}, {"other_model", other_model}};
+  return Status::OK();
+}
+
+void PrintSimilarText(const nlohmann::json& r) {
+  std::printf("items most like \"%s\" by text (%s v%d, %s items scored):\n", r["query"].get<std::string>().c_str(),
+              encoders::kTextModelName, encoders::kTextModelVersion, WithThousands(r["items_scored"].get<uint64_t>()).c_str());
+  for (const auto& x : r["results"]) {
+    std::printf("%3d. %.3f  %s  [item %s]\n", x["rank"].get<int>(), x["score"].get<float>(),
+                x["title"].get<std::string>().c_str(), ShortKey(x["item"]).c_str());
+  }
+  if (r["other_model"].get<size_t>() > 0) {
+    std::printf("(%zu items have text vectors from another model version: re-import them)\n", r["other_model"].get<size_t>());
+  }
+}
+
+Status RunSimilarText(const Context& ctx, const std::string& query, size_t k) {
+  std::shared_ptr<const encoders::TextEncoder> encoder;
+  MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
+  std::unique_ptr<store::Store> store;
+  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
+  nlohmann::json result;
+  MOSAIC_RETURN_IF_ERROR(CollectSimilarText(*store->NewReadView(), *encoder, query, k, &result));
+  if (ctx.json) {
+    std::printf("%s\n", result.dump().c_str());
+  } else {
+    PrintSimilarText(result);
+  }
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs
