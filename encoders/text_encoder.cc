@@ -1,9 +1,10 @@
 #include "encoders/text_encoder.h"
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -22,11 +23,24 @@ namespace fs = std::filesystem;
 
 constexpr const char* kHowToGet = "run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR";
 
+// Threads, once a process. LibTorch (Debian's build) runs its element-wise kernels on an OpenMP
+// pool and its matrix products in OpenBLAS, which has a pthread pool of its own; left alone both
+// start one thread a core, and on 2 busy cores the OpenMP barriers of every small kernel then wait
+// on preempted threads: 200-330 titles/s and 24-48 ms a title, against 900-1000 titles/s and 3-4 ms
+// with a single pool (measured on this project's 2-core machines). So by default LibTorch's
+// intra-op pool is 1 thread and OpenBLAS (where it is the BLAS) gets every core, which is where the
+// FLOPs are. MOSAIC_TORCH_THREADS=N gives LibTorch N threads instead, and OpenBLAS then 1.
 void SetThreadsOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const unsigned cores = std::thread::hardware_concurrency();
-    if (cores > 0) at::set_num_threads(int(cores));
+    const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+    int intra = 1;
+    if (const char* env = std::getenv("MOSAIC_TORCH_THREADS"); env && *env) intra = std::clamp(std::atoi(env), 1, 1024);
+    at::set_num_threads(intra);
+    // Found at run time, so that Mosaic neither links OpenBLAS nor needs it to be the BLAS.
+    using SetBlasThreads = void (*)(int);
+    if (auto set_blas = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+      set_blas(intra > 1 ? 1 : cores);
   });
 }
 

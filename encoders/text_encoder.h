@@ -23,7 +23,9 @@ class TextEncoder {
   // "cuda" (ModelError when LibTorch sees no GPU) or "auto" (cuda when available, else cpu).
   // Throws ModelError naming the file or tensor on failure; when the model files are missing the
   // message says how to get them: "run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR".
-  // The first call sets LibTorch's intra-op threads to the machine's core count.
+  // The first call sets the threads for the process: LibTorch's intra-op pool 1 thread and
+  // OpenBLAS one a core (two pools of one thread a core each thrash: see SetThreadsOnce in
+  // text_encoder.cc); MOSAIC_TORCH_THREADS=N gives LibTorch N threads and OpenBLAS 1 instead.
   static std::unique_ptr<TextEncoder> Load(const std::string& model_dir, const std::string& device = "cpu");
   ~TextEncoder();
   TextEncoder(const TextEncoder&) = delete;

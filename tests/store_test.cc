@@ -31,7 +31,9 @@ void WithRawColumnFamily(const std::string& dir, const std::string& cf_name,
   rocksdb::DB* db = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &db).ok());
   for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == cf_name) EXPECT_TRUE(edit(db, handles[i]).ok());
+    if (names[i] == cf_name) {
+      EXPECT_TRUE(edit(db, handles[i]).ok());
+    }
   }
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   delete db;
