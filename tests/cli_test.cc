@@ -120,6 +120,42 @@ TEST(Cli, StatsOnMissingStoreFailsAndCreatesNothing) {
   }
 }
 
+// Text embeddings follow the text: computed with the item, redone only when its text changes.
+TEST(CliText, ImportEncodesChangedTextsOnly) {
+  if (!std::filesystem::exists(std::filesystem::path(MOSAIC_MODEL_DIR) / "model.json")) {
+    GTEST_SKIP() << "USE-lite model absent from " << MOSAIC_MODEL_DIR << " (scripts/fetch-model)";
+  }
+  TempDir tmp;
+  const std::string store = Q(tmp / "store");
+  const std::string catalogue = tmp / "catalogue.jsonl";
+  WriteFile(catalogue,
+            "{\"id\": \"a\", \"title\": \"Clair de lune\", \"tags\": [\"piano\"]}\n"
+            "{\"id\": \"b\", \"title\": \"Big Buck Bunny\", \"genre\": \"Animation\"}\n");
+  nlohmann::json j = RunJson("--store " + store + " --json import --format jsonl " + Q(catalogue));
+  EXPECT_EQ(j["text_features"], 2);
+  j = RunJson("--store " + store + " --json import --format jsonl " + Q(catalogue));
+  EXPECT_EQ(j["text_features"], 0) << "an unchanged text was encoded again";
+  WriteFile(catalogue,
+            "{\"id\": \"a\", \"title\": \"Clair de lune\", \"tags\": [\"piano\"]}\n"
+            "{\"id\": \"b\", \"title\": \"Big Buck Bunny\", \"genre\": \"Animation\", \"tags\": [\"rabbit\"]}\n");
+  j = RunJson("--store " + store + " --json import --format jsonl " + Q(catalogue));
+  EXPECT_EQ(j["text_features"], 1);
+  nlohmann::json shown = RunJson("--store " + store + " show b --json");
+  EXPECT_EQ(shown["features"]["text"]["text"], "Big Buck Bunny. rabbit. Animation");
+  EXPECT_EQ(shown["features"]["text"]["dims"], 512);
+  nlohmann::json similar = RunJson("--store " + store + " --json similar-text \"moonlight piano\" -k 1");
+  EXPECT_EQ(similar["results"][0]["item"], "a");
+
+  // Without the model, commands that need it say how to get it.
+  CommandResult r = RunMosaic("--store " + Q(tmp / "other") + " --model " + Q(tmp / "nomodel") +
+                              " import --format jsonl " + Q(catalogue));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("scripts/fetch-model"), std::string::npos) << r.err;
+  r = RunMosaic("--store " + Q(tmp / "other") + " --model " + Q(tmp / "nomodel") + " --no-text import --format jsonl " +
+                Q(catalogue));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(Cli, ImportPrintsRowsAndJson) {
   TempDir tmp;
   const std::string store = tmp / "store";

@@ -237,6 +237,27 @@ TEST_F(TextEncoderTest, GoldenSentences) {
   }
 }
 
+// Our own goldens from the reference runtime (scripts/make-text-goldens.sh): NFKC, CJK, emoji,
+// runs of spaces, a single character, a text over 128 tokens... The runtime embeds "" not at all
+// (it throws), so the empty sentence has no vector to compare.
+TEST_F(TextEncoderTest, ExtraGoldenSentencesFromTheReferenceRuntime) {
+  SKIP_WITHOUT_MODEL();
+  std::ifstream in(fs::path(MOSAIC_TEST_DATA_DIR) / "use_lite_golden_extra.json");
+  ASSERT_TRUE(in) << "tests/data/use_lite_golden_extra.json is committed and must be there";
+  const nlohmann::json j = nlohmann::json::parse(in);
+  const auto sentences = j.at("sentences").get<std::vector<std::string>>();
+  const auto vectors = j.at("embeddings").get<std::vector<std::vector<float>>>();
+  ASSERT_EQ(sentences.size(), vectors.size());
+  const auto ours = encoder_->Encode(sentences);
+  size_t compared = 0;
+  for (size_t i = 0; i < sentences.size(); ++i) {
+    if (vectors[i].empty()) continue;
+    EXPECT_LT(MaxAbsDiff(ours[i], vectors[i]), kTolerance) << "'" << sentences[i] << "'";
+    ++compared;
+  }
+  EXPECT_GE(compared, sentences.size() - 1);
+}
+
 TEST_F(TextEncoderTest, BatchingDoesNotChangeVectorsAndKeepsInputOrder) {
   SKIP_WITHOUT_MODEL();
   std::string long_text;
