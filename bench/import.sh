@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Import throughput on the real datasets, beside a peer measured in the same run: SQLite's
 # bulk CSV import (`.import`) of the same file into a table with a primary key, in one
-# transaction. Prints rows/s for both and their ratio, then the wall time of a cold
+# transaction. Imports run with --no-text: the peer stores rows, it does not run a text
+# encoder (bench/text.sh measures that). Prints rows/s for both and their ratio, then the wall time of a cold
 # `mosaic stats` (a fresh process) beside the bare process start of `mosaic --help`.
 #
 #   bench/import.sh [BUILD_DIR]      (needs ../shared/datasets; best of 3 runs each)
@@ -41,7 +42,7 @@ bench_file() {  # label format file prepare sqlite-args...
   local label=$1 format=$2 file=$3 prepare=$4; shift 4
   local rows; rows=$(($(grep -c '' "$file") - 1))
   local tm ts
-  tm=$(PREPARE=$prepare best_of "$mosaic" --store "$tmp/s" import --format "$format" "$file")
+  tm=$(PREPARE=$prepare best_of "$mosaic" --store "$tmp/s" --no-text import --format "$format" "$file")
   ts=$(best_of sqlite_import "$file" "$@")
   awk -v l="$label" -v r="$rows" -v tm="$tm" -v ts="$ts" \
     'BEGIN{printf "%-34s %10d %12.0f %12.0f %7.2fx\n", l, r, r/tm, r/ts, tm/ts}'
@@ -52,18 +53,18 @@ bench_file "hetrec artists (hetrec-artists)" hetrec-artists "$het/artists.dat" "
 bench_file "ml ratings (movielens-ratings)" movielens-ratings "$ml/ratings.csv" "" csv "u,m,r,t" "u,m"
 bench_file "ml movies (movielens-movies)" movielens-movies "$ml/movies.csv" "" csv "m,title,genres" "m"
 bench_file "ml tags (movielens-tags)" movielens-tags "$ml/tags.csv" \
-  "\"$mosaic\" --store \"$tmp/s\" import --format movielens-movies \"$ml/movies.csv\" >/dev/null" csv "u,m,tag,t" "u,m,tag"
+  "\"$mosaic\" --store \"$tmp/s\" --no-text import --format movielens-movies \"$ml/movies.csv\" >/dev/null" csv "u,m,tag,t" "u,m,tag"
 
 # Whole datasets into one store each, then a cold `stats` in a fresh process.
 rm -rf "$tmp/lastfm" "$tmp/ml"
 t0=$(now)
-"$mosaic" --store "$tmp/lastfm" import --format hetrec-artists "$het/artists.dat" >/dev/null
-"$mosaic" --store "$tmp/lastfm" import --format kg "$lk/kg.txt" --links "$lk/item_index2entity_id.txt" >/dev/null
-"$mosaic" --store "$tmp/lastfm" import --format lastfm-plays "$lk/user_artists.dat" >/dev/null
+"$mosaic" --store "$tmp/lastfm" --no-text import --format hetrec-artists "$het/artists.dat" >/dev/null
+"$mosaic" --store "$tmp/lastfm" --no-text import --format kg "$lk/kg.txt" --links "$lk/item_index2entity_id.txt" >/dev/null
+"$mosaic" --store "$tmp/lastfm" --no-text import --format lastfm-plays "$lk/user_artists.dat" >/dev/null
 t1=$(now)
-"$mosaic" --store "$tmp/ml" import --format movielens-movies "$ml/movies.csv" >/dev/null
-"$mosaic" --store "$tmp/ml" import --format movielens-ratings "$ml/ratings.csv" >/dev/null
-"$mosaic" --store "$tmp/ml" import --format movielens-tags "$ml/tags.csv" >/dev/null
+"$mosaic" --store "$tmp/ml" --no-text import --format movielens-movies "$ml/movies.csv" >/dev/null
+"$mosaic" --store "$tmp/ml" --no-text import --format movielens-ratings "$ml/ratings.csv" >/dev/null
+"$mosaic" --store "$tmp/ml" --no-text import --format movielens-tags "$ml/tags.csv" >/dev/null
 t2=$(now)
 rows_lastfm=$(( $(grep -c '' "$het/artists.dat") - 1 + $(grep -c '' "$lk/kg.txt") + $(grep -c '' "$lk/item_index2entity_id.txt") + $(grep -c '' "$lk/user_artists.dat") - 1 ))
 rows_ml=$(( $(grep -c '' "$ml/movies.csv") + $(grep -c '' "$ml/ratings.csv") + $(grep -c '' "$ml/tags.csv") - 3 ))

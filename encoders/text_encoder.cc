@@ -141,67 +141,32 @@ std::vector<std::vector<float>> TextEncoder::Encode(const std::vector<std::strin
   return out;
 }
 
+}  // namespace mosaic::encoders
+
 namespace {
 
-// Whitespace runs collapsed to one space, trimmed.
-std::string Clean(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  bool space = false;
-  for (char c : value) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
-      space = !out.empty();
-    } else {
-      if (space) out += ' ';
-      space = false;
-      out += c;
-    }
+// TextEncoder behind the TextModel interface, for the plugin entry point.
+class PluginModel : public mosaic::encoders::TextModel {
+ public:
+  explicit PluginModel(std::unique_ptr<mosaic::encoders::TextEncoder> encoder) : encoder_(std::move(encoder)) {}
+  std::vector<int64_t> Tokenize(std::string_view text) const override { return encoder_->Tokenize(text); }
+  std::vector<std::vector<float>> Encode(const std::vector<std::string>& texts, size_t batch_size) const override {
+    return encoder_->Encode(texts, batch_size);
   }
-  return out;
-}
+  const std::string& device() const override { return encoder_->device(); }
 
-std::string AsciiLower(const std::string& s) {
-  std::string out = s;
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return out;
-}
+ private:
+  std::unique_ptr<mosaic::encoders::TextEncoder> encoder_;
+};
 
 }  // namespace
 
-std::string ComposeItemText(const ItemText& item) {
-  std::vector<std::string> sections;
-  std::vector<std::string> seen;  // lower-cased title and list values
-  const std::string title = Clean(item.title);
-  if (!title.empty()) {
-    sections.push_back(title);
-    seen.push_back(AsciiLower(title));
+extern "C" __attribute__((visibility("default"))) mosaic::encoders::TextModel* mosaic_encoders_new_text_model(
+    const char* model_dir, const char* device, std::string* error) {
+  try {
+    return new PluginModel(mosaic::encoders::TextEncoder::Load(model_dir, device));
+  } catch (const std::exception& e) {
+    *error = e.what();
   }
-  for (const std::vector<std::string>* list : {&item.tags, &item.people, &item.genres}) {
-    std::string section;
-    for (const std::string& raw : *list) {
-      std::string value = Clean(raw);
-      if (value.empty()) continue;
-      std::string key = AsciiLower(value);
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
-      seen.push_back(std::move(key));
-      if (!section.empty()) section += ", ";
-      section += value;
-    }
-    if (!section.empty()) sections.push_back(std::move(section));
-  }
-  std::string description = Clean(item.description);
-  if (!description.empty()) sections.push_back(std::move(description));
-
-  std::string text;
-  for (const std::string& s : sections) {
-    if (!text.empty()) {
-      const char last = text.back();
-      text += (last == '.' || last == '!' || last == '?') ? " " : ". ";
-    }
-    text += s;
-  }
-  return text;
+  return nullptr;
 }
-
-}  // namespace mosaic::encoders

@@ -14,7 +14,7 @@ class Store;
 class ReadView;
 }  // namespace mosaic::store
 namespace mosaic::encoders {
-class TextEncoder;
+class TextModel;
 }
 namespace mosaic::graph {
 struct TextFeatureHook;
@@ -36,16 +36,16 @@ struct Context {
 std::string DefaultModelDir();
 
 // Loads the text encoder; NotFound (saying how to fetch it) when its files are missing.
-Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextEncoder>* encoder);
+Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextModel>* encoder);
 
 // The hook through which imports and ingests keep items' text embeddings current.
-graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextEncoder> encoder);
+graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> encoder);
 
 // mosaic embed: prints the embeddings (and token ids with --json) of each text.
 Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts);
 
 // mosaic similar-text: ranks stored items by the cosine similarity of their text embedding.
-Status CollectSimilarText(const store::ReadView& view, const encoders::TextEncoder& encoder, const std::string& query,
+Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel& encoder, const std::string& query,
                           size_t k, nlohmann::json* result);
 void PrintSimilarText(const nlohmann::json& result);
 Status RunSimilarText(const Context& ctx, const std::string& query, size_t k);

@@ -56,7 +56,7 @@ bool DescribesItems(graph::ImportFormat f) {
 
 Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
   graph::ImportRequest request = base_request;
-  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::shared_ptr<const encoders::TextModel> encoder;
   graph::TextFeatureHook hook;
   if (DescribesItems(request.format) && !ctx.no_text) {
     MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));

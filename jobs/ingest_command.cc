@@ -338,7 +338,7 @@ void PrintIngest(const nlohmann::json& r) {
 Status RunIngest(const Context& ctx, const IngestArgs& args) {
   std::error_code ec;
   const bool existed = fs::exists(fs::path(ctx.store_dir) / "CURRENT", ec);
-  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::shared_ptr<const encoders::TextModel> encoder;
   std::unique_ptr<graph::TextFeatureHook> text;
   if (!ctx.no_text) {
     MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));

@@ -7,7 +7,8 @@
 #include <filesystem>
 
 #include "encoders/model_error.h"
-#include "encoders/text_encoder.h"
+#include "encoders/item_text.h"
+#include "encoders/text_model.h"
 #include "graph/text_features.h"
 #include "jobs/commands.h"
 #include "jobs/progress.h"
@@ -21,9 +22,9 @@ std::string DefaultModelDir() {
   return MOSAIC_DEFAULT_MODEL_DIR;
 }
 
-Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextEncoder>* encoder) {
+Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextModel>* encoder) {
   try {
-    *encoder = encoders::TextEncoder::Load(ctx.model_dir, ctx.device);
+    *encoder = encoders::LoadTextModel(ctx.model_dir, ctx.device);
   } catch (const encoders::ModelError& e) {
     return Status::NotFound(std::string("text model: ") + e.what());
   } catch (const std::exception& e) {
@@ -32,7 +33,7 @@ Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextEnc
   return Status::OK();
 }
 
-graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextEncoder> encoder) {
+graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> encoder) {
   graph::TextFeatureHook hook;
   hook.extractor = encoders::kTextModelName;
   hook.version = encoders::kTextModelVersion;
@@ -63,7 +64,7 @@ graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextEncoder>
 }
 
 Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts) {
-  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::shared_ptr<const encoders::TextModel> encoder;
   MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
   std::vector<std::vector<float>> vectors;
   try {
@@ -86,7 +87,7 @@ Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts) {
   return Status::OK();
 }
 
-Status CollectSimilarText(const store::ReadView& view, const encoders::TextEncoder& encoder, const std::string& query,
+Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel& encoder, const std::string& query,
                           size_t k, nlohmann::json* result) {
   if (k == 0) return Status::InvalidArgument("-k must be at least 1");
   std::vector<float> q;
@@ -150,7 +151,7 @@ void PrintSimilarText(const nlohmann::json& r) {
 }
 
 Status RunSimilarText(const Context& ctx, const std::string& query, size_t k) {
-  std::shared_ptr<const encoders::TextEncoder> encoder;
+  std::shared_ptr<const encoders::TextModel> encoder;
   MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));

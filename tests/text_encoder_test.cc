@@ -1,5 +1,6 @@
 // The USE-lite text encoder: the LibTorch module against the reference runtime's golden vectors,
 // the TextEncoder facade (tokenize, batch, encode) and the text Mosaic composes for an item.
+#include "encoders/item_text.h"
 #include "encoders/text_encoder.h"
 
 #include <gtest/gtest.h>
