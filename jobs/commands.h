@@ -41,6 +41,10 @@ Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextMod
 // The hook through which imports and ingests keep items' text embeddings current.
 graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> encoder);
 
+// Unless --no-text: loads the model into *encoder and makes *hook; otherwise leaves both empty.
+Status LoadTextHook(const Context& ctx, std::shared_ptr<const encoders::TextModel>* encoder,
+                    std::unique_ptr<graph::TextFeatureHook>* hook);
+
 // mosaic embed: prints the embeddings (and token ids with --json) of each text.
 Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts);
 

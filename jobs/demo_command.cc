@@ -118,10 +118,7 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
   // The text model turns every title, tag list and description into a 512-d embedding.
   std::shared_ptr<const encoders::TextModel> encoder;
   std::unique_ptr<graph::TextFeatureHook> text;
-  if (!ctx.no_text) {
-    MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
-    text = std::make_unique<graph::TextFeatureHook>(MakeTextHook(encoder));
-  }
+  MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
 
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));

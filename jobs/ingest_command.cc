@@ -340,10 +340,7 @@ Status RunIngest(const Context& ctx, const IngestArgs& args) {
   const bool existed = fs::exists(fs::path(ctx.store_dir) / "CURRENT", ec);
   std::shared_ptr<const encoders::TextModel> encoder;
   std::unique_ptr<graph::TextFeatureHook> text;
-  if (!ctx.no_text) {
-    MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));
-    text = std::make_unique<graph::TextFeatureHook>(MakeTextHook(encoder));
-  }
+  MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
   nlohmann::json result;

@@ -63,6 +63,14 @@ graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> e
   return hook;
 }
 
+Status LoadTextHook(const Context& ctx, std::shared_ptr<const encoders::TextModel>* encoder,
+                    std::unique_ptr<graph::TextFeatureHook>* hook) {
+  if (ctx.no_text) return Status::OK();
+  MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, encoder));
+  *hook = std::make_unique<graph::TextFeatureHook>(MakeTextHook(*encoder));
+  return Status::OK();
+}
+
 Status RunEmbed(const Context& ctx, const std::vector<std::string>& texts) {
   std::shared_ptr<const encoders::TextModel> encoder;
   MOSAIC_RETURN_IF_ERROR(LoadTextModel(ctx, &encoder));

@@ -29,60 +29,13 @@ using store::NodeRecord;
 using store::RelationId;
 using testing::TempDir;
 using testing::WriteFile;
+using testing::DumpStore;
 
 // ---------------------------------------------------------------------------------------------
 // Store dump: every key and value of every column family (meta included), read straight from
 // RocksDB with the store closed. Two stores with equal dumps hold byte-identical records.
 
-std::string Escape(const std::string& s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(char(c));
-    } else {
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
-// One line per record, "cf | key | value" with non-printable bytes escaped, so that a failing
-// comparison shows which records differ.
-std::string DumpStore(const std::string& dir) {
-  rocksdb::Options options;
-  std::vector<std::string> names;
-  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, dir, &names);
-  if (!s.ok()) {
-    ADD_FAILURE() << "ListColumnFamilies(" << dir << "): " << s.ToString();
-    return "";
-  }
-  std::sort(names.begin(), names.end());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(options), dir, descriptors, &handles, &raw);
-  if (!s.ok()) {
-    ADD_FAILURE() << "OpenForReadOnly(" << dir << "): " << s.ToString();
-    return "";
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  std::string dump;
-  for (size_t i = 0; i < handles.size(); ++i) {
-    dump += "== " + names[i] + "\n";
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      dump += names[i] + " | " + Escape(it->key().ToString()) + " | " + Escape(it->value().ToString()) + "\n";
-    }
-    EXPECT_TRUE(it->status().ok()) << it->status().ToString();
-  }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  db->Close();
-  return dump;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: a store in a temporary folder and helpers to import into it and look at it.

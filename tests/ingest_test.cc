@@ -35,17 +35,14 @@ using testing::ReadFile;
 using testing::RunMosaic;
 using testing::TempDir;
 using testing::WriteFile;
+using testing::DumpStore;
+using testing::HaveFfmpeg;
+using testing::Quote;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: shell quoting, ffmpeg, the CLI, store dumps.
 
-bool HaveFfmpeg() { return std::system("command -v ffmpeg >/dev/null 2>&1") == 0; }
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 // Runs `ffmpeg <args>` quietly in the background of a test; a failure carries ffmpeg's words.
 ::testing::AssertionResult Ffmpeg(const std::string& args) {
@@ -81,55 +78,9 @@ std::string Quote(const std::string& s) {
                 " -fflags +bitexact -flags:a +bitexact " + Quote(path));
 }
 
-std::string Escape(const std::string& s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(char(c));
-    } else {
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
 // Every key and value of every column family (meta included), one "cf | key | value" line per
 // record, read straight from RocksDB while no mosaic process has the store open.
-std::string DumpStore(const std::string& dir) {
-  rocksdb::Options options;
-  std::vector<std::string> names;
-  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, dir, &names);
-  if (!s.ok()) {
-    ADD_FAILURE() << "ListColumnFamilies(" << dir << "): " << s.ToString();
-    return "";
-  }
-  std::sort(names.begin(), names.end());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(options), dir, descriptors, &handles, &raw);
-  if (!s.ok()) {
-    ADD_FAILURE() << "OpenForReadOnly(" << dir << "): " << s.ToString();
-    return "";
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  std::string dump;
-  for (size_t i = 0; i < handles.size(); ++i) {
-    dump += "== " + names[i] + "\n";
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      dump += names[i] + " | " + Escape(it->key().ToString()) + " | " + Escape(it->value().ToString()) + "\n";
-    }
-    EXPECT_TRUE(it->status().ok()) << it->status().ToString();
-  }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  db->Close();
-  return dump;
-}
 
 // `mosaic --store S <args>`.
 CommandResult Mosaic(const std::string& store, const std::string& args) {

@@ -26,14 +26,10 @@ using modalities::MediaAnalysis;
 using modalities::MediaError;
 using testing::TempDir;
 using testing::WriteFile;
+using testing::HaveFfmpeg;
+using testing::Quote;
 
-bool HaveFfmpeg() { return std::system("command -v ffmpeg >/dev/null 2>&1") == 0; }
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 // Runs `ffmpeg <args>` quietly; false (with ffmpeg's stderr in the failure) when it fails.
 ::testing::AssertionResult Ffmpeg(const TempDir& dir, const std::string& args) {

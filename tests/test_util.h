@@ -11,6 +11,12 @@
 #include <fstream>
 #include <string>
 
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
 #include "store/status.h"
 
 #define ASSERT_OK(expr)                                   \
@@ -81,6 +87,72 @@ inline CommandResult RunMosaic(const std::string& args) {
   std::remove((base + ".out").c_str());
   std::remove((base + ".err").c_str());
   return r;
+}
+
+// True when the ffmpeg CLI is on PATH (tests that make media with it skip otherwise).
+inline bool HaveFfmpeg() { return std::system("command -v ffmpeg >/dev/null 2>&1") == 0; }
+
+// `s` quoted for the shell.
+inline std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// The USE-lite model folder: $MOSAIC_MODEL_DIR, else the one scripts/fetch-model fills.
+inline std::string ModelDir() {
+  if (const char* env = std::getenv("MOSAIC_MODEL_DIR"); env && *env) return env;
+  return MOSAIC_MODEL_DIR;
+}
+
+inline std::string Escape(const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(char(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// One line per record, "cf | key | value" with non-printable bytes escaped, so that a failing
+// comparison shows which records differ.
+inline std::string DumpStore(const std::string& dir) {
+  rocksdb::Options options;
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, dir, &names);
+  if (!s.ok()) {
+    ADD_FAILURE() << "ListColumnFamilies(" << dir << "): " << s.ToString();
+    return "";
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(options), dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    ADD_FAILURE() << "OpenForReadOnly(" << dir << "): " << s.ToString();
+    return "";
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string dump;
+  for (size_t i = 0; i < handles.size(); ++i) {
+    dump += "== " + names[i] + "\n";
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      dump += names[i] + " | " + Escape(it->key().ToString()) + " | " + Escape(it->value().ToString()) + "\n";
+    }
+    EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  db->Close();
+  return dump;
 }
 
 }  // namespace mosaic::testing

@@ -25,16 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using mosaic::testing::TempDir;
+using mosaic::testing::ModelDir;
 
-// The installed USE-lite model: $MOSAIC_MODEL_DIR, else the build's .cache/models/use-lite.
-std::string ModelDir() {
-  if (const char* env = std::getenv("MOSAIC_MODEL_DIR"); env && *env) return env;
-#ifdef MOSAIC_MODEL_DIR
-  return MOSAIC_MODEL_DIR;
-#else
-  return "";
-#endif
-}
 
 bool ModelPresent() {
   const fs::path dir = ModelDir();

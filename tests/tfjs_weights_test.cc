@@ -20,17 +20,10 @@ namespace {
 
 using mosaic::testing::TempDir;
 using mosaic::testing::WriteFile;
+using mosaic::testing::ModelDir;
 using nlohmann::json;
 
 // The installed USE-lite model: $MOSAIC_MODEL_DIR, else the build's .cache/models/use-lite.
-std::string ModelDir() {
-  if (const char* env = std::getenv("MOSAIC_MODEL_DIR"); env && *env) return env;
-#ifdef MOSAIC_MODEL_DIR
-  return MOSAIC_MODEL_DIR;
-#else
-  return "";
-#endif
-}
 
 template <typename T>
 std::string Bytes(const std::vector<T>& values) {

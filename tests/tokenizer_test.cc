@@ -23,16 +23,7 @@ namespace {
 using Ids = std::vector<int64_t>;
 using ::mosaic::testing::TempDir;
 using ::mosaic::testing::WriteFile;
-
-// Folder of the fetched model (scripts/fetch-model): $MOSAIC_MODEL_DIR, else the build's MOSAIC_MODEL_DIR.
-std::string ModelDir() {
-  if (const char* env = std::getenv("MOSAIC_MODEL_DIR"); env && *env) return env;
-#ifdef MOSAIC_MODEL_DIR
-  return MOSAIC_MODEL_DIR;
-#else
-  return "";
-#endif
-}
+using ::mosaic::testing::ModelDir;
 
 // Folder of the committed test data: $MOSAIC_TEST_DATA_DIR, else the build's MOSAIC_TEST_DATA_DIR.
 std::string TestDataDir() {
