@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 using mosaic::testing::TempDir;
 using mosaic::testing::ModelDir;
 
-
 bool ModelPresent() {
   const fs::path dir = ModelDir();
   return !dir.empty() && fs::exists(dir / "model.json") && fs::exists(dir / "vocab.json");
