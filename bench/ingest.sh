@@ -7,7 +7,7 @@
 # the whole audio resampled to mono 16 kHz float, both to /dev/null. Target: ratio <= 1.3 and
 # >= 100x real time at 720p. The last column is the same ingest with the item's text embedding
 # too (loading LibTorch and the text model, ~0.2 s, is most of the difference). Then the
-# throughput of `ingest --jobs 2` over ../shared/media.
+# throughput of `ingest --no-text --jobs 2` over ../shared/media.
 #
 #   bench/ingest.sh [BUILD_DIR]     (best of 3 runs each)
 set -euo pipefail
@@ -54,11 +54,11 @@ if [ -d "$media" ]; then
   best=""
   for _ in $(seq $runs); do
     rm -rf "$tmp/store"
-    t0=$(now); "$mosaic" --store "$tmp/store" --json ingest --jobs 2 "$media" >"$tmp/ingest.json"; t1=$(now)
+    t0=$(now); "$mosaic" --store "$tmp/store" --no-text --json ingest --jobs 2 "$media" >"$tmp/ingest.json"; t1=$(now)
     best=$(min "$best" "$(elapsed "$t0" "$t1")")
   done
   files=$(grep -o '"status":"ingested"' "$tmp/ingest.json" | wc -l)
-  bytes=$(grep -o '"bytes":[0-9]*,"fi' "$tmp/ingest.json" | grep -o '[0-9]*')
+  bytes=$(grep -o '^{"bytes":[0-9]*' "$tmp/ingest.json" | grep -o '[0-9]*$')
   awk -v n="$files" -v b="$bytes" -v t="$best" \
     'BEGIN{printf "\n../shared/media with --jobs 2: %d files, %.1f MB in %.2f s = %.1f files/s, %.1f MB/s\n", n, b/1e6, t, n/t, b/1e6/t}'
 fi
