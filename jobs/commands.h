@@ -96,6 +96,18 @@ Status CollectShow(const store::ReadView& view, const std::string& item, nlohman
 void PrintShow(const nlohmann::json& result);
 Status RunShow(const Context& ctx, const std::string& item);
 
+// mosaic eval: a protocol on a dataset, with every baseline in the same run.
+struct EvalArgs {
+  std::string data;        ///< dataset folder (lastfm-kgcn: kg.txt, item_index2entity_id.txt, user_artists.dat)
+  std::string dataset;     ///< lastfm-kgcn or movielens
+  std::string protocol;    ///< warm, cold or ctr
+  std::string kg, links;   ///< another KG (head<TAB>relation<TAB>tail) and its item<TAB>entity links
+  std::string names;       ///< lastfm-kgcn: HetRec artists.dat for names (default: beside --data)
+  uint64_t seed = 2026;    ///< split and model seed
+  std::string dump_split;  ///< folder to write the split to (TSV)
+};
+Status RunEval(const Context& ctx, const EvalArgs& args);
+
 // mosaic check: verifies the store's invariants.
 Status RunCheck(const Context& ctx);
 

@@ -79,6 +79,17 @@ int main(int argc, char** argv) {
   similar_text_cmd->add_option("query", similar_query, "Query text")->required();
   similar_text_cmd->add_option("-k", similar_k, "How many items (default 10)");
 
+  jobs::EvalArgs eval_args;
+  auto* eval_cmd = app.add_subcommand("eval", "Measure baselines (and later the model) by a published protocol");
+  eval_cmd->add_option("--data", eval_args.data, "Dataset folder")->required();
+  eval_cmd->add_option("--dataset", eval_args.dataset, "lastfm-kgcn or movielens")->required();
+  eval_cmd->add_option("--protocol", eval_args.protocol, "warm, cold or ctr")->required();
+  eval_cmd->add_option("--kg", eval_args.kg, "KG triples head<TAB>relation<TAB>tail to use instead");
+  eval_cmd->add_option("--links", eval_args.links, "item<TAB>entity links for --kg");
+  eval_cmd->add_option("--names", eval_args.names, "lastfm-kgcn: HetRec artists.dat (default: beside --data)");
+  eval_cmd->add_option("--seed", eval_args.seed, "Seed of the split and the models (default 2026)");
+  eval_cmd->add_option("--dump-split", eval_args.dump_split, "Write the split as TSV files into this folder");
+
   auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
 
   jobs::DemoArgs demo_args;
@@ -114,6 +125,8 @@ int main(int argc, char** argv) {
       s = jobs::RunEmbed(ctx, embed_texts);
     } else if (*similar_text_cmd) {
       s = jobs::RunSimilarText(ctx, similar_query, similar_k);
+    } else if (*eval_cmd) {
+      s = jobs::RunEval(ctx, eval_args);
     } else if (*check_cmd) {
       s = jobs::RunCheck(ctx);
     } else if (*demo_cmd) {

@@ -1,0 +1,372 @@
+// mosaic eval: builds a temporary store from a dataset's raw files (with the normal importers),
+// splits it by a published protocol, fits the baselines on the training part and measures
+// them on the test part, all in one run, so that every number is comparable.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+#include "fusion/baselines.h"
+#include "fusion/eval_data.h"
+#include "fusion/metrics.h"
+#include "fusion/split.h"
+#include "graph/text_features.h"
+#include "jobs/commands.h"
+#include "jobs/progress.h"
+#include "store/store.h"
+
+namespace mosaic::jobs {
+
+namespace fs = std::filesystem;
+using store::NodeId;
+using store::NodeKind;
+
+namespace {
+
+// The raw files of a dataset, as `import` reads them.
+struct DatasetFiles {
+  std::vector<graph::ImportRequest> requests;
+};
+
+Status FindDataset(const EvalArgs& args, DatasetFiles* files) {
+  const fs::path dir = args.data;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::NotFound("--data '" + args.data + "' is not a folder");
+  auto need = [&](const fs::path& p) -> Status {
+    return fs::exists(p, ec) ? Status::OK() : Status::NotFound("'" + p.string() + "' is missing (--data " + args.data + ")");
+  };
+  auto request = [](graph::ImportFormat f, const fs::path& p, const std::string& links = "") {
+    graph::ImportRequest r;
+    r.format = f;
+    r.files = {p.string()};
+    r.links_file = links;
+    return r;
+  };
+  if (args.dataset == "lastfm-kgcn") {
+    // Artist names (for the text baseline) come from HetRec's artists.dat beside the KGCN folder.
+    const fs::path names = args.names.empty() ? dir.parent_path() / "hetrec2011-lastfm-2k" / "artists.dat" : fs::path(args.names);
+    if (fs::exists(names, ec)) files->requests.push_back(request(graph::ImportFormat::kHetrecArtists, names));
+    const fs::path kg = args.kg.empty() ? dir / "kg.txt" : fs::path(args.kg);
+    const fs::path links = args.links.empty() ? dir / "item_index2entity_id.txt" : fs::path(args.links);
+    MOSAIC_RETURN_IF_ERROR(need(kg));
+    MOSAIC_RETURN_IF_ERROR(need(links));
+    MOSAIC_RETURN_IF_ERROR(need(dir / "user_artists.dat"));
+    files->requests.push_back(request(graph::ImportFormat::kKgTriples, kg, links.string()));
+    files->requests.push_back(request(graph::ImportFormat::kLastfmPlays, dir / "user_artists.dat"));
+  } else if (args.dataset == "movielens") {
+    MOSAIC_RETURN_IF_ERROR(need(dir / "movies.csv"));
+    MOSAIC_RETURN_IF_ERROR(need(dir / "ratings.csv"));
+    files->requests.push_back(request(graph::ImportFormat::kMovielensMovies, dir / "movies.csv"));
+    if (args.kg.empty() && fs::exists(dir / "tags.csv", ec)) {
+      files->requests.push_back(request(graph::ImportFormat::kMovielensTags, dir / "tags.csv"));
+    }
+    if (!args.kg.empty()) {
+      files->requests.push_back(request(graph::ImportFormat::kKgTriples, args.kg, args.links));
+    }
+    files->requests.push_back(request(graph::ImportFormat::kMovielensRatings, dir / "ratings.csv"));
+  } else {
+    return Status::InvalidArgument("unknown --dataset '" + args.dataset + "' (lastfm-kgcn or movielens)");
+  }
+  return Status::OK();
+}
+
+// Reads the store into dense arrays: users and items with interactions or KG links, entities
+// reachable from items in one hop (either direction, `interacted` excluded).
+Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
+  std::map<store::RelationId, std::string> relations;
+  MOSAIC_RETURN_IF_ERROR(view.ListRelations(&relations));
+  store::RelationId interacted = UINT32_MAX;
+  for (const auto& [id, name] : relations) {
+    if (name == store::kInteractedRelation) interacted = id;
+  }
+  std::unordered_map<NodeId, uint32_t> user_index, item_index, entity_index;
+  std::vector<NodeKind> kinds;
+  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId id, const store::NodeRecord& r) {
+    if (r.kind == NodeKind::kItem) {
+      item_index.emplace(id, uint32_t(data->item_keys.size()));
+      data->item_keys.push_back(r.key);
+    }
+    return true;
+  }));
+  data->num_items = uint32_t(data->item_keys.size());
+  MOSAIC_RETURN_IF_ERROR(view.ForEachInteraction([&](const store::Interaction& x) {
+    if (x.kind != store::InteractionKind::kConsumption) return true;
+    auto [it, added] = user_index.emplace(x.user, uint32_t(user_index.size()));
+    if (added) {
+      store::NodeRecord r;
+      data->user_keys.push_back(view.GetNode(x.user, &r).ok() ? r.key : std::to_string(x.user));
+    }
+    data->interactions.push_back({it->second, item_index.at(x.item), float(x.weight)});
+    return true;
+  }));
+  data->num_users = uint32_t(user_index.size());
+  data->item_entities.assign(data->num_items, {});
+  data->item_text.assign(data->num_items, {});
+  data->item_in_kg.assign(data->num_items, false);
+  Status failed;
+  for (const auto& [node, item] : item_index) {
+    auto add = [&](NodeId other, store::RelationId rel) {
+      if (rel == interacted) return true;
+      store::NodeRecord r;
+      failed = view.GetNode(other, &r);
+      if (!failed.ok()) return false;
+      data->item_in_kg[item] = true;
+      if (r.kind != NodeKind::kEntity) return true;
+      auto [e, added] = entity_index.emplace(other, uint32_t(entity_index.size()));
+      data->item_entities[item].push_back(e->second);
+      return true;
+    };
+    MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(node, [&](const store::Edge& e) { return add(e.dst, e.relation); }));
+    MOSAIC_RETURN_IF_ERROR(failed);
+    MOSAIC_RETURN_IF_ERROR(view.ForEachInEdge(node, [&](const store::Edge& e) { return add(e.src, e.relation); }));
+    MOSAIC_RETURN_IF_ERROR(failed);
+    auto& ents = data->item_entities[item];
+    std::sort(ents.begin(), ents.end());
+    ents.erase(std::unique(ents.begin(), ents.end()), ents.end());
+    store::FeatureVector f;
+    Status s = view.GetFeature(node, graph::kTextModality, &f);
+    if (s.ok()) data->item_text[item] = std::move(f.values);
+    if (!s.ok() && !s.IsNotFound()) return s;
+  }
+  data->num_entities = uint32_t(entity_index.size());
+  return Status::OK();
+}
+
+// Scores users in parallel and accumulates ranking metrics: for each user with relevant items,
+// `candidates(user)` are ranked by the baseline's scores.
+template <typename Candidates, typename Relevant>
+fusion::RankingMetrics RankAll(const fusion::Baseline& model, uint32_t num_users, Candidates&& candidates,
+                               Relevant&& relevant) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<fusion::RankingEvaluator> parts(threads);
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<float> scores;
+      std::vector<uint32_t> cand;
+      for (uint32_t u = t; u < num_users; u += threads) {
+        const std::vector<uint32_t>& rel = relevant(u);
+        if (rel.empty()) continue;
+        candidates(u, &cand);
+        model.ScoreUser(u, &scores);
+        parts[t].AddUser(scores, cand, rel);
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  return fusion::RankingEvaluator::Merge(parts).Result();
+}
+
+// items.tsv: every item's key in dense index order (the ranking's tie order), for outside checks.
+void WriteItems(const fusion::EvalData& data, const std::string& dir) {
+  const std::string path = (fs::path(dir) / "items.tsv").string();
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot write '" + path + "'");
+  std::fprintf(f, "item\n");
+  for (const auto& key : data.item_keys) std::fprintf(f, "%s\n", key.c_str());
+  if (std::fclose(f) != 0) throw std::runtime_error("cannot write '" + path + "'");
+}
+
+struct Row {
+  std::string model;
+  std::map<std::string, double> metrics;
+  double seconds = 0;
+};
+
+}  // namespace
+
+Status RunEval(const Context& base_ctx, const EvalArgs& args) {
+  if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
+    return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold or ctr)");
+  }
+  DatasetFiles files;
+  MOSAIC_RETURN_IF_ERROR(FindDataset(args, &files));
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+
+  // A temporary store, built with the importers and removed at the end.
+  std::string tmp = (fs::temp_directory_path() / "mosaic-eval-XXXXXX").string();
+  if (!mkdtemp(tmp.data())) return Status::IOError("cannot create a temporary folder");
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{tmp};
+  Context ctx = base_ctx;
+  ctx.store_dir = (fs::path(tmp) / "store").string();
+  ctx.progress = ctx.progress && !ctx.json;
+  std::shared_ptr<const encoders::TextModel> encoder;
+  std::unique_ptr<graph::TextFeatureHook> text;
+  const bool want_text = args.protocol == "cold";  // only the text baseline reads the vectors
+  if (want_text) MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
+  fusion::EvalData data;
+  {
+    std::unique_ptr<store::Store> store;
+    MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, true, false, &store));
+    for (auto& request : files.requests) {
+      request.text_features = text.get();
+      nlohmann::json imported;
+      MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &imported));
+    }
+    MOSAIC_RETURN_IF_ERROR(LoadEvalData(*store->NewReadView(), &data));
+  }
+  const double import_seconds = seconds_since(start);
+
+  std::vector<Row> rows;
+  nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
+                           {"users", data.num_users}, {"items", data.num_items}, {"entities", data.num_entities},
+                           {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
+  try {
+    if (args.protocol == "ctr") {
+      const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, args.seed);
+      if (!args.dump_split.empty()) {
+        fusion::WriteCtrSplit(data, split, args.dump_split);
+        WriteItems(data, args.dump_split);
+      }
+      header["split"] = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+      // Baselines fit on the training positives, as interaction indices.
+      std::unordered_map<uint64_t, uint32_t> index;
+      for (uint32_t i = 0; i < data.interactions.size(); ++i) {
+        index[(uint64_t(data.interactions[i].user) << 32) | data.interactions[i].item] = i;
+      }
+      std::vector<uint32_t> train, valid;
+      for (const auto& x : split.train) {
+        if (x.label) train.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+      }
+      for (const auto& x : split.valid) {
+        if (x.label) valid.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+      }
+      std::vector<std::unique_ptr<fusion::Baseline>> models;
+      models.push_back(fusion::MakeMostPopular());
+      models.push_back(fusion::MakeItemKnn());
+      models.push_back(fusion::MakeBprMf(64, args.seed));
+      for (auto& m : models) {
+        const auto t0 = std::chrono::steady_clock::now();
+        m->Fit(data, train, valid);
+        std::vector<float> user_scores;
+        auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
+          std::vector<std::vector<size_t>> by_user(data.num_users);
+          for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
+          out->assign(xs.size(), 0.0f);
+          labels->resize(xs.size());
+          for (uint32_t u = 0; u < data.num_users; ++u) {
+            if (by_user[u].empty()) continue;
+            m->ScoreUser(u, &user_scores);
+            for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
+          }
+          for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
+        };
+        std::vector<float> train_scores, test_scores;
+        std::vector<int> train_labels, test_labels;
+        score_of(split.train, &train_scores, &train_labels);
+        score_of(split.test, &test_scores, &test_labels);
+        fusion::PlattScaler platt;
+        platt.Fit(train_scores, train_labels);
+        std::vector<float> probabilities(test_scores.size());
+        for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
+        rows.push_back({m->name(),
+                        {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
+                        seconds_since(t0)});
+      }
+    } else {
+      const bool cold = args.protocol == "cold";
+      const fusion::Split split = cold ? fusion::ColdSplit(data, args.seed) : fusion::WarmSplit(data, args.seed);
+      if (!args.dump_split.empty()) {
+        fusion::WriteSplit(data, split, args.dump_split);
+        WriteItems(data, args.dump_split);
+      }
+      header["split"] = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+      if (cold) header["split"]["cold_items"] = split.cold_items.size();
+      std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
+      for (uint32_t i : split.train) train_items[data.interactions[i].user].push_back(data.interactions[i].item);
+      for (uint32_t i : split.test) test_items[data.interactions[i].user].push_back(data.interactions[i].item);
+      for (auto& v : train_items) std::sort(v.begin(), v.end());
+      std::vector<std::unique_ptr<fusion::Baseline>> models;
+      if (cold) {
+        models.push_back(fusion::MakeAttributePopularity());
+        models.push_back(fusion::MakeKgOverlap());
+        if (encoder) models.push_back(fusion::MakeTextKnn());
+      } else {
+        models.push_back(fusion::MakeMostPopular());
+        models.push_back(fusion::MakeItemKnn());
+        models.push_back(fusion::MakeBprMf(64, args.seed));
+      }
+      for (auto& m : models) {
+        const auto t0 = std::chrono::steady_clock::now();
+        m->Fit(data, split.train, split.valid);
+        fusion::RankingMetrics r = RankAll(
+            *m, data.num_users,
+            [&](uint32_t u, std::vector<uint32_t>* cand) {
+              if (cold) {
+                *cand = split.cold_items;  // cold items only: nobody trained on them
+                return;
+              }
+              cand->clear();  // every item not in the user's training set
+              const auto& seen = train_items[u];
+              size_t s = 0;
+              for (uint32_t i = 0; i < data.num_items; ++i) {
+                while (s < seen.size() && seen[s] < i) ++s;
+                if (s < seen.size() && seen[s] == i) continue;
+                cand->push_back(i);
+              }
+            },
+            [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
+        Row row{m->name(), {}, seconds_since(t0)};
+        if (!cold) {
+          row.metrics["Recall@10"] = r.recall10;
+          row.metrics["NDCG@10"] = r.ndcg10;
+        }
+        row.metrics["Recall@20"] = r.recall20;
+        row.metrics["NDCG@20"] = r.ndcg20;
+        row.metrics["users"] = double(r.users);
+        rows.push_back(std::move(row));
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string("evaluation: ") + e.what());
+  }
+  header["seconds"] = seconds_since(start);
+
+  nlohmann::json table = nlohmann::json::array();
+  for (const auto& r : rows) table.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+  if (ctx.json) {
+    std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}}).dump().c_str());
+    return Status::OK();
+  }
+  std::printf("### %s, %s protocol (seed %llu)\n\n", args.dataset.c_str(), args.protocol.c_str(),
+              static_cast<unsigned long long>(args.seed));
+  std::printf("%s users, %s items, %s entities, %s interactions; split %s\n\n", WithThousands(data.num_users).c_str(),
+              WithThousands(data.num_items).c_str(), WithThousands(data.num_entities).c_str(),
+              WithThousands(data.interactions.size()).c_str(), header["split"].dump().c_str());
+  std::vector<std::string> columns;
+  for (const auto& [k, v] : rows.front().metrics) {
+    if (k != "users") columns.push_back(k);
+  }
+  std::sort(columns.begin(), columns.end(), [](const std::string& a, const std::string& b) {
+    auto rank = [](const std::string& c) { return c.find("@10") != std::string::npos ? 0 : c.find("@20") != std::string::npos ? 1 : 2; };
+    return rank(a) != rank(b) ? rank(a) < rank(b) : a > b;
+  });
+  std::printf("| model |");
+  for (const auto& c : columns) std::printf(" %s |", c.c_str());
+  std::printf(" seconds |\n|---|");
+  for (size_t i = 0; i < columns.size(); ++i) std::printf("---:|");
+  std::printf("---:|\n");
+  for (const auto& r : rows) {
+    std::printf("| %s |", r.model.c_str());
+    for (const auto& c : columns) std::printf(" %.4f |", r.metrics.at(c));
+    std::printf(" %.1f |\n", r.seconds);
+  }
+  std::printf("\nimport %.1f s, total %.1f s\n", import_seconds, header["seconds"].get<double>());
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs
