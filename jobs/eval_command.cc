@@ -353,7 +353,8 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   }
   std::sort(columns.begin(), columns.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& c) { return c.find("@10") != std::string::npos ? 0 : c.find("@20") != std::string::npos ? 1 : 2; };
-    return rank(a) != rank(b) ? rank(a) < rank(b) : a > b;
+    if (rank(a) != rank(b)) return rank(a) < rank(b);
+    return rank(a) < 2 ? a > b : a < b;  // Recall before NDCG; AUC before F1
   });
   std::printf("| model |");
   for (const auto& c : columns) std::printf(" %s |", c.c_str());
