@@ -11,6 +11,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::ReadFile;
 using testing::RunMosaic;
 using testing::SharedDatasets;
 using testing::TempDir;
@@ -154,6 +155,53 @@ TEST(CliText, ImportEncodesChangedTextsOnly) {
   r = RunMosaic("--store " + Q(tmp / "other") + " --model " + Q(tmp / "nomodel") + " --no-text import --format jsonl " +
                 Q(catalogue));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A small MovieLens-shaped dataset: 40 users, 30 movies in 3 genres, users keen on one genre.
+std::string WriteTinyMovieLens(const TempDir& tmp) {
+  const std::string dir = tmp / "ml";
+  std::filesystem::create_directories(dir);
+  std::string movies = "movieId,title,genres\n", ratings = "userId,movieId,rating,timestamp\n";
+  const char* genres[] = {"Comedy", "Horror", "Sci-Fi"};
+  for (int m = 1; m <= 30; ++m) movies += std::to_string(m) + ",Movie " + std::to_string(m) + " (2000)," + genres[m % 3] + "\n";
+  for (int u = 1; u <= 40; ++u) {
+    for (int m = 1; m <= 30; ++m) {
+      if (m % 3 == u % 3 || (m + u) % 7 == 0) ratings += std::to_string(u) + "," + std::to_string(m) + ",4.0," + std::to_string(1000 + m) + "\n";
+    }
+  }
+  WriteFile(dir + "/movies.csv", movies);
+  WriteFile(dir + "/ratings.csv", ratings);
+  return dir;
+}
+
+TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
+  TempDir tmp;
+  const std::string data = WriteTinyMovieLens(tmp);
+  for (const std::string protocol : {"warm", "cold", "ctr"}) {
+    SCOPED_TRACE(protocol);
+    nlohmann::json j = RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --protocol " + protocol +
+                               " --seed 3 --dump-split " + Q(tmp / ("a-" + protocol)));
+    ASSERT_TRUE(j.contains("rows")) << j.dump();
+    EXPECT_EQ(j["run"]["users"], 40);
+    EXPECT_EQ(j["run"]["items"], 30);
+    EXPECT_GE(j["rows"].size(), 2u);
+    for (const auto& row : j["rows"]) {
+      for (const auto& [name, value] : row["metrics"].items()) {
+        EXPECT_GE(value.get<double>(), 0.0) << row["model"] << " " << name;
+      }
+    }
+    RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --protocol " + protocol +
+            " --seed 3 --dump-split " + Q(tmp / ("b-" + protocol)));
+    for (const char* file : {"train.tsv", "valid.tsv", "test.tsv", "items.tsv"}) {
+      EXPECT_EQ(ReadFile(tmp / ("a-" + protocol + "/" + file)), ReadFile(tmp / ("b-" + protocol + "/" + file))) << file;
+    }
+  }
+  CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol sideways");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("warm, cold or ctr"), std::string::npos) << r.err;
+  r = RunMosaic("eval --data " + Q(tmp / "nope") + " --dataset movielens --protocol warm");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
 }
 
 TEST(Cli, ImportPrintsRowsAndJson) {
