@@ -45,9 +45,9 @@ std::unique_ptr<Baseline> MakeMostPopular();
 std::unique_ptr<Baseline> MakeItemKnn(size_t neighbours = 100);
 
 // BPR-MF (Rendle et al., UAI 2009) with item biases: single-threaded SGD over uniformly drawn
-// training pairs with uniform negative sampling, lr 0.05, L2 1e-4 (weights ignored: implicit
-// feedback). With a non-empty `valid`, runs up to 60 epochs and keeps the epoch with the best
-// Recall@20 on up to 500 sampled validation users (patience 5); without, runs 30 epochs.
+// training pairs with uniform negative sampling, lr 0.05, L2 1e-4, init std 0.1 (weights
+// ignored: implicit feedback). With a non-empty `valid`, runs up to 60 epochs and keeps the epoch
+// with the best Recall@20 on up to 500 sampled validation users (patience 5); without, runs 30.
 // Deterministic for a fixed seed: own generator and bounded draws, no std distributions.
 std::unique_ptr<Baseline> MakeBprMf(uint32_t factors = 64, uint64_t seed = 1);
 

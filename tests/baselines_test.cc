@@ -129,7 +129,8 @@ TEST(BaselinesTest, BprMfSeparatesPlantedClustersAndIsDeterministic) {
   auto fixed = MakeBprMf(16, 7);
   fixed->Fit(data, train, {});
   const auto scores = Score(*fixed, 0);
-  EXPECT_GT(*std::min_element(scores.begin(), scores.begin() + 20), *std::max_element(scores.begin() + 20, scores.end()));
+  EXPECT_GT(*std::min_element(scores.begin(), scores.begin() + 20),
+            *std::max_element(scores.begin() + 20, scores.end()));
 }
 
 TEST(BaselinesTest, BprMfDiffersAcrossSeeds) {
