@@ -61,20 +61,6 @@ void PrintStats(const nlohmann::json& s) {
   }
 }
 
-Status RunStats(const Context& ctx) {
-  std::unique_ptr<store::Store> store;
-  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
-  nlohmann::json stats;
-  MOSAIC_RETURN_IF_ERROR(CollectStats(*store->NewReadView(), &stats));
-  if (ctx.json) {
-    stats["store"] = ctx.store_dir;
-    std::printf("%s\n", stats.dump().c_str());
-  } else {
-    std::printf("store             %s\n", ctx.store_dir.c_str());
-    PrintStats(stats);
-  }
-  return Status::OK();
-}
 
 namespace {
 
@@ -196,17 +182,41 @@ void PrintNeighbors(const nlohmann::json& r) {
   if (r["neighbors"].empty()) std::printf("  no neighbours\n");
 }
 
-Status RunNeighbors(const Context& ctx, const NeighborsArgs& args) {
+namespace {
+// A read-only query: collect from a snapshot, then print as JSON or for people.
+template <typename Collect, typename Print>
+Status RunQuery(const Context& ctx, Collect&& collect, Print&& print) {
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
   nlohmann::json result;
-  MOSAIC_RETURN_IF_ERROR(CollectNeighbors(*store->NewReadView(), args, &result));
+  MOSAIC_RETURN_IF_ERROR(collect(*store->NewReadView(), &result));
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
-    PrintNeighbors(result);
+    print(result);
   }
   return Status::OK();
+}
+}  // namespace
+
+Status RunStats(const Context& ctx) {
+  return RunQuery(
+      ctx,
+      [&](const store::ReadView& view, nlohmann::json* r) {
+        MOSAIC_RETURN_IF_ERROR(CollectStats(view, r));
+        (*r)["store"] = ctx.store_dir;
+        return Status::OK();
+      },
+      [&](const nlohmann::json& r) {
+        std::printf("store             %s\n", ctx.store_dir.c_str());
+        PrintStats(r);
+      });
+}
+
+Status RunNeighbors(const Context& ctx, const NeighborsArgs& args) {
+  return RunQuery(
+      ctx, [&](const store::ReadView& view, nlohmann::json* r) { return CollectNeighbors(view, args, r); },
+      PrintNeighbors);
 }
 
 Status CollectShow(const store::ReadView& view, const std::string& text, nlohmann::json* result) {
@@ -316,16 +326,8 @@ void PrintShow(const nlohmann::json& r) {
 }
 
 Status RunShow(const Context& ctx, const std::string& item) {
-  std::unique_ptr<store::Store> store;
-  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
-  nlohmann::json result;
-  MOSAIC_RETURN_IF_ERROR(CollectShow(*store->NewReadView(), item, &result));
-  if (ctx.json) {
-    std::printf("%s\n", result.dump().c_str());
-  } else {
-    PrintShow(result);
-  }
-  return Status::OK();
+  return RunQuery(
+      ctx, [&](const store::ReadView& view, nlohmann::json* r) { return CollectShow(view, item, r); }, PrintShow);
 }
 
 Status RunCheck(const Context& ctx) {
