@@ -11,7 +11,7 @@
 //   edges_in      dst:u32 . relation:u32 . src:u32            weight:f32
 //   interactions  user:u32 . item:u32 . kind:u8 [. tag:u32]   weight:f64 . timestamp:i64
 //   features      item:u32 . modality name                    FeatureVector (see EncodeFeature)
-//   models        version . record name                       model blob (later schema use)
+//   models        version:u64 . record name                   model blob (weights, representations, manifest)
 //   meta          "schema_version", "next_node_id", "next_relation_id", "count/..."
 #pragma once
 
@@ -46,6 +46,9 @@ inline constexpr uint8_t kRelationById = 0x11;
 inline constexpr const char* kSchemaVersionKey = "schema_version";
 inline constexpr const char* kNextNodeIdKey = "next_node_id";
 inline constexpr const char* kNextRelationIdKey = "next_relation_id";
+inline constexpr const char* kCurrentModelKey = "current_model";
+inline constexpr const char* kModelManifest = "manifest";
+
 
 inline void AppendU32(std::string* out, uint32_t v) {
   char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
@@ -68,6 +71,13 @@ inline uint64_t ReadU64(const char* p) { return (uint64_t(ReadU32(p)) << 32) | R
 inline std::string U32(uint32_t v) {
   std::string s;
   AppendU32(&s, v);
+  return s;
+}
+
+inline std::string ModelKey(uint64_t version, std::string_view name) {
+  std::string s;
+  AppendU64(&s, version);
+  s.append(name);
   return s;
 }
 

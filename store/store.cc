@@ -515,6 +515,35 @@ Status ReadView::ForEachFeature(NodeId item,
   return bad;
 }
 
+Status ReadView::GetCurrentModel(uint64_t* version) const {
+  std::string v;
+  Status s = GetAt(store_, store_->db_.get(), store_->handles_[kMeta], snapshot_, kCurrentModelKey, &v);
+  if (s.IsNotFound()) return Status::NotFound("no model yet (run `mosaic rebuild`)");
+  MOSAIC_RETURN_IF_ERROR(s);
+  if (v.size() != 8) return Status::Corruption("current_model is malformed");
+  *version = ReadU64(v.data());
+  return Status::OK();
+}
+
+Status ReadView::GetModelRecord(uint64_t version, std::string_view name, std::string* blob) const {
+  Status s = GetAt(store_, store_->db_.get(), store_->handles_[kModels], snapshot_, ModelKey(version, name), blob);
+  if (s.IsNotFound()) {
+    return Status::NotFound("model " + std::to_string(version) + " has no record '" + std::string(name) + "'");
+  }
+  return s;
+}
+
+Status ReadView::ListModelRecords(uint64_t version, std::vector<std::string>* names) const {
+  names->clear();
+  std::string prefix;
+  AppendU64(&prefix, version);
+  return ScanPrefix(store_->db_.get(), store_->handles_[kModels], snapshot_, prefix,
+                    [&](std::string_view k, std::string_view) {
+                      names->emplace_back(k.substr(8));
+                      return true;
+                    });
+}
+
 Status ReadView::CheckConsistency() const {
   std::vector<std::string> problems;
   uint64_t problem_count = 0;
@@ -666,6 +695,18 @@ Status ReadView::CheckConsistency() const {
     }
     return true;
   }));
+
+  // The current model, if any, is a complete version.
+  uint64_t current = 0;
+  Status has_model = GetCurrentModel(&current);
+  if (has_model.ok()) {
+    std::string manifest;
+    if (!GetModelRecord(current, kModelManifest, &manifest).ok()) {
+      problem("current model " + std::to_string(current) + " has no manifest");
+    }
+  } else if (!has_model.IsNotFound()) {
+    problem(has_model.ToString());
+  }
 
   Counters stored;
   MOSAIC_RETURN_IF_ERROR(GetCounters(&stored));
@@ -933,6 +974,21 @@ Status Batch::PutFeature(NodeId item, std::string_view modality, const FeatureVe
   if (r.kind != NodeKind::kItem) return Status::InvalidArgument("features belong to items; node " + std::to_string(item) + " is a " + NodeKindName(r.kind));
   if (modality.empty()) return Status::InvalidArgument("empty modality name");
   Put(kFeatures, FeatureKey(item, modality), EncodeFeature(feature));
+  return Status::OK();
+}
+
+Status Batch::PutModelRecord(uint64_t version, std::string_view name, std::string_view blob) {
+  if (name.empty()) return Status::InvalidArgument("empty model record name");
+  Put(kModels, ModelKey(version, name), std::string(blob));
+  return Status::OK();
+}
+
+Status Batch::SetCurrentModel(uint64_t version) {
+  std::string manifest;
+  bool found = false;
+  MOSAIC_RETURN_IF_ERROR(Get(kModels, ModelKey(version, kModelManifest), &manifest, &found));
+  if (!found) return Status::InvalidArgument("model " + std::to_string(version) + " has no manifest: it is not complete");
+  Put(kMeta, kCurrentModelKey, U64Value(version));
   return Status::OK();
 }
 

@@ -186,6 +186,16 @@ class ReadView {
   Status ForEachFeature(NodeId item,
                         const std::function<bool(const std::string&, const FeatureVector&)>& fn) const;
 
+  // The model version queries should use (set by Batch::SetCurrentModel); NotFound before the
+  // first rebuild.
+  Status GetCurrentModel(uint64_t* version) const;
+
+  // On success stores record `name` of model `version` in *blob. NotFound if absent.
+  Status GetModelRecord(uint64_t version, std::string_view name, std::string* blob) const;
+
+  // Names of the records of model `version`, in order.
+  Status ListModelRecords(uint64_t version, std::vector<std::string>* names) const;
+
   // Verifies the store's invariants: every forward edge has its reverse and vice versa,
   // every edge's endpoints and relation exist, every node has its dictionary entry, every
   // dictionary entry points to a node of its kind, every interaction has its `interacted`
@@ -245,6 +255,15 @@ class Batch {
 
   // Stores (replaces) the item's feature vector for `modality`.
   Status PutFeature(NodeId item, std::string_view modality, const FeatureVector& feature);
+
+  // Stores record `name` (weights, representations, ...) of model `version`. Versions are
+  // immutable by convention: a rebuild writes a new one, in as many batches as it needs, and
+  // only then points queries at it with SetCurrentModel.
+  Status PutModelRecord(uint64_t version, std::string_view name, std::string_view blob);
+
+  // Points queries at model `version`, which must hold a record named "manifest" (written last
+  // by a rebuild, so that a half-written version can never become current).
+  Status SetCurrentModel(uint64_t version);
 
   // Number of RocksDB records written so far (to bound a batch's size).
   size_t pending_records() const;

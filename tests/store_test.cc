@@ -228,6 +228,40 @@ TEST(StoreTest, ConsistencyCheckFindsAMissingReverseEdge) {
   EXPECT_NE(st.message().find("has no reverse twin"), std::string::npos) << st.ToString();
 }
 
+TEST(StoreTest, ModelVersionsSwitchInOneWrite) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  uint64_t current = 0;
+  EXPECT_TRUE(store->NewReadView()->GetCurrentModel(&current).IsNotFound());
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  ASSERT_OK(b->PutModelRecord(1, "weights", std::string(1000, 'w')));
+  EXPECT_TRUE(b->SetCurrentModel(1).IsInvalidArgument());  // no manifest yet: not complete
+  ASSERT_OK(b->PutModelRecord(1, "manifest", "{}"));
+  ASSERT_OK(b->SetCurrentModel(1));
+  ASSERT_OK(b->Commit());
+  auto before = store->NewReadView();
+
+  // Version 2 is written, then made current; a reader holding the older snapshot keeps version 1.
+  ASSERT_OK(b->PutModelRecord(2, "weights", "new"));
+  ASSERT_OK(b->PutModelRecord(2, "manifest", "{}"));
+  ASSERT_OK(b->Commit());
+  ASSERT_OK(b->SetCurrentModel(2));
+  ASSERT_OK(b->Commit());
+  ASSERT_OK(before->GetCurrentModel(&current));
+  EXPECT_EQ(current, 1u);
+  auto after = store->NewReadView();
+  ASSERT_OK(after->GetCurrentModel(&current));
+  EXPECT_EQ(current, 2u);
+  std::string blob;
+  ASSERT_OK(after->GetModelRecord(1, "weights", &blob));
+  EXPECT_EQ(blob.size(), 1000u);
+  std::vector<std::string> names;
+  ASSERT_OK(after->ListModelRecords(2, &names));
+  EXPECT_EQ(names, (std::vector<std::string>{"manifest", "weights"}));
+  ASSERT_OK(after->CheckConsistency());
+}
+
 TEST(StoreTest, ReadOnlyStoreRefusesBatches) {
   TempDir tmp;
   OpenNew(tmp / "s").reset();
