@@ -47,7 +47,7 @@ void SetFfmpegLogSink(std::function<void(const std::string&)> sink) {
   Sink() = std::move(sink);
 }
 
-std::string LastFfmpegMessage() { return first_error; }
+std::string FirstFfmpegError() { return first_error; }
 
 int FfmpegErrorCount() { return error_count; }
 

@@ -16,7 +16,7 @@ void InstallFfmpegLogHandler();
 void SetFfmpegLogSink(std::function<void(const std::string&)> sink);
 
 // The first error-level message FFmpeg logged on this thread since ClearFfmpegMessage, or "".
-std::string LastFfmpegMessage();
+std::string FirstFfmpegError();
 
 // How many error-level messages FFmpeg logged on this thread since ClearFfmpegMessage. Some
 // damage (an Ogg page failing its CRC, a Matroska element overrunning its parent) is only

@@ -61,7 +61,7 @@ std::string AvError(int err) {
 // "what: FFmpeg's error (FFmpeg's last log line)".
 [[noreturn]] void Fail(const std::string& path, const std::string& what, int err) {
   std::string reason = what + ": " + AvError(err);
-  const std::string logged = LastFfmpegMessage();
+  const std::string logged = FirstFfmpegError();
   if (!logged.empty()) reason += " (" + logged + ")";
   throw MediaError(path, reason);
 }
@@ -369,7 +369,7 @@ class Analyzer {
     const int errors = FfmpegErrorCount();
     if (errors == 0) return;
     throw MediaError(path_, "damaged: FFmpeg reported " + std::to_string(errors) + " error" + (errors > 1 ? "s" : "") +
-                                " while reading it, the first: " + LastFfmpegMessage());
+                                " while reading it, the first: " + FirstFfmpegError());
   }
 
   // An Ogg stream ends with a complete end-of-stream page. FFmpeg takes an Ogg file's duration

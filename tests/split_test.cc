@@ -17,26 +17,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace mosaic::fusion {
 namespace {
 
-// A fresh folder removed when the object goes away (kept local: fusion tests need no store).
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mosaic-split-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using ::mosaic::testing::TempDir;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
