@@ -1,0 +1,250 @@
+// --explain: the paths through the graph that tie a result to the query, ranked by the model's
+// attention (KGAT's pi on the layer-0 representations, softmax over each head's full edge list).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "jobs/model_jobs.h"
+
+namespace mosaic::jobs {
+
+using store::NodeId;
+using store::NodeKind;
+
+std::string RelationWords(const std::string& name) {
+  std::string s = name;
+  const size_t dot = s.rfind('.');
+  if (dot != std::string::npos && dot + 1 < s.size()) s = s.substr(dot + 1);
+  std::replace(s.begin(), s.end(), '_', ' ');
+  return s;
+}
+
+namespace {
+
+struct GraphEdge {
+  NodeId head = 0, tail = 0;            // store ids
+  store::RelationId relation = 0;       // store relation
+  bool reverse = false;                 // walks the stored triple from tail to head
+  int64_t head_row = 0, tail_row = 0, model_relation = 0;
+};
+
+// Paths from `source` to the nodes of `targets` (one or two hops) with their attention weights.
+struct Path {
+  double weight = 0;
+  NodeId target = 0;
+  bool direct = true;
+  GraphEdge first, second;  // second only when !direct
+};
+
+class Walker {
+ public:
+  explicit Walker(ExplainContext& ctx) : ctx_(ctx) {}
+
+  int64_t Row(NodeId id) const {
+    auto r = ctx_.model->row_of.find(id);
+    if (r != ctx_.model->row_of.end()) return r->second;
+    auto e = ctx_.extra_rows.find(id);
+    return e == ctx_.extra_rows.end() ? -1 : e->second;
+  }
+
+  // Every edge whose head is `node`, in the model's terms (both directions of the stored triples).
+  Status EdgesOf(NodeId node, std::vector<GraphEdge>* out) const {
+    const int64_t head_row = Row(node);
+    if (head_row < 0) return Status::OK();
+    auto add = [&](NodeId other, store::RelationId relation, bool reverse) {
+      const int64_t tail_row = Row(other);
+      const int64_t r = ctx_.model->ModelRelation(relation, reverse);
+      if (tail_row >= 0 && r >= 0) out->push_back({node, other, relation, reverse, head_row, tail_row, r});
+      return true;
+    };
+    MOSAIC_RETURN_IF_ERROR(ctx_.view->ForEachOutEdge(node, [&](const store::Edge& e) { return add(e.dst, e.relation, false); }));
+    MOSAIC_RETURN_IF_ERROR(ctx_.view->ForEachInEdge(node, [&](const store::Edge& e) { return add(e.src, e.relation, true); }));
+    return Status::OK();
+  }
+
+  // pi of each edge (softmax over each head's edges, which are all present).
+  std::vector<float> Attention(const std::vector<GraphEdge>& edges) const {
+    if (edges.empty()) return {};
+    std::vector<int64_t> h, r, t;
+    for (const auto& e : edges) {
+      h.push_back(e.head_row);
+      r.push_back(e.model_relation);
+      t.push_back(e.tail_row);
+    }
+    fusion::GraphTensors g{torch::tensor(h, torch::kLong), torch::tensor(r, torch::kLong), torch::tensor(t, torch::kLong)};
+    torch::NoGradGuard no_grad;
+    at::Tensor pi = (*ctx_.kgat)->Attention(ctx_.layer0, g).to(torch::kCPU, torch::kFloat).contiguous();
+    return std::vector<float>(pi.data_ptr<float>(), pi.data_ptr<float>() + pi.numel());
+  }
+
+  // Paths source -> target and source -> m -> target for targets in `targets` (value: a factor).
+  Status Paths(NodeId source, const std::unordered_map<NodeId, double>& targets, std::vector<Path>* paths) const {
+    std::vector<GraphEdge> first;
+    MOSAIC_RETURN_IF_ERROR(EdgesOf(source, &first));
+    const std::vector<float> a1 = Attention(first);
+    std::vector<GraphEdge> second;
+    std::unordered_map<NodeId, size_t> expanded;
+    for (size_t i = 0; i < first.size(); ++i) {
+      const NodeId m = first[i].tail;
+      if (auto t = targets.find(m); t != targets.end() && m != source) {
+        paths->push_back({a1[i] * t->second, m, true, first[i], {}});
+      }
+      if (expanded.count(m)) continue;
+      expanded[m] = i;
+      MOSAIC_RETURN_IF_ERROR(EdgesOf(m, &second));
+    }
+    const std::vector<float> a2 = Attention(second);
+    // The weight of m -> t must combine with every edge source -> m (several relations may join them).
+    std::unordered_map<NodeId, std::vector<size_t>> firsts_to;
+    for (size_t i = 0; i < first.size(); ++i) firsts_to[first[i].tail].push_back(i);
+    for (size_t j = 0; j < second.size(); ++j) {
+      const auto t = targets.find(second[j].tail);
+      if (t == targets.end() || second[j].tail == source) continue;
+      for (size_t i : firsts_to[second[j].head]) {
+        paths->push_back({double(a1[i]) * a2[j] * t->second, second[j].tail, false, first[i], second[j]});
+      }
+    }
+    return Status::OK();
+  }
+
+  std::string Name(NodeId id) const {
+    store::NodeRecord r;
+    if (!ctx_.view->GetNode(id, &r).ok()) return "node " + std::to_string(id);
+    if (!r.label.empty()) return r.label;
+    const size_t colon = r.key.find(':');
+    if (r.kind == NodeKind::kEntity && colon != std::string::npos && colon + 1 < r.key.size()) return r.key.substr(colon + 1);
+    return r.key;
+  }
+  bool IsUser(NodeId id) const {
+    store::NodeRecord r;
+    return ctx_.view->GetNode(id, &r).ok() && r.kind == NodeKind::kUser;
+  }
+  std::string Relation(const GraphEdge& e) const {
+    std::string name;
+    if (!ctx_.view->GetRelationName(e.relation, &name).ok()) name = "relation " + std::to_string(e.relation);
+    return RelationWords(name);
+  }
+
+ private:
+  ExplainContext& ctx_;
+};
+
+// One explanation: its weight and its words.
+struct Reason {
+  double weight = 0;
+  std::string text;
+};
+
+std::string Times(double plays) {
+  const auto n = int64_t(std::llround(plays));
+  return std::to_string(n) + (n == 1 ? " time" : " times");
+}
+
+enum class Voice { kRecommend, kAudience, kSimilar };
+
+// Turns paths into reasons: paths through users are summed per target ("N listeners"), the others
+// are one reason each.
+std::vector<Reason> Word(const Walker& w, const std::vector<Path>& paths, Voice voice,
+                         const std::unordered_map<NodeId, double>& plays, size_t limit) {
+  std::vector<Reason> reasons;
+  std::map<NodeId, std::pair<double, int>> via_users;  // target -> (weight, users)
+  for (const auto& p : paths) {
+    const double played = plays.count(p.target) ? plays.at(p.target) : 0;
+    const std::string target = w.Name(p.target);
+    if (!p.direct && w.IsUser(p.first.tail)) {
+      auto& v = via_users[p.target];
+      v.first += p.weight;
+      v.second += 1;
+      continue;
+    }
+    std::string text;
+    if (p.direct) {
+      const std::string rel = w.Relation(p.first);
+      if (voice == Voice::kRecommend) text = "linked to " + target + " by " + rel + ", which you played " + Times(played);
+      if (voice == Voice::kAudience) text = "played " + target + " (" + Times(played) + "), linked to it by " + rel;
+      if (voice == Voice::kSimilar) text = "linked by " + rel;
+    } else {
+      const std::string m = w.Name(p.first.tail);
+      const std::string r1 = w.Relation(p.first), r2 = w.Relation(p.second);
+      // Both items point at m by the same relation: "shares artist X".
+      const bool shared = p.first.relation == p.second.relation && p.first.reverse != p.second.reverse;
+      const std::string link = shared ? "shares " + r1 + " " + m : "is linked to " + m + " (" + r1 + "/" + r2 + ")";
+      if (voice == Voice::kRecommend) text = (shared ? "shares " + r1 + " " + m + " with " : "linked through " + m + " (" + r1 + ", " + r2 + ") to ") + target + ", which you played " + Times(played);
+      if (voice == Voice::kAudience) text = "played " + target + " (" + Times(played) + "), which " + link;
+      if (voice == Voice::kSimilar) text = shared ? "both have " + r1 + " " + m : "both linked to " + m + " (" + r1 + ", " + r2 + ")";
+    }
+    reasons.push_back({p.weight, std::move(text)});
+  }
+  for (const auto& [target, v] : via_users) {
+    const double played = plays.count(target) ? plays.at(target) : 0;
+    const std::string n = std::to_string(v.second) + (v.second == 1 ? " listener" : " listeners");
+    std::string text;
+    if (voice == Voice::kRecommend) text = n + " also played " + w.Name(target) + ", which you played " + Times(played);
+    if (voice == Voice::kAudience) text = "played " + w.Name(target) + " (" + Times(played) + "), played together with it by " + n;
+    if (voice == Voice::kSimilar) text = "listened together by " + n;
+    reasons.push_back({v.first, std::move(text)});
+  }
+  std::stable_sort(reasons.begin(), reasons.end(), [](const Reason& a, const Reason& b) { return a.weight > b.weight; });
+  // Identical words (the same entity reached by two relations) are one reason.
+  std::vector<Reason> unique;
+  for (auto& r : reasons) {
+    if (std::none_of(unique.begin(), unique.end(), [&](const Reason& u) { return u.text == r.text; })) unique.push_back(r);
+    if (unique.size() == limit) break;
+  }
+  return unique;
+}
+
+Status UserPlays(const ExplainContext& ctx, NodeId user, std::unordered_map<NodeId, double>* plays) {
+  if (!ctx.model->has_interacted) return Status::OK();
+  return ctx.view->ForEachOutEdge(user, [&](const store::Edge& e) {
+    if (e.relation == ctx.model->interacted) (*plays)[e.dst] = e.weight;
+    return true;
+  });
+}
+
+std::vector<std::string> Texts(const std::vector<Reason>& reasons) {
+  std::vector<std::string> out;
+  for (const auto& r : reasons) out.push_back(r.text);
+  return out;
+}
+
+}  // namespace
+
+Status ExplainRecommend(ExplainContext& ctx, NodeId user, NodeId item, size_t limit, std::vector<std::string>* texts) {
+  Walker w(ctx);
+  std::unordered_map<NodeId, double> plays, factor;
+  MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
+  for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
+  std::vector<Path> paths;
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, &paths));
+  *texts = Texts(Word(w, paths, Voice::kRecommend, plays, limit));
+  return Status::OK();
+}
+
+Status ExplainAudience(ExplainContext& ctx, NodeId item, NodeId user, size_t limit, std::vector<std::string>* texts) {
+  Walker w(ctx);
+  std::unordered_map<NodeId, double> plays, factor;
+  MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
+  for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
+  std::vector<Path> paths;
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, &paths));
+  std::vector<Reason> reasons = Word(w, paths, Voice::kAudience, plays, limit);
+  if (plays.count(item)) {
+    reasons.insert(reasons.begin(), {0, "played it " + Times(plays.at(item))});
+    if (reasons.size() > limit) reasons.pop_back();
+  }
+  *texts = Texts(reasons);
+  return Status::OK();
+}
+
+Status ExplainSimilar(ExplainContext& ctx, NodeId item, NodeId other, size_t limit, std::vector<std::string>* texts) {
+  Walker w(ctx);
+  std::vector<Path> paths;
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, {{other, 1.0}}, &paths));
+  *texts = Texts(Word(w, paths, Voice::kSimilar, {}, limit));
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs

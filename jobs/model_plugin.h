@@ -1,0 +1,65 @@
+// The commands that train or run the graph-attention model live in a shared library of their own
+// (libmosaic_model_jobs.so, which pulls in LibTorch), opened with dlopen on first use, so that the
+// commands that need no model never pay LibTorch's load time. This header is the whole interface
+// between the `mosaic` binary and that library.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "jobs/commands.h"
+#include "store/status.h"
+
+namespace mosaic::fusion {
+class Baseline;
+}
+namespace mosaic::store {
+class Batch;
+class Store;
+}
+
+namespace mosaic::jobs {
+
+// mosaic rebuild
+struct RebuildArgs {
+  int epochs = 0;         ///< 0 = the default for the store's size
+  uint64_t seed = 2026;   ///< initialisation, sampling and dropout seed
+  bool resume = false;    ///< continue from the last checkpoint of an interrupted rebuild
+};
+
+// mosaic recommend / audience / similar
+struct QueryArgs {
+  std::string user;           ///< recommend: user key
+  std::string item;           ///< audience, similar: item id, key or exact title
+  size_t k = 10;              ///< results
+  bool new_only = false;      ///< recommend: only items with no interactions (cold start)
+  bool exclude_seen = false;  ///< recommend: leave out items the user interacted with
+  bool explain = false;       ///< add the neighbours and relations that contributed most
+};
+
+struct ModelPlugin {
+  // mosaic rebuild: trains on a snapshot of the store and switches queries to the new version.
+  Status (*rebuild)(const Context& ctx, const RebuildArgs& args);
+  // mosaic recommend / audience / similar (`query` names which) into *result (printed by the caller
+  // through print_query).
+  Status (*query)(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result);
+  void (*print_query)(const nlohmann::json& result);
+  // Computes, with the current model, the representations of `items` (new items just written by
+  // import or ingest, not in the current model version) and stores them through `batch`, so that they
+  // are recommendable as soon as it commits. Does nothing (OK, *placed = 0) before the first rebuild.
+  Status (*place_new_items)(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items,
+                            size_t* placed);
+  // A ranker for `mosaic eval` (fusion::Baseline interface) with the graph-attention model inside;
+  // options: {"seed": S, "kg": true|false, "epochs": N, "device": D}.
+  std::unique_ptr<fusion::Baseline> (*new_ranker)(const nlohmann::json& options);
+};
+
+// Opens the library once and returns its table; throws std::runtime_error (naming the library and
+// the loader's message) when it cannot be loaded. $MOSAIC_MODEL_JOBS_LIBRARY overrides its path.
+const ModelPlugin& LoadModelPlugin();
+
+}  // namespace mosaic::jobs

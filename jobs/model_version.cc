@@ -1,0 +1,164 @@
+#include "jobs/model_version.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "fusion/trainer.h"
+#include "jobs/model_jobs.h"
+
+namespace mosaic::jobs {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "reps and nodes records are stored as native little-endian");
+
+namespace {
+
+std::string ChunkName(size_t i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "reps/%06zu", i);
+  return name;
+}
+
+// Records above this many bytes in one batch commit before more are added.
+constexpr size_t kBatchBytes = size_t(64) << 20;
+
+}  // namespace
+
+int64_t LoadedModel::ModelRelation(store::RelationId relation, bool reverse) const {
+  if (has_interacted && relation == interacted) {
+    return reverse ? fusion::InteractedByRelation(num_kg_relations) : fusion::InteractedRelation(num_kg_relations);
+  }
+  auto it = kg_relation.find(relation);
+  if (it == kg_relation.end()) return -1;
+  return reverse ? fusion::InverseRelation(it->second, num_kg_relations) : it->second;
+}
+
+Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData data,
+                         const std::function<Status(store::Batch*)>& last_batch) {
+  at::Tensor reps = data.reps.to(torch::kCPU, torch::kFloat).contiguous();
+  const char* bytes = static_cast<const char*>(reps.data_ptr());
+  const size_t total = size_t(reps.numel()) * sizeof(float);
+  const size_t row_bytes = size_t(reps.size(1)) * sizeof(float);
+  // Whole rows per chunk, so each chunk can be read alone.
+  const size_t rows_per_chunk = std::max<size_t>(1, kRepsChunkBytes / std::max<size_t>(row_bytes, 1));
+  const size_t chunk_bytes = rows_per_chunk * row_bytes;
+
+  std::unique_ptr<store::Batch> batch;
+  MOSAIC_RETURN_IF_ERROR(store->BeginBatch(&batch));
+  size_t pending = 0;
+  auto put = [&](const std::string& name, std::string_view blob) -> Status {
+    if (pending > 0 && pending + blob.size() > kBatchBytes) {
+      MOSAIC_RETURN_IF_ERROR(batch->Commit());
+      pending = 0;
+    }
+    MOSAIC_RETURN_IF_ERROR(batch->PutModelRecord(version, name, blob));
+    pending += blob.size();
+    return Status::OK();
+  };
+  MOSAIC_RETURN_IF_ERROR(put("config", fusion::ConfigToJson(data.config)));
+  MOSAIC_RETURN_IF_ERROR(put("weights", data.weights));
+  size_t chunks = 0;
+  for (size_t offset = 0; offset < total || (total == 0 && chunks == 0); offset += chunk_bytes) {
+    const size_t n = std::min(chunk_bytes, total - offset);
+    MOSAIC_RETURN_IF_ERROR(put(ChunkName(chunks++), std::string_view(bytes + offset, n)));
+    if (total == 0) break;
+  }
+  std::string nodes(data.nodes.size() * 4, '\0');
+  if (!data.nodes.empty()) std::memcpy(nodes.data(), data.nodes.data(), nodes.size());
+  MOSAIC_RETURN_IF_ERROR(put("nodes", nodes));
+  MOSAIC_RETURN_IF_ERROR(put("relations", data.relations.dump()));
+  // The last batch: anything the caller adds, the manifest, and the switch.
+  if (last_batch) MOSAIC_RETURN_IF_ERROR(last_batch(batch.get()));
+  data.manifest["reps_chunks"] = chunks;
+  data.manifest["reps_rows"] = reps.size(0);
+  data.manifest["reps_dim"] = reps.size(1);
+  MOSAIC_RETURN_IF_ERROR(batch->PutModelRecord(version, "manifest", data.manifest.dump()));
+  MOSAIC_RETURN_IF_ERROR(batch->SetCurrentModel(version));
+  return batch->Commit();
+}
+
+Status CurrentModelVersion(const store::ReadView& view, uint64_t* version, bool* found) {
+  Status s = view.GetCurrentModel(version);
+  *found = s.ok();
+  if (s.IsNotFound()) return Status::OK();
+  return s;
+}
+
+Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
+  Status s = view.GetCurrentModel(&m->version);
+  if (s.IsNotFound()) return Status::NotFound("no model yet: run `mosaic rebuild`");
+  MOSAIC_RETURN_IF_ERROR(s);
+  const std::string where = "model version " + std::to_string(m->version) + ": ";
+  auto record = [&](const std::string& name, std::string* blob) -> Status {
+    Status r = view.GetModelRecord(m->version, name, blob);
+    if (r.IsNotFound()) return Status::Corruption(where + "record '" + name + "' is missing");
+    return r;
+  };
+  std::string blob;
+  MOSAIC_RETURN_IF_ERROR(record("manifest", &blob));
+  m->manifest = nlohmann::json::parse(blob, nullptr, false);
+  if (!m->manifest.is_object()) return Status::Corruption(where + "manifest is not a JSON object");
+  MOSAIC_RETURN_IF_ERROR(record("config", &blob));
+  try {
+    m->config = fusion::ConfigFromJson(blob);
+  } catch (const std::exception& e) {
+    return Status::Corruption(where + "config: " + e.what());
+  }
+  MOSAIC_RETURN_IF_ERROR(record("relations", &blob));
+  m->relations = nlohmann::json::parse(blob, nullptr, false);
+  if (!m->relations.is_array()) return Status::Corruption(where + "relations is not a JSON array");
+  MOSAIC_RETURN_IF_ERROR(record("weights", &m->weights));
+
+  const int64_t rows = m->manifest.value("reps_rows", int64_t(-1));
+  const int64_t dim = m->manifest.value("reps_dim", int64_t(-1));
+  const size_t chunks = m->manifest.value("reps_chunks", size_t(0));
+  const int64_t num_nodes = m->config.num_users + m->config.num_items + m->config.num_entities;
+  if (rows != num_nodes || dim <= 0) return Status::Corruption(where + "manifest reps_rows/reps_dim do not fit the config");
+  m->reps = torch::empty({rows, dim}, torch::kFloat);
+  char* out = static_cast<char*>(m->reps.data_ptr());
+  const size_t total = size_t(rows) * size_t(dim) * sizeof(float);
+  size_t offset = 0;
+  for (size_t i = 0; i < chunks; ++i) {
+    MOSAIC_RETURN_IF_ERROR(record(ChunkName(i), &blob));
+    if (offset + blob.size() > total) return Status::Corruption(where + "reps chunks hold more than reps_rows rows");
+    std::memcpy(out + offset, blob.data(), blob.size());
+    offset += blob.size();
+  }
+  if (offset != total) return Status::Corruption(where + "reps chunks hold fewer than reps_rows rows");
+
+  MOSAIC_RETURN_IF_ERROR(record("nodes", &blob));
+  if (blob.size() != size_t(rows) * 4) return Status::Corruption(where + "nodes does not have one id per row");
+  m->nodes.resize(size_t(rows));
+  if (rows > 0) std::memcpy(m->nodes.data(), blob.data(), blob.size());
+  m->row_of.clear();
+  m->row_of.reserve(m->nodes.size());
+  for (size_t r = 0; r < m->nodes.size(); ++r) m->row_of.emplace(m->nodes[r], int64_t(r));
+
+  m->num_kg_relations = (m->config.num_relations - 2) / 2;
+  m->kg_relation.clear();
+  m->has_interacted = false;
+  for (const auto& r : m->relations) {
+    const int64_t index = r.value("index", int64_t(-1));
+    if (!r.contains("store_id") || !r["store_id"].is_number()) continue;  // no such relation in the store
+    const auto id = r["store_id"].get<store::RelationId>();
+    if (index >= 0 && index < m->num_kg_relations) m->kg_relation[id] = index;
+    if (index == fusion::InteractedRelation(m->num_kg_relations)) {
+      m->has_interacted = true;
+      m->interacted = id;
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs
+
+namespace mosaic::jobs {
+
+Status OpenModelStore(const Context& ctx, bool read_only, std::unique_ptr<store::Store>* store) {
+  store::OpenOptions options;
+  options.read_only = read_only;
+  return store::Store::Open(ctx.store_dir, options, store);
+}
+
+}  // namespace mosaic::jobs

@@ -1,0 +1,89 @@
+// A trained model version as stored in the models column family (keys: version:u64 . record name),
+// and the loader the query commands use.
+//
+// A rebuild writes version = current + 1 (1 when there is none), with the records
+//   "config"          fusion::ConfigToJson of the Kgat configuration
+//   "weights"         fusion::SaveWeights (torch serialization)
+//   "reps/000000"...  every node's representation, raw little-endian float32 rows [num_nodes, total_dim]
+//                     in Kgat numbering (users | items | entities), cut into chunks of at most 4 MiB
+//   "nodes"           the store NodeId of each model row, uint32 little-endian, same order
+//   "relations"       JSON array indexed by model relation: {"index", "store_id", "name", "inverse"}
+//                     (KG relations r, their inverses R + r, interacted 2R, interacted-by 2R + 1)
+//   "manifest"        JSON: created, seed, epochs, losses, counts, node_id_limit (the store's NodeIdLimit
+//                     at the snapshot: later nodes are not rows of this version), cold_items (store ids of
+//                     items without interactions at the snapshot), reps_chunks, timings
+// in as many batches as needed; the manifest and the current-model pointer go in the last batch, so a
+// half-written version is never current and queries switch from one complete version to the next.
+//
+// Items created after the snapshot get their representation from the current version at ingest time
+// (Kgat::InferItems) as the item feature "model": FeatureVector{extractor "mosaic-kgat", version = the
+// model version, values = the representation}. Queries use only those whose version is current.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fusion/kgat.h"
+#include "store/status.h"
+#include "store/store.h"
+
+namespace mosaic::jobs {
+
+inline constexpr const char* kModelFeature = "model";          ///< feature name of placed items
+inline constexpr const char* kModelExtractor = "mosaic-kgat";  ///< their extractor
+inline constexpr size_t kRepsChunkBytes = size_t(4) << 20;     ///< largest "reps/NNNNNN" record
+
+// What a rebuild writes as one version.
+struct ModelVersionData {
+  fusion::KgatConfig config;
+  std::string weights;             ///< fusion::SaveWeights
+  at::Tensor reps;                 ///< CPU float [num_nodes, total_dim]
+  std::vector<store::NodeId> nodes;  ///< store id of each row
+  nlohmann::json relations;        ///< see above
+  nlohmann::json manifest;         ///< see above; "reps_chunks" is filled in by WriteModelVersion
+};
+
+// Writes `data` as model `version` and makes it current. `last_batch`, when given, adds its own writes
+// to the batch that also holds the manifest and the pointer switch (so they commit together).
+// Returns the store's error; on error the previous version stays current.
+Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData data,
+                         const std::function<Status(store::Batch*)>& last_batch = {});
+
+// The current model version, loaded for queries and placement.
+struct LoadedModel {
+  uint64_t version = 0;
+  fusion::KgatConfig config;
+  nlohmann::json manifest;
+  nlohmann::json relations;
+  at::Tensor reps;                         ///< CPU float [num_nodes, total_dim]
+  std::vector<store::NodeId> nodes;        ///< store id of each row
+  std::unordered_map<store::NodeId, int64_t> row_of;  ///< store id -> row
+  std::unordered_map<store::RelationId, int64_t> kg_relation;  ///< store relation -> model KG relation
+  int64_t num_kg_relations = 0;
+  bool has_interacted = false;
+  store::RelationId interacted = 0;        ///< store id of `interacted` (when has_interacted)
+  std::string weights;                     ///< serialized weights (for LoadWeights when needed)
+
+  int64_t num_users() const { return config.num_users; }
+  int64_t num_items() const { return config.num_items; }
+  bool IsUserRow(int64_t row) const { return row < config.num_users; }
+  bool IsItemRow(int64_t row) const { return row >= config.num_users && row < config.num_users + config.num_items; }
+  // Model relation of a stored triple walked forward (reverse = false) or from tail to head; -1 when
+  // the relation is not one of this version's.
+  int64_t ModelRelation(store::RelationId relation, bool reverse) const;
+};
+
+// Loads the current version from `view` (weights as bytes only). Returns NotFound "no model yet: run
+// `mosaic rebuild`" before the first rebuild, Corruption when a record is missing or malformed.
+Status LoadCurrentModel(const store::ReadView& view, LoadedModel* model);
+
+// The current version number alone; *found false before the first rebuild.
+Status CurrentModelVersion(const store::ReadView& view, uint64_t* version, bool* found);
+
+}  // namespace mosaic::jobs
