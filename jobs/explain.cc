@@ -80,7 +80,9 @@ class Walker {
   }
 
   // Paths source -> target and source -> m -> target for targets in `targets` (value: a factor).
-  Status Paths(NodeId source, const std::unordered_map<NodeId, double>& targets, std::vector<Path>* paths) const {
+  // Never through `skip` (the user a recommendation is for: "listeners who also played" are others).
+  Status Paths(NodeId source, const std::unordered_map<NodeId, double>& targets, NodeId skip, bool has_skip,
+               std::vector<Path>* paths) const {
     std::vector<GraphEdge> first;
     MOSAIC_RETURN_IF_ERROR(EdgesOf(source, &first));
     const std::vector<float> a1 = Attention(first);
@@ -91,7 +93,7 @@ class Walker {
       if (auto t = targets.find(m); t != targets.end() && m != source) {
         paths->push_back({a1[i] * t->second, m, true, first[i], {}});
       }
-      if (expanded.count(m)) continue;
+      if (expanded.count(m) || (has_skip && m == skip)) continue;
       expanded[m] = i;
       MOSAIC_RETURN_IF_ERROR(EdgesOf(m, &second));
     }
@@ -218,7 +220,7 @@ Status ExplainRecommend(ExplainContext& ctx, NodeId user, NodeId item, size_t li
   MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
   for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
   std::vector<Path> paths;
-  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, &paths));
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, user, true, &paths));
   *texts = Texts(Word(w, paths, Voice::kRecommend, plays, limit));
   return Status::OK();
 }
@@ -229,7 +231,7 @@ Status ExplainAudience(ExplainContext& ctx, NodeId item, NodeId user, size_t lim
   MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
   for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
   std::vector<Path> paths;
-  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, &paths));
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, user, true, &paths));
   std::vector<Reason> reasons = Word(w, paths, Voice::kAudience, plays, limit);
   if (plays.count(item)) {
     reasons.insert(reasons.begin(), {0, "played it " + Times(plays.at(item))});
@@ -242,7 +244,7 @@ Status ExplainAudience(ExplainContext& ctx, NodeId item, NodeId user, size_t lim
 Status ExplainSimilar(ExplainContext& ctx, NodeId item, NodeId other, size_t limit, std::vector<std::string>* texts) {
   Walker w(ctx);
   std::vector<Path> paths;
-  MOSAIC_RETURN_IF_ERROR(w.Paths(item, {{other, 1.0}}, &paths));
+  MOSAIC_RETURN_IF_ERROR(w.Paths(item, {{other, 1.0}}, 0, false, &paths));
   *texts = Texts(Word(w, paths, Voice::kSimilar, {}, limit));
   return Status::OK();
 }

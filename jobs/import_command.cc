@@ -5,6 +5,7 @@
 
 #include "graph/text_features.h"
 #include "jobs/commands.h"
+#include "jobs/model_plugin.h"
 #include "jobs/progress.h"
 #include "store/store.h"
 
@@ -68,6 +69,8 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
   const bool existed = std::filesystem::exists(std::filesystem::path(ctx.store_dir) / "CURRENT", ec);
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
+  store::NodeId first_new = 0;
+  MOSAIC_RETURN_IF_ERROR(store->NewReadView()->NodeIdLimit(&first_new));
   nlohmann::json result;
   Status s = ImportInto(ctx, store.get(), request, &result);
   if (!s.ok()) {
@@ -78,6 +81,11 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
     }
     return s;
   }
+  // New items become recommendable now, from the current model (when there is one).
+  size_t placed = 0;
+  uint64_t model_version = 0;
+  MOSAIC_RETURN_IF_ERROR(PlaceCreatedItems(ctx, store.get(), first_new, &placed, &model_version));
+  if (model_version > 0) result["placed"] = {{"items", placed}, {"model_version", model_version}};
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
@@ -88,6 +96,7 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
       std::printf(", %s item texts encoded", WithThousands(result["text_features"]).c_str());
     }
     std::printf("\n");
+    if (placed > 0) std::printf("placed %zu new items with model v%llu\n", placed, static_cast<unsigned long long>(model_version));
   }
   return Status::OK();
 }

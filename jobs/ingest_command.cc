@@ -16,6 +16,7 @@
 #include "graph/text.h"
 #include "graph/text_features.h"
 #include "jobs/commands.h"
+#include "jobs/model_plugin.h"
 #include "jobs/progress.h"
 #include "modalities/ffmpeg_log.h"
 #include "modalities/media.h"
@@ -343,6 +344,8 @@ Status RunIngest(const Context& ctx, const IngestArgs& args) {
   MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
+  store::NodeId first_new = 0;
+  MOSAIC_RETURN_IF_ERROR(store->NewReadView()->NodeIdLimit(&first_new));
   nlohmann::json result;
   Status s = IngestInto(ctx, store.get(), args, text.get(), &result);
   if (!existed && (!s.ok() || result["ingested"].get<size_t>() == 0)) {
@@ -351,10 +354,18 @@ Status RunIngest(const Context& ctx, const IngestArgs& args) {
     fs::remove_all(ctx.store_dir, ec);
   }
   MOSAIC_RETURN_IF_ERROR(s);
+  // The ingested items become recommendable now, from the current model (when there is one).
+  size_t placed = 0;
+  uint64_t model_version = 0;
+  if (result["ingested"].get<size_t>() > 0) {
+    MOSAIC_RETURN_IF_ERROR(PlaceCreatedItems(ctx, store.get(), first_new, &placed, &model_version));
+  }
+  if (model_version > 0) result["placed"] = {{"items", placed}, {"model_version", model_version}};
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
     PrintIngest(result);
+    if (placed > 0) std::printf("placed %zu new items with model v%llu\n", placed, static_cast<unsigned long long>(model_version));
   }
   const size_t failed = result["failed"];
   if (failed > 0) {

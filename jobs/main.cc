@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "jobs/commands.h"
+#include "jobs/model_plugin.h"
 #include "jobs/progress.h"
 
 namespace {
@@ -90,6 +91,30 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--seed", eval_args.seed, "Seed of the split and the models (default 2026)");
   eval_cmd->add_option("--dump-split", eval_args.dump_split, "Write the split as TSV files into this folder");
 
+  jobs::RebuildArgs rebuild_args;
+  auto* rebuild_cmd = app.add_subcommand(
+      "rebuild", "Train the graph-attention model on a snapshot of the store and switch queries to the new version");
+  rebuild_cmd->add_option("--epochs", rebuild_args.epochs, "Training epochs (default 30)");
+  rebuild_cmd->add_option("--seed", rebuild_args.seed, "Seed of initialisation, sampling and dropout (default 2026)");
+  rebuild_cmd->add_flag("--resume", rebuild_args.resume,
+                        "Continue an interrupted rebuild from its last checkpoint (its seed and epochs; "
+                        "refused when the store changed since)");
+
+  jobs::QueryArgs recommend_args, audience_args, similar_args;
+  auto* recommend_cmd = app.add_subcommand("recommend", "Top items for a user, from the current model");
+  recommend_cmd->add_option("--user", recommend_args.user, "User id")->required();
+  recommend_cmd->add_flag("--new-only", recommend_args.new_only, "Only items nobody has played yet (cold start)");
+  recommend_cmd->add_flag("--exclude-seen", recommend_args.exclude_seen, "Leave out items the user has played");
+  auto* audience_cmd = app.add_subcommand("audience", "Users most likely to enjoy an item, from the current model");
+  audience_cmd->add_option("--item", audience_args.item, "Item id, or its exact title")->required();
+  auto* similar_cmd = app.add_subcommand("similar", "Items most like an item in the model's representation space");
+  similar_cmd->add_option("--item", similar_args.item, "Item id, or its exact title")->required();
+  for (auto [cmd, args] : {std::pair{recommend_cmd, &recommend_args}, std::pair{audience_cmd, &audience_args},
+                           std::pair{similar_cmd, &similar_args}}) {
+    cmd->add_option("-k", args->k, "How many results (default 10)");
+    cmd->add_flag("--explain", args->explain, "Say which graph paths contributed most, by attention weight");
+  }
+
   auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
 
   jobs::DemoArgs demo_args;
@@ -127,6 +152,21 @@ int main(int argc, char** argv) {
       s = jobs::RunSimilarText(ctx, similar_query, similar_k);
     } else if (*eval_cmd) {
       s = jobs::RunEval(ctx, eval_args);
+    } else if (*rebuild_cmd) {
+      s = jobs::LoadModelPlugin().rebuild(ctx, rebuild_args);
+    } else if (*recommend_cmd || *audience_cmd || *similar_cmd) {
+      const char* query = *recommend_cmd ? "recommend" : *audience_cmd ? "audience" : "similar";
+      const jobs::QueryArgs& args = *recommend_cmd ? recommend_args : *audience_cmd ? audience_args : similar_args;
+      const jobs::ModelPlugin& plugin = jobs::LoadModelPlugin();
+      nlohmann::json result;
+      s = plugin.query(ctx, query, args, &result);
+      if (s.ok()) {
+        if (ctx.json) {
+          std::printf("%s\n", result.dump().c_str());
+        } else {
+          plugin.print_query(result);
+        }
+      }
     } else if (*check_cmd) {
       s = jobs::RunCheck(ctx);
     } else if (*demo_cmd) {

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "store/store.h"
+
 namespace mosaic::jobs {
 
 const ModelPlugin& LoadModelPlugin() {
@@ -33,6 +35,28 @@ const ModelPlugin& LoadModelPlugin() {
   });
   if (!plugin) throw std::runtime_error(failure);
   return *plugin;
+}
+
+Status PlaceCreatedItems(const Context& ctx, store::Store* store, uint32_t first_new, size_t* placed,
+                         uint64_t* version) {
+  *placed = 0;
+  *version = 0;
+  auto view = store->NewReadView();
+  Status s = view->GetCurrentModel(version);
+  if (s.IsNotFound()) {
+    *version = 0;
+    return Status::OK();
+  }
+  MOSAIC_RETURN_IF_ERROR(s);
+  store::NodeId limit = 0;
+  MOSAIC_RETURN_IF_ERROR(view->NodeIdLimit(&limit));
+  std::vector<uint32_t> items;
+  for (store::NodeId id = first_new; id < limit; ++id) {
+    store::NodeRecord r;
+    if (view->GetNode(id, &r).ok() && r.kind == store::NodeKind::kItem) items.push_back(id);
+  }
+  if (items.empty()) return Status::OK();
+  return LoadModelPlugin().place_new_items(ctx, store, items, placed);
 }
 
 }  // namespace mosaic::jobs

@@ -58,6 +58,13 @@ struct ModelPlugin {
   std::unique_ptr<fusion::Baseline> (*new_ranker)(const nlohmann::json& options);
 };
 
+// For import and ingest, after they commit: places the items with node ids >= `first_new` (those the
+// command created) with the current model, through the plugin. Without a current model it does
+// nothing and never loads the library (so stores without a model never load LibTorch). On success
+// *placed is the number placed and *version the model version used (0 when none).
+Status PlaceCreatedItems(const Context& ctx, store::Store* store, uint32_t first_new, size_t* placed,
+                         uint64_t* version);
+
 // Opens the library once and returns its table; throws std::runtime_error (naming the library and
 // the loader's message) when it cannot be loaded. $MOSAIC_MODEL_JOBS_LIBRARY overrides its path.
 const ModelPlugin& LoadModelPlugin();
