@@ -1,0 +1,319 @@
+// End-to-end tests of the model commands through the `mosaic` binary: rebuild (determinism, resume
+// after a kill, queries during a rebuild), recommend / audience / similar with --explain, placement of
+// items imported after a rebuild, and bad input. Stores are small and synthetic, imported with --no-text.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace mosaic {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::DumpStore;
+using testing::Quote;
+using testing::ReadFile;
+using testing::RunMosaic;
+using testing::TempDir;
+using testing::WriteFile;
+
+std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+}
+
+// Runs the binary with its output in files named after `tag` (safe from several threads).
+CommandResult RunTagged(const std::string& args, const std::string& tag) {
+  const std::string base = (fs::temp_directory_path() / ("mosaic-model-" + std::to_string(getpid()) + "-" + tag)).string();
+  const std::string cmd = std::string(MOSAIC_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(base + ".out");
+  r.err = ReadFile(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
+}
+
+nlohmann::json RunJson(const std::string& args) {
+  CommandResult r = RunMosaic(args);
+  EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << args << ": stdout is not one JSON value:\n" << r.out;
+  return j;
+}
+
+// A small music catalogue: 4 genres x 3 artists x 5 songs; 40 listeners, each of one genre, playing
+// some of its songs 0-3 (song 4 of each artist is never played: the cold items).
+constexpr int kGenres = 4, kArtists = 3, kSongs = 5, kUsers = 40;
+
+std::string Song(int g, int a, int p) { return "song-" + std::to_string(g) + "-" + std::to_string(a) + "-" + std::to_string(p); }
+std::string Artist(int g, int a) { return "Artist " + std::to_string(g) + std::to_string(a); }
+
+// Deterministic pseudo-random numbers for the plays.
+uint32_t Mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  return x ^ (x >> 16);
+}
+
+struct Catalogue {
+  std::string catalogue, plays;
+};
+
+Catalogue MakeCatalogue() {
+  Catalogue c;
+  for (int g = 0; g < kGenres; ++g) {
+    for (int a = 0; a < kArtists; ++a) {
+      for (int p = 0; p < kSongs; ++p) {
+        nlohmann::json j = {{"id", Song(g, a, p)}, {"kind", "music"}, {"title", "Song " + std::to_string(g) + std::to_string(a) + std::to_string(p)},
+                            {"artist", Artist(g, a)}, {"genre", "Genre " + std::to_string(g)}};
+        c.catalogue += j.dump() + "\n";
+      }
+    }
+  }
+  c.plays = "user\titem\tweight\n";
+  for (int u = 0; u < kUsers; ++u) {
+    const int g = u % kGenres;
+    for (int a = 0; a < kArtists; ++a) {
+      for (int p = 0; p < kSongs - 1; ++p) {
+        const uint32_t h = Mix(uint32_t(u * 131 + a * 17 + p));
+        if (h % 10 < 6) c.plays += "u" + std::to_string(u) + "\t" + Song(g, a, p) + "\t" + std::to_string(1 + h % 40) + "\n";
+      }
+    }
+  }
+  return c;
+}
+
+class ModelCli : public ::testing::Test {
+ protected:
+  // Imports the synthetic catalogue and plays into a new store `name` under the test's folder.
+  std::string MakeStore(const std::string& name) {
+    const Catalogue c = MakeCatalogue();
+    WriteFile(tmp_ / "catalogue.jsonl", c.catalogue);
+    WriteFile(tmp_ / "plays.tsv", c.plays);
+    const std::string store = tmp_ / name;
+    for (const std::string& args : {"import --format jsonl " + Quote(tmp_ / "catalogue.jsonl"),
+                                    "import --format interactions " + Quote(tmp_ / "plays.tsv")}) {
+      CommandResult r = RunMosaic("--store " + Quote(store) + " --no-text " + args);
+      EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
+    }
+    return store;
+  }
+
+  // The keys of the top-10 lists of a few users.
+  std::vector<std::vector<std::string>> TopLists(const std::string& store) {
+    std::vector<std::vector<std::string>> lists;
+    for (const char* user : {"u0", "u1", "u2", "u7"}) {
+      nlohmann::json j = RunJson("--store " + Quote(store) + " recommend --user " + user + " --json");
+      std::vector<std::string> keys;
+      for (const auto& r : j["results"]) keys.push_back(r["key"]);
+      lists.push_back(keys);
+    }
+    return lists;
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(ModelCli, RebuildThenQueriesWithExplanations) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  nlohmann::json rebuilt = RunJson(S + "rebuild --epochs 10 --json");
+  EXPECT_EQ(rebuilt["version"], 1);
+  EXPECT_EQ(rebuilt["epochs"], 10);
+  EXPECT_GT(rebuilt["transr_triples_per_second"].get<double>(), 0);
+  for (const char* stage : {"snapshot", "training", "representations", "write"}) EXPECT_TRUE(rebuilt["stages"].contains(stage));
+
+  nlohmann::json rec = RunJson(S + "recommend --user u0 -k 5 --explain --json");
+  EXPECT_EQ(rec["query"], "recommend");
+  EXPECT_EQ(rec["model_version"], 1);
+  ASSERT_EQ(rec["results"].size(), 5u) << rec.dump(1);
+  std::string all;
+  for (const auto& r : rec["results"]) {
+    for (const char* field : {"rank", "id", "key", "label", "score", "explain"}) EXPECT_TRUE(r.contains(field)) << field;
+    for (const auto& t : r["explain"]) all += t.get<std::string>() + "\n";
+  }
+  EXPECT_NE(all.find("which you played"), std::string::npos) << all;
+
+  nlohmann::json fresh = RunJson(S + "recommend --user u0 -k 3 --new-only --exclude-seen --explain --json");
+  ASSERT_EQ(fresh["results"].size(), 3u);
+  for (const auto& r : fresh["results"]) EXPECT_EQ(r["key"].get<std::string>().back(), '4') << r.dump();  // the cold songs
+  std::string cold_reasons;
+  for (const auto& t : fresh["results"][0]["explain"]) cold_reasons += t.get<std::string>() + "\n";
+  EXPECT_NE(cold_reasons.find("shares "), std::string::npos) << fresh.dump(1);  // cold items: KG paths only
+
+  nlohmann::json audience = RunJson(S + "audience --item " + Song(0, 0, 0) + " -k 4 --explain --json");
+  ASSERT_EQ(audience["results"].size(), 4u);
+  EXPECT_FALSE(audience["results"][0]["explain"].empty()) << audience.dump(1);
+
+  nlohmann::json similar = RunJson(S + "similar --item 'Song 000' -k 6 --explain --json");  // by title
+  ASSERT_EQ(similar["results"].size(), 6u);
+  std::string similar_reasons;
+  for (const auto& r : similar["results"]) {
+    EXPECT_NE(r["key"], Song(0, 0, 0));
+    for (const auto& t : r["explain"]) similar_reasons += t.get<std::string>() + "\n";
+  }
+  EXPECT_NE(similar_reasons.find("both have "), std::string::npos) << similar_reasons;
+
+  CommandResult text = RunMosaic(S + "recommend --user u0 -k 3 --explain");
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_NE(text.out.find("recommendations for user u0 (model v1)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("rank"), std::string::npos) << text.out;
+  EXPECT_EQ(RunMosaic(S + "check").exit_code, 0);
+}
+
+TEST_F(ModelCli, SameSeedSameLists) {
+  const std::string a = MakeStore("a"), b = MakeStore("b");
+  RunJson("--store " + Quote(a) + " rebuild --epochs 6 --seed 7 --json");
+  RunJson("--store " + Quote(b) + " rebuild --epochs 6 --seed 7 --json");
+  const auto la = TopLists(a), lb = TopLists(b);
+  EXPECT_EQ(la, lb);
+  EXPECT_EQ(la[0].size(), 10u);
+}
+
+TEST_F(ModelCli, ResumeAfterKillGivesTheUninterruptedResult) {
+  const int epochs = 150;
+  const std::string whole = MakeStore("whole"), cut = MakeStore("cut");
+  RunJson("--store " + Quote(whole) + " rebuild --epochs " + std::to_string(epochs) + " --seed 3 --json");
+
+  const fs::path checkpoint = fs::path(cut) / "rebuild-checkpoint" / "checkpoint.bin";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    const std::string e = std::to_string(epochs);
+    execl(MOSAIC_BINARY, MOSAIC_BINARY, "--store", cut.c_str(), "--json", "rebuild", "--epochs", e.c_str(), "--seed",
+          "3", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  bool seen = false;
+  while (!(seen = fs::exists(checkpoint)) && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) break;  // ended before its first checkpoint
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(seen) << "the rebuild wrote no checkpoint";
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the rebuild finished before it could be killed";
+  ASSERT_TRUE(fs::exists(checkpoint));
+
+  nlohmann::json resumed = RunJson("--store " + Quote(cut) + " rebuild --resume --json");
+  EXPECT_GT(resumed["resumed_from_epoch"].get<int>(), 0);
+  EXPECT_EQ(resumed["epochs"], epochs);
+  EXPECT_EQ(resumed["seed"], 3);
+  EXPECT_FALSE(fs::exists(checkpoint.parent_path()));  // removed once the version is written
+  EXPECT_EQ(TopLists(whole), TopLists(cut));
+}
+
+TEST_F(ModelCli, QueriesDuringARebuildSeeTheOldOrTheNewVersion) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  RunJson(S + "rebuild --epochs 3 --json");
+  std::atomic<bool> done{false};
+  std::vector<CommandResult> failures;
+  std::set<int> versions;
+  int queries = 0;
+  std::thread reader([&] {
+    while (!done.load() || queries == 0) {
+      CommandResult r = RunTagged(S + "recommend --user u1 -k 5 --json", "q" + std::to_string(queries));
+      ++queries;
+      nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+      if (r.exit_code != 0 || j.is_discarded()) {
+        failures.push_back(r);
+      } else {
+        versions.insert(j["model_version"].get<int>());
+      }
+    }
+  });
+  CommandResult rebuild = RunTagged(S + "rebuild --epochs 60 --json", "rebuild");
+  done = true;
+  reader.join();
+  ASSERT_EQ(rebuild.exit_code, 0) << Describe(rebuild);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << queries << " queries failed, first:\n"
+                                << Describe(failures.front());
+  for (int v : versions) EXPECT_TRUE(v == 1 || v == 2) << v;
+  nlohmann::json after = RunJson(S + "recommend --user u1 --json");
+  EXPECT_EQ(after["model_version"], 2);
+}
+
+TEST_F(ModelCli, ImportedItemIsPlacedAndItsKgEdgesMatter) {
+  const std::string with_kg = MakeStore("with"), without_kg = MakeStore("without");
+  RunJson("--store " + Quote(with_kg) + " rebuild --epochs 20 --seed 5 --json");
+  RunJson("--store " + Quote(without_kg) + " rebuild --epochs 20 --seed 5 --json");
+  // The same new song; the second store gets it without its artist and genre (its KG edges).
+  WriteFile(tmp_ / "new.jsonl", nlohmann::json({{"id", "new-song"}, {"kind", "music"}, {"title", "New Song"},
+                                                {"artist", Artist(0, 1)}, {"genre", "Genre 0"}}).dump() + "\n");
+  WriteFile(tmp_ / "new-bare.jsonl",
+            nlohmann::json({{"id", "new-song"}, {"kind", "music"}, {"title", "New Song"}}).dump() + "\n");
+  nlohmann::json imported = RunJson("--store " + Quote(with_kg) + " --no-text import --format jsonl " +
+                                    Quote(tmp_ / "new.jsonl") + " --json");
+  EXPECT_EQ(imported["placed"]["items"], 1) << imported.dump();
+  EXPECT_EQ(imported["placed"]["model_version"], 1);
+  RunJson("--store " + Quote(without_kg) + " --no-text import --format jsonl " + Quote(tmp_ / "new-bare.jsonl") + " --json");
+
+  auto rank = [&](const std::string& store, const std::string& user) {
+    nlohmann::json j = RunJson("--store " + Quote(store) + " recommend --user " + user + " --new-only -k 100 --json");
+    for (const auto& r : j["results"]) {
+      if (r["key"] == "new-song") {
+        EXPECT_TRUE(r["placed"].get<bool>());
+        return r["rank"].get<int>();
+      }
+    }
+    ADD_FAILURE() << "new-song is not among the new items for " << user << ": " << j.dump();
+    return -1;
+  };
+  for (const char* user : {"u0", "u4", "u8"}) {  // genre-0 listeners, who played Artist 01's other songs
+    const int placed_rank = rank(with_kg, user), bare_rank = rank(without_kg, user);
+    EXPECT_LT(placed_rank, bare_rank) << user;
+    EXPECT_LE(placed_rank, kArtists + 1) << user;  // among the genre's cold songs
+  }
+  EXPECT_EQ(RunMosaic("--store " + Quote(with_kg) + " check").exit_code, 0);
+}
+
+TEST_F(ModelCli, BadInputFailsAndLeavesTheStoreAlone) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  const std::string before = DumpStore(store);
+  auto fails = [&](const std::string& args, const std::string& message) {
+    CommandResult r = RunMosaic(S + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << Describe(r);
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << Describe(r);
+  };
+  fails("recommend --user u0", "no model yet: run `mosaic rebuild`");
+  fails("similar --item " + Song(0, 0, 0), "no model yet");
+  fails("rebuild --resume", "no rebuild checkpoint");
+  EXPECT_EQ(DumpStore(store), before);
+
+  RunJson(S + "rebuild --epochs 2 --json");
+  const std::string built = DumpStore(store);
+  fails("recommend --user nobody", "unknown user 'nobody'");
+  fails("audience --item no-such-song", "unknown item 'no-such-song'");
+  fails("similar --item no-such-song", "unknown item 'no-such-song'");
+  fails("recommend --user u0 -k 0", "-k must be at least 1");
+  EXPECT_EQ(DumpStore(store), built);
+
+  // A listener added after the rebuild has no representation until the next one.
+  WriteFile(tmp_ / "late.tsv", "user\titem\tweight\nlatecomer\t" + Song(1, 1, 1) + "\t3\n");
+  ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "late.tsv")).exit_code, 0);
+  fails("recommend --user latecomer", "no representation");
+}
+
+}  // namespace
+}  // namespace mosaic
