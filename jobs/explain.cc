@@ -137,6 +137,7 @@ class Walker {
 struct Reason {
   double weight = 0;
   std::string text;
+  std::string via;  // the node in the middle: one reason per node keeps the list varied
 };
 
 std::string Times(double plays) {
@@ -177,7 +178,7 @@ std::vector<Reason> Word(const Walker& w, const std::vector<Path>& paths, Voice 
       if (voice == Voice::kAudience) text = "played " + target + " (" + Times(played) + "), which " + link;
       if (voice == Voice::kSimilar) text = shared ? "both have " + r1 + " " + m : "both linked to " + m + " (" + r1 + ", " + r2 + ")";
     }
-    reasons.push_back({p.weight, std::move(text)});
+    reasons.push_back({p.weight, std::move(text), p.direct ? "" : "node " + std::to_string(p.first.tail)});
   }
   for (const auto& [target, v] : via_users) {
     const double played = plays.count(target) ? plays.at(target) : 0;
@@ -186,13 +187,16 @@ std::vector<Reason> Word(const Walker& w, const std::vector<Path>& paths, Voice 
     if (voice == Voice::kRecommend) text = n + " also played " + w.Name(target) + ", which you played " + Times(played);
     if (voice == Voice::kAudience) text = "played " + w.Name(target) + " (" + Times(played) + "), played together with it by " + n;
     if (voice == Voice::kSimilar) text = "listened together by " + n;
-    reasons.push_back({v.first, std::move(text)});
+    reasons.push_back({v.first, std::move(text), "users"});
   }
   std::stable_sort(reasons.begin(), reasons.end(), [](const Reason& a, const Reason& b) { return a.weight > b.weight; });
-  // Identical words (the same entity reached by two relations) are one reason.
+  // Identical words are one reason, and each middle node gives its best reason only.
   std::vector<Reason> unique;
   for (auto& r : reasons) {
-    if (std::none_of(unique.begin(), unique.end(), [&](const Reason& u) { return u.text == r.text; })) unique.push_back(r);
+    if (std::none_of(unique.begin(), unique.end(),
+                     [&](const Reason& u) { return u.text == r.text || (!r.via.empty() && u.via == r.via); })) {
+      unique.push_back(r);
+    }
     if (unique.size() == limit) break;
   }
   return unique;
@@ -234,7 +238,7 @@ Status ExplainAudience(ExplainContext& ctx, NodeId item, NodeId user, size_t lim
   MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, user, true, &paths));
   std::vector<Reason> reasons = Word(w, paths, Voice::kAudience, plays, limit);
   if (plays.count(item)) {
-    reasons.insert(reasons.begin(), {0, "played it " + Times(plays.at(item))});
+    reasons.insert(reasons.begin(), {0, "played it " + Times(plays.at(item)), ""});
     if (reasons.size() > limit) reasons.pop_back();
   }
   *texts = Texts(reasons);

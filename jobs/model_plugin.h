@@ -29,6 +29,7 @@ struct RebuildArgs {
   int epochs = 0;         ///< 0 = the default for the store's size
   uint64_t seed = 2026;   ///< initialisation, sampling and dropout seed
   bool resume = false;    ///< continue from the last checkpoint of an interrupted rebuild
+  nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
 };
 
 // mosaic recommend / audience / similar

@@ -405,7 +405,9 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
       {"final_loss", losses.empty() ? nlohmann::json(nullptr) : losses.back()},
       {"counts", data.manifest["counts"]},
       {"late_items_placed", late_items.size()}};
-  if (ctx.json) {
+  if (args.summary) {
+    *args.summary = summary;
+  } else if (ctx.json) {
     std::printf("%s\n", summary.dump().c_str());
   } else {
     const auto& c = summary["counts"];
