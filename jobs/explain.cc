@@ -187,7 +187,7 @@ std::vector<Reason> Word(const Walker& w, const std::vector<Path>& paths, Voice 
     if (voice == Voice::kRecommend) text = n + " also played " + w.Name(target) + ", which you played " + Times(played);
     if (voice == Voice::kAudience) text = "played " + w.Name(target) + " (" + Times(played) + "), played together with it by " + n;
     if (voice == Voice::kSimilar) text = "listened together by " + n;
-    reasons.push_back({v.first, std::move(text), "users"});
+    reasons.push_back({v.first, std::move(text), "users to " + std::to_string(target)});
   }
   std::stable_sort(reasons.begin(), reasons.end(), [](const Reason& a, const Reason& b) { return a.weight > b.weight; });
   // Identical words are one reason, and each middle node gives its best reason only.

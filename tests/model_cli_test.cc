@@ -214,6 +214,16 @@ TEST_F(ModelCli, ResumeAfterKillGivesTheUninterruptedResult) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "the rebuild finished before it could be killed";
   ASSERT_TRUE(fs::exists(checkpoint));
 
+  // A copy of the interrupted store that then changes cannot resume: the graph is not the one trained on.
+  const std::string changed = tmp_ / "changed";
+  fs::copy(cut, changed, fs::copy_options::recursive);
+  WriteFile(tmp_ / "more.tsv", "user\titem\tweight\nu0\t" + Song(3, 2, 4) + "\t2\n");
+  ASSERT_EQ(RunMosaic("--store " + Quote(changed) + " import --format interactions " + Quote(tmp_ / "more.tsv")).exit_code, 0);
+  CommandResult refused = RunMosaic("--store " + Quote(changed) + " rebuild --resume");
+  EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
+  EXPECT_NE(refused.err.find("the store changed since the interrupted rebuild started"), std::string::npos)
+      << Describe(refused);
+
   nlohmann::json resumed = RunJson("--store " + Quote(cut) + " rebuild --resume --json");
   EXPECT_GT(resumed["resumed_from_epoch"].get<int>(), 0);
   EXPECT_EQ(resumed["epochs"], epochs);
