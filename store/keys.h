@@ -11,7 +11,7 @@
 //   edges_in      dst:u32 . relation:u32 . src:u32            weight:f32
 //   interactions  user:u32 . item:u32 . kind:u8 [. tag:u32]   weight:f64 . timestamp:i64
 //   features      item:u32 . modality name                    FeatureVector (see EncodeFeature)
-//   models        version:u64 . record name                   model blob (weights, representations, manifest)
+//   models        version:u64 . record name                   model blob (records listed in jobs/model_version.h)
 //   meta          "schema_version", "next_node_id", "next_relation_id", "count/..."
 #pragma once
 
