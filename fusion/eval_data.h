@@ -23,6 +23,13 @@ struct EvalData {
   std::vector<std::vector<uint32_t>> item_entities;   ///< per item: the KG entities it links to (num_items rows)
   std::vector<std::vector<float>> item_text;          ///< per item: its text vector, or empty (num_items rows)
   std::vector<bool> item_in_kg;                       ///< per item: linked to the KG (the KGCN CTR protocol's items)
+  // The KG's triples among items and entities, forward direction: a node is an item index i (< num_items)
+  // or an entity index e written num_items + e. Relation types are dense in [0, num_kg_relations).
+  struct KgTriple {
+    uint32_t head = 0, relation = 0, tail = 0;
+  };
+  std::vector<KgTriple> kg_triples;
+  uint32_t num_kg_relations = 0;
   std::vector<std::string> user_keys, item_keys;      ///< external keys, for dumps
 };
 

@@ -11,8 +11,11 @@
 //                    with no modality gets only its id part)
 //   user/entity 0  = their learned embeddings
 //   pi(h,r,t)      = (W_r e_t)^T tanh(W_r e_h + e_r), softmax over the edges of each head (layer-0 e)
-//   layer k        = LeakyReLU(W1_k(e_h + e_N)) + LeakyReLU(W2_k(e_h * e_N)),  e_N = sum_t pi e_t,
-//                    message dropout in training, then L2-normalised
+//   layer k        = normalize(LeakyReLU(W1_k(e_h + e_N)) + LeakyReLU(W2_k(e_h * e_N))),  e_N = sum_t pi e_t
+//                    over layer k-1, message dropout in training. The normalised layer is what the next
+//                    layer reads, so a node's layer k depends only on layer k-1 of its neighbours as stored
+//                    in the representation: a new item can be placed with InferItems from stored
+//                    representations alone, exactly as Forward would have placed it.
 //   representation = concat(layer 0, layer 1, ..., layer L)        [num_nodes, dim + sum(layer_dims)]
 //
 // Everything follows the module's device (`.to(device)`); index tensors given on another device are
@@ -88,7 +91,24 @@ class KgatImpl : public torch::nn::Module {
 
   // All node representations, [num_nodes, total_dim()]. `training` turns id-dropout and message
   // dropout on. Keeps the layer-0 table (for the 4-argument TransRLoss) and the attention weights.
-  torch::Tensor Forward(const GraphTensors& g, const ModalityTensors& m, bool training);
+  // `attention` ([E], optional): weights to propagate with instead of computing them (KGAT trains
+  // with attention refreshed once per epoch, without a gradient through it).
+  torch::Tensor Forward(const GraphTensors& g, const ModalityTensors& m, bool training,
+                        const torch::Tensor& attention = {});
+
+  // Representations of items that are not nodes of this model (ingested after it was trained), from
+  // their content and their edges to existing nodes, with no id embedding:
+  //  * m: vectors [n, dim_m] and mask [n, M] of the new items (`cold` is ignored: all are cold);
+  //  * edges: edge_head in [0, n) (the new item), edge_rel, edge_tail an existing node index;
+  //  * reps: the stored representations of the existing nodes, [num_nodes, total_dim()].
+  // Returns [n, total_dim()] on reps' device: what Forward (eval mode) gives a cold item with these
+  // edges, given that the existing nodes keep their representations. An item with no edges gets its
+  // content alone propagated through the layers.
+  torch::Tensor InferItems(const ModalityTensors& m, const GraphTensors& edges, const torch::Tensor& reps);
+
+  // Restarts the module's generator (id-dropout and message dropout draws) from `seed`, so that a run
+  // resumed at an epoch boundary draws what the uninterrupted run drew.
+  void Reseed(uint64_t seed);
 
   // Dot products of the representations of users (indices in [0, num_users)) and items (indices in
   // [0, num_items)), int64 [B] each -> [B].
@@ -129,6 +149,10 @@ class KgatImpl : public torch::nn::Module {
   torch::Tensor Project(const torch::Tensor& x, const torch::Tensor& r) const;
   // x scaled by a keep mask drawn from the module's generator (inverted dropout).
   torch::Tensor Dropout(const torch::Tensor& x, double p);
+  // Gated fusion of the projected modalities of n rows, [n, dim] (zeros for rows with none).
+  torch::Tensor FuseModalities(const ModalityTensors& m, int64_t n);
+  // One propagation layer k: x [n, d_in] with its aggregated neighbours [n, d_in] -> normalised [n, d_out].
+  torch::Tensor Propagate(size_t k, const torch::Tensor& x, const torch::Tensor& neighbours, bool training);
 
   KgatConfig config_;
   std::vector<std::string> modality_names_;

@@ -105,6 +105,10 @@ struct EvalArgs {
   std::string names;       ///< lastfm-kgcn: HetRec artists.dat for names (default: beside --data)
   uint64_t seed = 2026;    ///< split and model seed
   std::string dump_split;  ///< folder to write the split to (TSV)
+  int runs = 1;            ///< repeat with seeds seed, seed+1, ... and report the mean (and spread) of each row
+  int epochs = 0;          ///< the model's epoch limit (0 = its default)
+  bool no_model = false;   ///< baselines only (no LibTorch)
+  bool ablation = false;   ///< also the model with its KG removed (always on for the cold protocol)
 };
 Status RunEval(const Context& ctx, const EvalArgs& args);
 

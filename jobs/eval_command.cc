@@ -17,6 +17,7 @@
 #include "fusion/split.h"
 #include "graph/text_features.h"
 #include "jobs/commands.h"
+#include "jobs/model_plugin.h"
 #include "jobs/progress.h"
 #include "store/store.h"
 
@@ -134,6 +135,21 @@ Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
     if (!s.ok() && !s.IsNotFound()) return s;
   }
   data->num_entities = uint32_t(entity_index.size());
+  // Every KG triple whose ends are both items or entities of the data, relations renumbered densely.
+  std::unordered_map<store::RelationId, uint32_t> relation_index;
+  auto kg_node = [&](NodeId id, uint32_t* out) {
+    if (auto it = item_index.find(id); it != item_index.end()) return *out = it->second, true;
+    if (auto it = entity_index.find(id); it != entity_index.end()) return *out = data->num_items + it->second, true;
+    return false;
+  };
+  MOSAIC_RETURN_IF_ERROR(view.ForEachEdge([&](const store::Edge& e) {
+    uint32_t head, tail;
+    if (e.relation == interacted || !kg_node(e.src, &head) || !kg_node(e.dst, &tail)) return true;
+    auto [r, added] = relation_index.emplace(e.relation, uint32_t(relation_index.size()));
+    data->kg_triples.push_back({head, r->second, tail});
+    return true;
+  }));
+  data->num_kg_relations = uint32_t(relation_index.size());
   return Status::OK();
 }
 
@@ -178,12 +194,170 @@ struct Row {
   double seconds = 0;
 };
 
+// The models of one protocol, in table order: the baselines, then the graph-attention model (and
+// its KG-less ablation) from the model library.
+std::vector<std::unique_ptr<fusion::Baseline>> MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed,
+                                                          bool have_text) {
+  std::vector<std::unique_ptr<fusion::Baseline>> models;
+  if (args.protocol == "cold") {
+    models.push_back(fusion::MakeAttributePopularity());
+    models.push_back(fusion::MakeKgOverlap());
+    if (have_text) models.push_back(fusion::MakeTextKnn());
+  } else {
+    models.push_back(fusion::MakeMostPopular());
+    models.push_back(fusion::MakeItemKnn());
+    models.push_back(fusion::MakeBprMf(64, seed));
+  }
+  if (args.no_model) return models;
+  const ModelPlugin& plugin = LoadModelPlugin();
+  nlohmann::json options = {{"seed", seed}, {"kg", true}, {"device", ctx.device}};
+  if (args.epochs > 0) options["epochs"] = args.epochs;
+  models.push_back(plugin.new_ranker(options));
+  if (args.ablation || args.protocol == "cold") {
+    options["kg"] = false;
+    models.push_back(plugin.new_ranker(options));
+  }
+  return models;
+}
+
+// Fits and measures every model on one split (seed), appending a row per model.
+void RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
+             bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  auto models = MakeModels(ctx, args, seed, have_text);
+  if (args.protocol == "ctr") {
+    const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, seed);
+    if (dump) {
+      fusion::WriteCtrSplit(data, split, args.dump_split);
+      WriteItems(data, args.dump_split);
+    }
+    *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+    // Models fit on the training positives, as interaction indices.
+    std::unordered_map<uint64_t, uint32_t> index;
+    for (uint32_t i = 0; i < data.interactions.size(); ++i) {
+      index[(uint64_t(data.interactions[i].user) << 32) | data.interactions[i].item] = i;
+    }
+    std::vector<uint32_t> train, valid;
+    for (const auto& x : split.train) {
+      if (x.label) train.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+    }
+    for (const auto& x : split.valid) {
+      if (x.label) valid.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+    }
+    for (auto& m : models) {
+      const auto t0 = std::chrono::steady_clock::now();
+      m->Fit(data, train, valid);
+      std::vector<float> user_scores;
+      auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
+        std::vector<std::vector<size_t>> by_user(data.num_users);
+        for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
+        out->assign(xs.size(), 0.0f);
+        labels->resize(xs.size());
+        for (uint32_t u = 0; u < data.num_users; ++u) {
+          if (by_user[u].empty()) continue;
+          m->ScoreUser(u, &user_scores);
+          for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
+        }
+        for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
+      };
+      std::vector<float> train_scores, test_scores;
+      std::vector<int> train_labels, test_labels;
+      score_of(split.train, &train_scores, &train_labels);
+      score_of(split.test, &test_scores, &test_labels);
+      fusion::PlattScaler platt;
+      platt.Fit(train_scores, train_labels);
+      std::vector<float> probabilities(test_scores.size());
+      for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
+      rows->push_back({m->name(),
+                       {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
+                       seconds_since(t0)});
+    }
+    return;
+  }
+  const bool cold = args.protocol == "cold";
+  const fusion::Split split = cold ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed);
+  if (dump) {
+    fusion::WriteSplit(data, split, args.dump_split);
+    WriteItems(data, args.dump_split);
+  }
+  *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+  if (cold) (*split_sizes)["cold_items"] = split.cold_items.size();
+  std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
+  for (uint32_t i : split.train) train_items[data.interactions[i].user].push_back(data.interactions[i].item);
+  for (uint32_t i : split.test) test_items[data.interactions[i].user].push_back(data.interactions[i].item);
+  for (auto& v : train_items) std::sort(v.begin(), v.end());
+  for (auto& m : models) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m->Fit(data, split.train, split.valid);
+    fusion::RankingMetrics r = RankAll(
+        *m, data.num_users,
+        [&](uint32_t u, std::vector<uint32_t>* cand) {
+          if (cold) {
+            *cand = split.cold_items;  // cold items only: nobody trained on them
+            return;
+          }
+          cand->clear();  // every item not in the user's training set
+          const auto& seen = train_items[u];
+          size_t s = 0;
+          for (uint32_t i = 0; i < data.num_items; ++i) {
+            while (s < seen.size() && seen[s] < i) ++s;
+            if (s < seen.size() && seen[s] == i) continue;
+            cand->push_back(i);
+          }
+        },
+        [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
+    Row row{m->name(), {}, seconds_since(t0)};
+    if (!cold) {
+      row.metrics["Recall@10"] = r.recall10;
+      row.metrics["NDCG@10"] = r.ndcg10;
+    }
+    row.metrics["Recall@20"] = r.recall20;
+    row.metrics["NDCG@20"] = r.ndcg20;
+    row.metrics["users"] = double(r.users);
+    rows->push_back(std::move(row));
+  }
+}
+
+// Per model (in first-seen order): the mean of each metric and of the seconds over the runs, and
+// the sample standard deviation of each metric ("<metric> sd").
+std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
+  std::vector<Row> out;
+  for (const auto& first : runs.front()) {
+    Row mean{first.model, {}, 0};
+    std::map<std::string, std::vector<double>> values;
+    for (const auto& run : runs) {
+      for (const auto& r : run) {
+        if (r.model != first.model) continue;
+        for (const auto& [k, v] : r.metrics) values[k].push_back(v);
+        mean.seconds += r.seconds / double(runs.size());
+      }
+    }
+    for (const auto& [k, v] : values) {
+      double sum = 0;
+      for (double x : v) sum += x;
+      const double m = sum / double(v.size());
+      mean.metrics[k] = m;
+      if (runs.size() > 1 && k != "users") {
+        double ss = 0;
+        for (double x : v) ss += (x - m) * (x - m);
+        mean.metrics[k + " sd"] = std::sqrt(ss / double(v.size() - 1));
+      }
+    }
+    out.push_back(std::move(mean));
+  }
+  return out;
+}
+
 }  // namespace
 
 Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
     return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold or ctr)");
   }
+  if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
+  if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
   DatasetFiles files;
   MOSAIC_RETURN_IF_ERROR(FindDataset(args, &files));
   const auto start = std::chrono::steady_clock::now();
@@ -206,7 +380,8 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   ctx.progress = ctx.progress && !ctx.json;
   std::shared_ptr<const encoders::TextModel> encoder;
   std::unique_ptr<graph::TextFeatureHook> text;
-  const bool want_text = args.protocol == "cold";  // only the text baseline reads the vectors
+  // The text baseline and the model read the items' text vectors.
+  const bool want_text = args.protocol == "cold" || !args.no_model;
   if (want_text) MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
   fusion::EvalData data;
   {
@@ -221,135 +396,51 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   }
   const double import_seconds = seconds_since(start);
 
-  std::vector<Row> rows;
   nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
-                           {"users", data.num_users}, {"items", data.num_items}, {"entities", data.num_entities},
+                           {"runs", args.runs}, {"users", data.num_users}, {"items", data.num_items},
+                           {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
                            {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
+  std::vector<std::vector<Row>> runs;
   try {
-    if (args.protocol == "ctr") {
-      const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, args.seed);
-      if (!args.dump_split.empty()) {
-        fusion::WriteCtrSplit(data, split, args.dump_split);
-        WriteItems(data, args.dump_split);
-      }
-      header["split"] = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
-      // Baselines fit on the training positives, as interaction indices.
-      std::unordered_map<uint64_t, uint32_t> index;
-      for (uint32_t i = 0; i < data.interactions.size(); ++i) {
-        index[(uint64_t(data.interactions[i].user) << 32) | data.interactions[i].item] = i;
-      }
-      std::vector<uint32_t> train, valid;
-      for (const auto& x : split.train) {
-        if (x.label) train.push_back(index.at((uint64_t(x.user) << 32) | x.item));
-      }
-      for (const auto& x : split.valid) {
-        if (x.label) valid.push_back(index.at((uint64_t(x.user) << 32) | x.item));
-      }
-      std::vector<std::unique_ptr<fusion::Baseline>> models;
-      models.push_back(fusion::MakeMostPopular());
-      models.push_back(fusion::MakeItemKnn());
-      models.push_back(fusion::MakeBprMf(64, args.seed));
-      for (auto& m : models) {
-        const auto t0 = std::chrono::steady_clock::now();
-        m->Fit(data, train, valid);
-        std::vector<float> user_scores;
-        auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
-          std::vector<std::vector<size_t>> by_user(data.num_users);
-          for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
-          out->assign(xs.size(), 0.0f);
-          labels->resize(xs.size());
-          for (uint32_t u = 0; u < data.num_users; ++u) {
-            if (by_user[u].empty()) continue;
-            m->ScoreUser(u, &user_scores);
-            for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
-          }
-          for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
-        };
-        std::vector<float> train_scores, test_scores;
-        std::vector<int> train_labels, test_labels;
-        score_of(split.train, &train_scores, &train_labels);
-        score_of(split.test, &test_scores, &test_labels);
-        fusion::PlattScaler platt;
-        platt.Fit(train_scores, train_labels);
-        std::vector<float> probabilities(test_scores.size());
-        for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
-        rows.push_back({m->name(),
-                        {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
-                        seconds_since(t0)});
-      }
-    } else {
-      const bool cold = args.protocol == "cold";
-      const fusion::Split split = cold ? fusion::ColdSplit(data, args.seed) : fusion::WarmSplit(data, args.seed);
-      if (!args.dump_split.empty()) {
-        fusion::WriteSplit(data, split, args.dump_split);
-        WriteItems(data, args.dump_split);
-      }
-      header["split"] = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
-      if (cold) header["split"]["cold_items"] = split.cold_items.size();
-      std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
-      for (uint32_t i : split.train) train_items[data.interactions[i].user].push_back(data.interactions[i].item);
-      for (uint32_t i : split.test) test_items[data.interactions[i].user].push_back(data.interactions[i].item);
-      for (auto& v : train_items) std::sort(v.begin(), v.end());
-      std::vector<std::unique_ptr<fusion::Baseline>> models;
-      if (cold) {
-        models.push_back(fusion::MakeAttributePopularity());
-        models.push_back(fusion::MakeKgOverlap());
-        if (encoder) models.push_back(fusion::MakeTextKnn());
-      } else {
-        models.push_back(fusion::MakeMostPopular());
-        models.push_back(fusion::MakeItemKnn());
-        models.push_back(fusion::MakeBprMf(64, args.seed));
-      }
-      for (auto& m : models) {
-        const auto t0 = std::chrono::steady_clock::now();
-        m->Fit(data, split.train, split.valid);
-        fusion::RankingMetrics r = RankAll(
-            *m, data.num_users,
-            [&](uint32_t u, std::vector<uint32_t>* cand) {
-              if (cold) {
-                *cand = split.cold_items;  // cold items only: nobody trained on them
-                return;
-              }
-              cand->clear();  // every item not in the user's training set
-              const auto& seen = train_items[u];
-              size_t s = 0;
-              for (uint32_t i = 0; i < data.num_items; ++i) {
-                while (s < seen.size() && seen[s] < i) ++s;
-                if (s < seen.size() && seen[s] == i) continue;
-                cand->push_back(i);
-              }
-            },
-            [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
-        Row row{m->name(), {}, seconds_since(t0)};
-        if (!cold) {
-          row.metrics["Recall@10"] = r.recall10;
-          row.metrics["NDCG@10"] = r.ndcg10;
-        }
-        row.metrics["Recall@20"] = r.recall20;
-        row.metrics["NDCG@20"] = r.ndcg20;
-        row.metrics["users"] = double(r.users);
-        rows.push_back(std::move(row));
-      }
+    for (int run = 0; run < args.runs; ++run) {
+      nlohmann::json split;
+      runs.emplace_back();
+      RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr, run == 0 && !args.dump_split.empty(),
+              &split, &runs.back());
+      if (run == 0) header["split"] = split;
     }
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string("evaluation: ") + e.what());
   }
+  const std::vector<Row> rows = MeanRows(runs);
   header["seconds"] = seconds_since(start);
 
   nlohmann::json table = nlohmann::json::array();
   for (const auto& r : rows) table.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
   if (ctx.json) {
-    std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}}).dump().c_str());
+    nlohmann::json per_run = nlohmann::json::array();
+    for (const auto& run : runs) {
+      nlohmann::json t = nlohmann::json::array();
+      for (const auto& r : run) t.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+      per_run.push_back(t);
+    }
+    std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}, {"runs", per_run}}).dump().c_str());
     return Status::OK();
   }
-  std::printf("### %s, %s protocol (seed %llu)\n\n", args.dataset.c_str(), args.protocol.c_str(),
-              static_cast<unsigned long long>(args.seed));
-  std::printf("%s users, %s items, %s entities, %s interactions; split %s\n\n", WithThousands(data.num_users).c_str(),
-              WithThousands(data.num_items).c_str(), WithThousands(data.num_entities).c_str(),
+  std::printf("### %s, %s protocol (", args.dataset.c_str(), args.protocol.c_str());
+  if (args.runs == 1) {
+    std::printf("seed %llu)\n\n", static_cast<unsigned long long>(args.seed));
+  } else {
+    std::printf("mean ± sd of %d runs, seeds %llu-%llu)\n\n", args.runs, static_cast<unsigned long long>(args.seed),
+                static_cast<unsigned long long>(args.seed + uint64_t(args.runs) - 1));
+  }
+  std::printf("%s users, %s items, %s entities, %s KG triples, %s interactions; split %s\n\n",
+              WithThousands(data.num_users).c_str(), WithThousands(data.num_items).c_str(),
+              WithThousands(data.num_entities).c_str(), WithThousands(data.kg_triples.size()).c_str(),
               WithThousands(data.interactions.size()).c_str(), header["split"].dump().c_str());
   std::vector<std::string> columns;
   for (const auto& [k, v] : rows.front().metrics) {
-    if (k != "users") columns.push_back(k);
+    if (k != "users" && k.find(" sd") == std::string::npos) columns.push_back(k);
   }
   std::sort(columns.begin(), columns.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& c) { return c.find("@10") != std::string::npos ? 0 : c.find("@20") != std::string::npos ? 1 : 2; };
@@ -363,7 +454,14 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   std::printf("---:|\n");
   for (const auto& r : rows) {
     std::printf("| %s |", r.model.c_str());
-    for (const auto& c : columns) std::printf(" %.4f |", r.metrics.at(c));
+    for (const auto& c : columns) {
+      auto sd = r.metrics.find(c + " sd");
+      if (sd == r.metrics.end()) {
+        std::printf(" %.4f |", r.metrics.at(c));
+      } else {
+        std::printf(" %.4f ± %.4f |", r.metrics.at(c), sd->second);
+      }
+    }
     std::printf(" %.1f |\n", r.seconds);
   }
   std::printf("\nimport %.1f s, total %.1f s\n", import_seconds, header["seconds"].get<double>());

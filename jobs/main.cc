@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   similar_text_cmd->add_option("-k", similar_k, "How many items (default 10)");
 
   jobs::EvalArgs eval_args;
-  auto* eval_cmd = app.add_subcommand("eval", "Measure baselines (and later the model) by a published protocol");
+  auto* eval_cmd = app.add_subcommand("eval", "Measure the model beside the baselines by a published protocol");
   eval_cmd->add_option("--data", eval_args.data, "Dataset folder")->required();
   eval_cmd->add_option("--dataset", eval_args.dataset, "lastfm-kgcn or movielens")->required();
   eval_cmd->add_option("--protocol", eval_args.protocol, "warm, cold or ctr")->required();
@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--links", eval_args.links, "item<TAB>entity links for --kg");
   eval_cmd->add_option("--names", eval_args.names, "lastfm-kgcn: HetRec artists.dat (default: beside --data)");
   eval_cmd->add_option("--seed", eval_args.seed, "Seed of the split and the models (default 2026)");
+  eval_cmd->add_option("--runs", eval_args.runs, "Repeat with seeds seed, seed+1, ... and report means (default 1)");
+  eval_cmd->add_option("--epochs", eval_args.epochs, "The model's epoch limit (default: its own)");
+  eval_cmd->add_flag("--no-model", eval_args.no_model, "Baselines only");
+  eval_cmd->add_flag("--ablation", eval_args.ablation, "Also the model without its KG (always on for cold)");
   eval_cmd->add_option("--dump-split", eval_args.dump_split, "Write the split as TSV files into this folder");
 
   jobs::RebuildArgs rebuild_args;

@@ -1,0 +1,161 @@
+#include "fusion/kgat_ranker.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace mosaic::fusion {
+namespace {
+
+class KgatRanker : public Baseline {
+ public:
+  explicit KgatRanker(KgatRankerOptions options) : options_(std::move(options)) {}
+
+  std::string name() const override { return options_.name; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
+    TrainingGraph graph = BuildGraph(data, train);
+    TrainOptions o = options_.train;
+    // TEMPORARY tuning overrides.
+    auto env = [](const char* n, double d) { const char* v = std::getenv(n); return v ? std::atof(v) : d; };
+    o.learning_rate = env("T_LR", o.learning_rate);
+    o.batch_size = int64_t(env("T_BATCH", double(o.batch_size)));
+    o.id_dropout = env("T_IDDROP", o.id_dropout);
+    o.kg_weight = env("T_KGW", o.kg_weight);
+    o.l2 = env("T_L2", o.l2);
+    o.max_neighbours = int64_t(env("T_NEIGH", double(o.max_neighbours)));
+    o.message_dropout = env("T_MDROP", o.message_dropout);
+    o.dim = int64_t(env("T_DIM", double(o.dim)));
+    if (std::getenv("T_LAYERS")) {
+      o.layer_dims.clear();
+      for (const char* p = std::getenv("T_LAYERS"); *p;) { char* e; o.layer_dims.push_back(std::strtol(p, &e, 10)); p = *e ? e + 1 : e; }
+    }
+    Trainer trainer(std::move(graph), o);
+    const auto users = static_cast<int64_t>(data.num_users), items = static_cast<int64_t>(data.num_items);
+
+    // Validation: Recall@20 over every item not in the user's training set.
+    std::vector<std::vector<int64_t>> seen(data.num_users), relevant(data.num_users);
+    for (uint32_t i : train) seen[data.interactions.at(i).user].push_back(data.interactions[i].item);
+    for (uint32_t i : valid) relevant[data.interactions.at(i).user].push_back(data.interactions[i].item);
+    std::vector<int64_t> valid_users;
+    for (uint32_t u = 0; u < data.num_users; ++u)
+      if (!relevant[u].empty()) valid_users.push_back(u);
+    auto validation_recall = [&](const torch::Tensor& reps) {
+      const auto user_reps = reps.narrow(0, 0, users);
+      const auto item_reps = reps.narrow(0, users, items);
+      double total = 0;
+      constexpr int64_t kBlock = 512;
+      for (size_t b = 0; b < valid_users.size(); b += kBlock) {
+        const size_t e = std::min(valid_users.size(), b + kBlock);
+        std::vector<int64_t> block(valid_users.begin() + static_cast<long>(b), valid_users.begin() + static_cast<long>(e));
+        auto scores = user_reps.index_select(0, torch::tensor(block, torch::kLong)).matmul(item_reps.t());
+        auto* row = scores.data_ptr<float>();
+        for (size_t k = 0; k < block.size(); ++k)
+          for (int64_t i : seen[block[k]]) row[static_cast<int64_t>(k) * items + i] = -std::numeric_limits<float>::infinity();
+        const auto top = std::get<1>(scores.topk(std::min<int64_t>(20, items), 1)).contiguous();
+        const auto* t = top.data_ptr<int64_t>();
+        for (size_t k = 0; k < block.size(); ++k) {
+          const auto& rel = relevant[block[k]];
+          int hits = 0;
+          for (int64_t j = 0; j < top.size(1); ++j)
+            hits += std::find(rel.begin(), rel.end(), t[static_cast<int64_t>(k) * top.size(1) + j]) != rel.end();
+          total += static_cast<double>(hits) / static_cast<double>(rel.size());
+        }
+      }
+      return valid_users.empty() ? 0.0 : total / static_cast<double>(valid_users.size());
+    };
+
+    const bool verbose = std::getenv("MOSAIC_TRAIN_LOG") != nullptr;
+    torch::Tensor best;
+    double best_recall = -1;
+    int since_best = 0;
+    for (int epoch = 1; epoch <= options_.max_epochs; ++epoch) {
+      const EpochReport r = trainer.RunEpoch();
+      const bool last = epoch == options_.max_epochs;
+      if (epoch % options_.validate_every != 0 && !last) continue;
+      auto reps = trainer.Representations();
+      const double recall = validation_recall(reps);
+      if (verbose)
+        std::fprintf(stderr, "[%s] epoch %d bpr %.4f kg %.4f %.1fs valid R@20 %.4f\n", options_.name.c_str(), epoch,
+                     r.bpr_loss, r.kg_loss, r.seconds, recall);
+      if (recall > best_recall || valid_users.empty()) {
+        best_recall = recall;
+        best = reps;
+        since_best = 0;
+      } else if (++since_best >= options_.patience) {
+        break;
+      }
+    }
+    dim_ = best.size(1);
+    reps_.assign(best.data_ptr<float>(), best.data_ptr<float>() + best.numel());
+    num_users_ = data.num_users;
+    num_items_ = data.num_items;
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    if (user >= num_users_) throw std::invalid_argument("user " + std::to_string(user) + " out of range");
+    scores->assign(num_items_, 0.0f);
+    const float* u = reps_.data() + static_cast<size_t>(user) * static_cast<size_t>(dim_);
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      const float* v = reps_.data() + (static_cast<size_t>(num_users_) + i) * static_cast<size_t>(dim_);
+      float s = 0;
+      for (int64_t d = 0; d < dim_; ++d) s += u[d] * v[d];
+      (*scores)[i] = s;
+    }
+  }
+
+ private:
+  TrainingGraph BuildGraph(const EvalData& data, const std::vector<uint32_t>& train) const {
+    TrainingGraph g;
+    g.num_users = data.num_users;
+    g.num_items = data.num_items;
+    g.num_entities = data.num_entities;
+    std::unordered_set<uint64_t> pairs;
+    for (uint32_t index : train) {
+      if (index >= data.interactions.size()) throw std::invalid_argument("train index out of range");
+      const auto& x = data.interactions[index];
+      if (pairs.insert((uint64_t(x.user) << 32) | x.item).second) g.interactions.emplace_back(x.user, x.item);
+    }
+    if (options_.use_kg) {
+      g.num_kg_relations = data.num_kg_relations;
+      const uint32_t base = data.num_users;
+      for (const auto& t : data.kg_triples) g.triples.push_back({base + t.head, t.relation, base + t.tail});
+    }
+    int64_t text_dim = 0;
+    for (const auto& v : data.item_text)
+      if (!v.empty()) text_dim = static_cast<int64_t>(v.size());
+    if (text_dim > 0) {
+      ModalityMatrix m;
+      m.dim = text_dim;
+      m.values.assign(static_cast<size_t>(data.num_items) * static_cast<size_t>(text_dim), 0.0f);
+      m.present.assign(data.num_items, 0);
+      for (uint32_t i = 0; i < data.num_items; ++i) {
+        const auto& v = data.item_text[i];
+        if (v.empty()) continue;
+        if (static_cast<int64_t>(v.size()) != text_dim) throw std::invalid_argument("text vectors differ in length");
+        std::copy(v.begin(), v.end(), m.values.begin() + static_cast<long>(i) * text_dim);
+        m.present[i] = 1;
+      }
+      g.modalities["text"] = std::move(m);
+    }
+    return g;
+  }
+
+  KgatRankerOptions options_;
+  std::vector<float> reps_;  // [num_users + num_items, dim_] rows of the best validated epoch
+  int64_t dim_ = 0;
+  uint32_t num_users_ = 0, num_items_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Baseline> MakeKgatRanker(const KgatRankerOptions& options) {
+  return std::make_unique<KgatRanker>(options);
+}
+
+}  // namespace mosaic::fusion

@@ -1,0 +1,432 @@
+#include "fusion/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+namespace mosaic::fusion {
+namespace {
+
+void Check(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument("Trainer: " + message);
+}
+
+// SplitMix64 (Steele et al. 2014): small, fast, and the same on every platform.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The seed of one purpose (`stream`) in one epoch.
+uint64_t EpochSeed(uint64_t seed, int epoch, uint64_t stream) { return Mix(Mix(seed ^ Mix(uint64_t(epoch))) + stream); }
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() { return state_ = Mix(state_); }
+  // Uniform in [0, n) without modulo bias (Lemire's multiply-shift with rejection).
+  uint64_t Below(uint64_t n) {
+    for (;;) {
+      const unsigned __int128 m = static_cast<unsigned __int128>(Next()) * n;
+      const uint64_t low = static_cast<uint64_t>(m);
+      if (low >= n || low >= (-n) % n) return static_cast<uint64_t>(m >> 64);
+    }
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// Shapes of every parameter and buffer: Module::load replaces tensors wholesale (set_), so a
+// checkpoint of another configuration would load silently without this comparison.
+std::vector<std::vector<int64_t>> Shapes(torch::nn::Module& module) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto& p : module.named_parameters()) shapes.push_back(p.value().sizes().vec());
+  for (const auto& b : module.named_buffers()) shapes.push_back(b.value().sizes().vec());
+  return shapes;
+}
+
+torch::Tensor LongTensor(const std::vector<int64_t>& v) {
+  return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, torch::kLong).clone();
+}
+
+// Every step allocates and frees tensors of tens of MiB; glibc serves those with fresh mmap pages
+// and returns them at once, so the kernel zero-fills pages all step long (measured: 13-17 s an epoch
+// on Last.FM, 5 s with the heap kept). Keeping large blocks in the heap is process-wide, so it is
+// done once, by whoever trains first.
+void KeepLargeAllocationsInHeap() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum; larger blocks still use mmap
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 256 << 20);
+  });
+#endif
+}
+
+}  // namespace
+
+std::string ResolveDevice(const std::string& device) {
+  if (device == "cpu") return "cpu";
+  if (device == "auto") return torch::cuda::is_available() ? "cuda" : "cpu";
+  if (device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw std::invalid_argument("--device cuda: this LibTorch has no CUDA or no GPU is present (use cpu or auto)");
+    return "cuda";
+  }
+  throw std::invalid_argument("unknown device '" + device + "' (auto, cpu or cuda)");
+}
+
+struct Trainer::State {
+  TrainingGraph graph;
+  TrainOptions options;
+  torch::Device device{torch::kCPU};
+  Kgat model{nullptr};
+  std::unique_ptr<torch::optim::Adam> optimizer;
+  int epochs_done = 0;
+
+  ModalityTensors modalities;
+  GraphTensors full;                 // every edge, both directions, ordered by head
+  std::vector<int64_t> head_offset;  // full-graph edges of node n: [head_offset[n], head_offset[n+1])
+  torch::Tensor full_attention;
+  std::vector<std::vector<uint32_t>> user_items;  // sorted positives per user, for negative draws
+  int64_t kg_nodes_begin = 0, kg_nodes_count = 0;  // items and entities: where corrupted tails come from
+};
+
+KgatConfig Trainer::ModelConfig(const TrainingGraph& graph, const TrainOptions& options) {
+  KgatConfig c;
+  c.num_users = graph.num_users;
+  c.num_items = graph.num_items;
+  c.num_entities = graph.num_entities;
+  c.num_relations = 2 * graph.num_kg_relations + 2;
+  c.dim = options.dim;
+  c.relation_dim = options.relation_dim;
+  c.layer_dims = options.layer_dims;
+  c.modality_dims.clear();
+  for (const auto& [name, m] : graph.modalities) c.modality_dims[name] = m.dim;
+  c.id_dropout = options.id_dropout;
+  c.message_dropout = options.message_dropout;
+  c.l2 = options.l2;
+  c.seed = options.seed;
+  return c;
+}
+
+Trainer::Trainer(TrainingGraph graph, const TrainOptions& options) : state_(std::make_unique<State>()) {
+  auto& s = *state_;
+  s.graph = std::move(graph);
+  s.options = options;
+  const auto& g = s.graph;
+  Check(g.num_users >= 0 && g.num_items >= 0 && g.num_entities >= 0 && g.num_kg_relations >= 0, "negative count");
+  Check(options.batch_size > 0 && options.kg_batch_size > 0, "batch sizes must be positive");
+  Check(options.max_neighbours > 0, "max_neighbours must be positive");
+  Check(options.learning_rate > 0, "learning_rate must be positive");
+  s.device = torch::Device(ResolveDevice(options.device));
+  KeepLargeAllocationsInHeap();
+  const int64_t users = g.num_users, items = g.num_items;
+  const int64_t nodes = users + items + g.num_entities;
+
+  // Modalities and the cold mask.
+  std::vector<std::string> names;
+  for (const auto& [name, m] : g.modalities) names.push_back(name);
+  auto mask = torch::zeros({items, static_cast<int64_t>(names.size())}, torch::kBool);
+  for (size_t j = 0; j < names.size(); ++j) {
+    const auto& m = g.modalities.at(names[j]);
+    Check(m.dim > 0, "modality '" + names[j] + "' has no width");
+    Check(static_cast<int64_t>(m.values.size()) == items * m.dim, "modality '" + names[j] + "' has the wrong size");
+    Check(static_cast<int64_t>(m.present.size()) == items, "modality '" + names[j] + "' needs one flag per item");
+    auto x = torch::from_blob(const_cast<float*>(m.values.data()), {items, m.dim}, torch::kFloat).clone();
+    auto present = torch::from_blob(const_cast<uint8_t*>(m.present.data()), {items}, torch::kUInt8).to(torch::kBool);
+    mask.select(1, static_cast<int64_t>(j)).copy_(present);
+    s.modalities.vectors[names[j]] = x.to(s.device);
+  }
+  s.modalities.mask = mask.to(s.device);
+  std::vector<uint8_t> cold = g.cold;
+  if (cold.empty()) {
+    cold.assign(static_cast<size_t>(items), 1);
+    for (const auto& [u, i] : g.interactions) {
+      Check(i < items, "interaction item out of range");
+      cold[i] = 0;
+    }
+  }
+  Check(static_cast<int64_t>(cold.size()) == items, "cold needs one flag per item");
+  s.modalities.cold = torch::from_blob(cold.data(), {items}, torch::kUInt8).to(torch::kBool).clone();
+
+  // The full graph, both directions, grouped by head (counting sort keeps it deterministic).
+  const int64_t r = g.num_kg_relations;
+  std::vector<int64_t> heads, rels, tails;
+  heads.reserve(2 * (g.interactions.size() + g.triples.size()));
+  rels.reserve(heads.capacity());
+  tails.reserve(heads.capacity());
+  s.user_items.assign(static_cast<size_t>(users), {});
+  for (const auto& [u, i] : g.interactions) {
+    Check(u < users && i < items, "interaction (" + std::to_string(u) + ", " + std::to_string(i) + ") out of range");
+    const int64_t item_node = users + i;
+    heads.push_back(u), rels.push_back(InteractedRelation(r)), tails.push_back(item_node);
+    heads.push_back(item_node), rels.push_back(InteractedByRelation(r)), tails.push_back(u);
+    s.user_items[u].push_back(i);
+  }
+  for (auto& v : s.user_items) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  }
+  for (const auto& t : g.triples) {
+    Check(t.head >= users && t.head < nodes && t.tail >= users && t.tail < nodes,
+          "triple node out of range (items and entities only)");
+    Check(t.relation < r, "triple relation out of range");
+    heads.push_back(t.head), rels.push_back(t.relation), tails.push_back(t.tail);
+    heads.push_back(t.tail), rels.push_back(InverseRelation(t.relation, r)), tails.push_back(t.head);
+  }
+  s.head_offset.assign(static_cast<size_t>(nodes) + 1, 0);
+  for (int64_t h : heads) ++s.head_offset[static_cast<size_t>(h) + 1];
+  for (size_t n = 0; n < static_cast<size_t>(nodes); ++n) s.head_offset[n + 1] += s.head_offset[n];
+  std::vector<int64_t> fill(s.head_offset.begin(), s.head_offset.end() - 1);
+  std::vector<int64_t> sh(heads.size()), sr(heads.size()), st(heads.size());
+  for (size_t e = 0; e < heads.size(); ++e) {
+    const int64_t at = fill[static_cast<size_t>(heads[e])]++;
+    sh[at] = heads[e], sr[at] = rels[e], st[at] = tails[e];
+  }
+  s.full = {LongTensor(sh), LongTensor(sr), LongTensor(st)};
+  s.kg_nodes_begin = users;
+  s.kg_nodes_count = items + g.num_entities;
+
+  s.model = Kgat(ModelConfig(s.graph, options));
+  s.model->to(s.device);
+  s.optimizer = std::make_unique<torch::optim::Adam>(s.model->parameters(),
+                                                     torch::optim::AdamOptions(options.learning_rate));
+}
+
+Trainer::~Trainer() = default;
+
+int Trainer::epochs_done() const { return state_->epochs_done; }
+const TrainingGraph& Trainer::graph() const { return state_->graph; }
+Kgat& Trainer::model() { return state_->model; }
+const GraphTensors& Trainer::FullGraph() const { return state_->full; }
+at::Tensor Trainer::Attention() const { return state_->full_attention; }
+
+EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_step) {
+  auto& s = *state_;
+  const auto start = std::chrono::steady_clock::now();
+  const int epoch = s.epochs_done + 1;
+  const auto& g = s.graph;
+  const uint64_t seed = s.options.seed;
+  s.model->Reseed(EpochSeed(seed, epoch, 1));
+  s.model->train();
+
+  // (1) Neighbour sampling: heads with more than max_neighbours edges keep a random subset.
+  Rng sample_rng(EpochSeed(seed, epoch, 2));
+  const int64_t cap = s.options.max_neighbours;
+  const int64_t nodes = static_cast<int64_t>(s.head_offset.size()) - 1;
+  std::vector<int64_t> keep;
+  keep.reserve(static_cast<size_t>(s.full.edge_head.size(0)));
+  std::vector<int64_t> scratch;
+  for (int64_t n = 0; n < nodes; ++n) {
+    const int64_t begin = s.head_offset[n], end = s.head_offset[n + 1], degree = end - begin;
+    if (degree <= cap) {
+      for (int64_t e = begin; e < end; ++e) keep.push_back(e);
+      continue;
+    }
+    scratch.resize(static_cast<size_t>(degree));
+    for (int64_t k = 0; k < degree; ++k) scratch[k] = begin + k;
+    for (int64_t k = 0; k < cap; ++k) {  // partial Fisher-Yates
+      const int64_t j = k + static_cast<int64_t>(sample_rng.Below(static_cast<uint64_t>(degree - k)));
+      std::swap(scratch[k], scratch[j]);
+    }
+    std::sort(scratch.begin(), scratch.begin() + cap);
+    keep.insert(keep.end(), scratch.begin(), scratch.begin() + cap);
+  }
+  const auto kept = LongTensor(keep);
+  GraphTensors sampled{s.full.edge_head.index_select(0, kept).to(s.device),
+                       s.full.edge_rel.index_select(0, kept).to(s.device),
+                       s.full.edge_tail.index_select(0, kept).to(s.device)};
+
+  // (2) Attention of the sampled edges, once per epoch and without a gradient.
+  torch::Tensor attention;
+  {
+    torch::NoGradGuard no_grad;
+    attention = s.model->Attention(s.model->Layer0(s.modalities, /*training=*/false), sampled);
+  }
+
+  // (3) Mini-batches of interactions (BPR) and KG triples (TransR).
+  auto gen = at::detail::createCPUGenerator(EpochSeed(seed, epoch, 3));
+  const int64_t positives = static_cast<int64_t>(g.interactions.size());
+  const int64_t steps = std::max<int64_t>(1, (positives + s.options.batch_size - 1) / s.options.batch_size);
+  const auto order = torch::randperm(std::max<int64_t>(positives, 1), gen);
+  const auto* order_ptr = order.data_ptr<int64_t>();
+  Rng draw(EpochSeed(seed, epoch, 4));
+  const int64_t items = g.num_items;
+  const int64_t triples = static_cast<int64_t>(g.triples.size());
+  EpochReport report;
+  report.epoch = epoch;
+  for (int64_t step = 0; step < steps; ++step) {
+    const int64_t begin = step * s.options.batch_size;
+    const int64_t end = std::min(positives, begin + s.options.batch_size);
+    std::vector<int64_t> users, pos, neg;
+    for (int64_t k = begin; k < end; ++k) {
+      const auto& [u, i] = g.interactions[static_cast<size_t>(order_ptr[k])];
+      const auto& seen = s.user_items[u];
+      int64_t j = 0;
+      for (int tries = 0; tries < 32; ++tries) {  // a negative the user has not interacted with
+        j = static_cast<int64_t>(draw.Below(static_cast<uint64_t>(items)));
+        if (!std::binary_search(seen.begin(), seen.end(), static_cast<uint32_t>(j))) break;
+      }
+      users.push_back(u), pos.push_back(i), neg.push_back(j);
+    }
+    s.optimizer->zero_grad();
+    auto reps = s.model->Forward(sampled, s.modalities, /*training=*/true, attention);
+    torch::Tensor loss = torch::zeros({}, reps.options());
+    if (!users.empty()) {
+      auto bpr = s.model->BprLoss(reps, LongTensor(users), LongTensor(pos), LongTensor(neg));
+      report.bpr_loss += bpr.item<double>();
+      loss = loss + bpr;
+    }
+    if (triples > 0 && s.options.kg_weight > 0) {
+      std::vector<int64_t> h, r, t, tn;
+      const int64_t n = std::min(triples, s.options.kg_batch_size);
+      for (int64_t k = 0; k < n; ++k) {
+        const auto& x = g.triples[draw.Below(static_cast<uint64_t>(triples))];
+        h.push_back(x.head), r.push_back(x.relation), t.push_back(x.tail);
+        tn.push_back(s.kg_nodes_begin + static_cast<int64_t>(draw.Below(static_cast<uint64_t>(s.kg_nodes_count))));
+      }
+      auto kg = s.model->TransRLoss(LongTensor(h), LongTensor(r), LongTensor(t), LongTensor(tn));
+      report.kg_loss += kg.item<double>();
+      report.kg_triples += n;
+      loss = loss + s.options.kg_weight * kg;
+    }
+    if (loss.requires_grad()) {
+      loss.backward();
+      s.optimizer->step();
+    }
+    if (on_step) on_step(step + 1, steps);
+  }
+  report.steps = steps;
+  report.bpr_loss /= static_cast<double>(steps);
+  report.kg_loss /= static_cast<double>(steps);
+  s.epochs_done = epoch;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+at::Tensor Trainer::Representations() {
+  auto& s = *state_;
+  torch::NoGradGuard no_grad;
+  s.model->eval();
+  GraphTensors full{s.full.edge_head.to(s.device), s.full.edge_rel.to(s.device), s.full.edge_tail.to(s.device)};
+  auto reps = s.model->Forward(full, s.modalities, /*training=*/false);
+  s.full_attention = s.model->AttentionWeights().to(torch::kCPU);
+  return reps.to(torch::kCPU).contiguous();
+}
+
+std::string Trainer::SaveCheckpoint() {
+  auto& s = *state_;
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  s.model->save(model_archive);
+  s.optimizer->save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("epochs_done", torch::tensor(static_cast<int64_t>(s.epochs_done)));
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+void Trainer::LoadCheckpoint(const std::string& blob) {
+  auto& s = *state_;
+  try {
+    std::istringstream in(blob);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in, s.device);
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    torch::Tensor epochs;
+    archive.read("epochs_done", epochs);
+    const auto shapes = Shapes(*s.model);
+    s.model->load(model_archive);
+    if (Shapes(*s.model) != shapes) throw std::invalid_argument("checkpoint of a model of another configuration");
+    s.optimizer->load(optimizer_archive);
+    s.epochs_done = static_cast<int>(epochs.item<int64_t>());
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument(std::string("checkpoint does not fit this model: ") + e.what_without_backtrace());
+  }
+}
+
+std::string SaveWeights(Kgat& model) {
+  torch::serialize::OutputArchive archive;
+  model->save(archive);
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+Kgat LoadWeights(const KgatConfig& config, const std::string& blob, const std::string& device) {
+  Kgat model(config);
+  const torch::Device dev(ResolveDevice(device));
+  try {
+    std::istringstream in(blob);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in, dev);
+    const auto shapes = Shapes(*model);
+    model->load(archive);
+    if (Shapes(*model) != shapes) throw std::invalid_argument("model weights of another configuration");
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument(std::string("model weights do not fit their configuration: ") +
+                                e.what_without_backtrace());
+  }
+  model->to(dev);
+  model->eval();
+  return model;
+}
+
+std::string ConfigToJson(const KgatConfig& c) {
+  nlohmann::json j = {{"num_users", c.num_users},
+                      {"num_items", c.num_items},
+                      {"num_entities", c.num_entities},
+                      {"num_relations", c.num_relations},
+                      {"dim", c.dim},
+                      {"relation_dim", c.relation_dim},
+                      {"layer_dims", c.layer_dims},
+                      {"modality_dims", c.modality_dims},
+                      {"id_dropout", c.id_dropout},
+                      {"message_dropout", c.message_dropout},
+                      {"l2", c.l2},
+                      {"seed", c.seed}};
+  return j.dump();
+}
+
+KgatConfig ConfigFromJson(const std::string& text) {
+  KgatConfig c;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    c.num_users = j.at("num_users").get<int64_t>();
+    c.num_items = j.at("num_items").get<int64_t>();
+    c.num_entities = j.at("num_entities").get<int64_t>();
+    c.num_relations = j.at("num_relations").get<int64_t>();
+    c.dim = j.at("dim").get<int64_t>();
+    c.relation_dim = j.at("relation_dim").get<int64_t>();
+    c.layer_dims = j.at("layer_dims").get<std::vector<int64_t>>();
+    c.modality_dims = j.at("modality_dims").get<std::map<std::string, int64_t>>();
+    c.id_dropout = j.at("id_dropout").get<double>();
+    c.message_dropout = j.at("message_dropout").get<double>();
+    c.l2 = j.at("l2").get<double>();
+    c.seed = j.at("seed").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("model config: ") + e.what());
+  }
+  return c;
+}
+
+}  // namespace mosaic::fusion

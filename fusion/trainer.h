@@ -1,0 +1,139 @@
+// Training of the graph-attention model (fusion/kgat.h) on a collaborative knowledge graph given as
+// plain arrays: BPR on user-item interactions plus TransR on the KG triples, with item-id dropout so
+// that items are also scored from content and neighbours alone. No store: jobs/ fills a
+// TrainingGraph from a store snapshot, `mosaic eval` from its split.
+//
+// An epoch: (1) the neighbourhood of every node is sampled afresh (at most max_neighbours edges per
+// head, seeded), (2) the attention pi of the sampled edges is computed once, without a gradient, as
+// KGAT's reference implementation does, (3) the interactions are shuffled into mini-batches; each step
+// runs the full-graph propagation over the sampled edges, a BPR loss on the batch with one sampled
+// negative per positive, and a TransR loss on a batch of KG triples with corrupted tails, and takes one
+// Adam step. Every random draw of epoch e comes from seeds derived from (seed, e), so a run resumed from
+// a checkpoint taken between epochs continues exactly as the uninterrupted run would have.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fusion/kgat.h"
+
+namespace mosaic::fusion {
+
+// A KG triple; head and tail are node indices (Kgat numbering) of items or entities.
+struct Triple {
+  uint32_t head = 0;
+  uint32_t relation = 0;  ///< KG relation type in [0, TrainingGraph::num_kg_relations)
+  uint32_t tail = 0;
+};
+
+// One modality of the items' content.
+struct ModalityMatrix {
+  int64_t dim = 0;               ///< width of a vector
+  std::vector<float> values;     ///< num_items * dim, row-major; rows of absent items are never read
+  std::vector<uint8_t> present;  ///< num_items flags
+};
+
+// The collaborative knowledge graph, nodes numbered as in Kgat: users [0, U), items [U, U+I),
+// entities [U+I, U+I+E).
+struct TrainingGraph {
+  int64_t num_users = 0;
+  int64_t num_items = 0;
+  int64_t num_entities = 0;
+  int64_t num_kg_relations = 0;  ///< KG relation types; the model adds their inverses and `interacted` both ways
+  std::vector<std::pair<uint32_t, uint32_t>> interactions;  ///< (user, item) positives, dense indices
+  std::vector<Triple> triples;                              ///< KG triples, forward direction only
+  std::map<std::string, ModalityMatrix> modalities;         ///< "text", "visual", "audio" (any subset)
+  std::vector<uint8_t> cold;  ///< per item: no id embedding (empty = items without interactions)
+};
+
+// Model relation numbering: KG relation r -> r, its inverse -> R + r, interacted (user -> item) -> 2R,
+// interacted-by (item -> user) -> 2R + 1.
+inline int64_t InverseRelation(int64_t r, int64_t num_kg_relations) { return num_kg_relations + r; }
+inline int64_t InteractedRelation(int64_t num_kg_relations) { return 2 * num_kg_relations; }
+inline int64_t InteractedByRelation(int64_t num_kg_relations) { return 2 * num_kg_relations + 1; }
+
+struct TrainOptions {
+  int64_t dim = 64;                              ///< layer-0 width
+  int64_t relation_dim = 64;                     ///< TransR relation space width
+  std::vector<int64_t> layer_dims{64, 32, 16};   ///< propagation layers
+  double id_dropout = 0.3;                       ///< share of warm items trained without their id embedding
+  double message_dropout = 0.1;
+  double l2 = 1e-5;
+  double learning_rate = 0.005;  ///< Adam
+  double kg_weight = 1.0;        ///< weight of the TransR loss beside BPR
+  int64_t batch_size = 4096;     ///< interactions per step
+  int64_t kg_batch_size = 4096;  ///< KG triples per step
+  int64_t max_neighbours = 64;   ///< edges sampled per head and epoch in training (inference uses all)
+  uint64_t seed = 1;
+  std::string device = "cpu";    ///< cpu, cuda or auto
+};
+
+struct EpochReport {
+  int epoch = 0;           ///< 1-based number of the epoch just finished
+  double bpr_loss = 0;     ///< mean over its steps
+  double kg_loss = 0;      ///< mean over its steps (0 without triples)
+  int64_t steps = 0;
+  int64_t kg_triples = 0;  ///< TransR triples seen
+  double seconds = 0;
+};
+
+// Resolves "auto" to cuda when LibTorch has it and a GPU is present, else cpu; throws
+// std::invalid_argument for cuda without one, or an unknown name.
+std::string ResolveDevice(const std::string& device);
+
+class Trainer {
+ public:
+  // Throws std::invalid_argument when the graph is inconsistent (indices out of range, modality rows
+  // of the wrong size) or an option is out of range.
+  Trainer(TrainingGraph graph, const TrainOptions& options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // The Kgat configuration this trainer builds (for saving beside the weights).
+  static KgatConfig ModelConfig(const TrainingGraph& graph, const TrainOptions& options);
+
+  int epochs_done() const;
+  const TrainingGraph& graph() const;
+  Kgat& model();
+
+  // Runs one epoch; on_step(step, steps) after each step (1-based).
+  EpochReport RunEpoch(const std::function<void(int64_t, int64_t)>& on_step = {});
+
+  // Eval-mode representations of every node over the full graph, float [num_nodes, total_dim] on the
+  // CPU. Also keeps the full graph's attention (see Attention()).
+  at::Tensor Representations();
+
+  // The full graph (every edge, both directions) and the attention of its edges from the last
+  // Representations() call (undefined before).
+  const GraphTensors& FullGraph() const;
+  at::Tensor Attention() const;
+
+  // Everything a resumed run needs (weights, optimizer state, epochs done), as bytes; LoadCheckpoint
+  // restores it into a Trainer built from the same graph and options (throws std::invalid_argument
+  // when the checkpoint does not fit).
+  std::string SaveCheckpoint();
+  void LoadCheckpoint(const std::string& blob);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The model's weights as bytes (torch serialization), and back into a model built from `config`;
+// LoadWeights throws std::invalid_argument when they do not fit the configuration.
+std::string SaveWeights(Kgat& model);
+Kgat LoadWeights(const KgatConfig& config, const std::string& blob, const std::string& device);
+
+// KgatConfig to and from JSON text, for a model version's manifest.
+std::string ConfigToJson(const KgatConfig& config);
+KgatConfig ConfigFromJson(const std::string& json);
+
+}  // namespace mosaic::fusion
