@@ -5,7 +5,7 @@
 # per-stage seconds, seconds per epoch, TransR triples/s, its total wall time and the ratio of the
 # rebuild's wall time to the import's.
 #
-#   bench/rebuild.sh [BUILD_DIR]      (needs ../shared/datasets; EPOCHS=N (default 30), DEVICE=cpu|cuda|auto)
+#   bench/rebuild.sh [BUILD_DIR]      (needs ../shared/datasets; EPOCHS=N (default: the model's, 60), DEVICE=cpu|cuda|auto)
 # Item texts are encoded when the text model is present (the model then reads them, as in use);
 # NO_TEXT=1 leaves them out.
 set -euo pipefail
@@ -17,7 +17,9 @@ lk=$data/lastfm-kgcn; het=$data/hetrec2011-lastfm-2k
 [ -d "$lk" ] || { echo "bench: $lk is absent; nothing to measure" >&2; exit 1; }
 command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-epochs=${EPOCHS:-30}
+epochs=${EPOCHS:-}
+epoch_args=()
+[ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
 device=${DEVICE:-cpu}
 text=()
 if [ -n "${NO_TEXT:-}" ] || ! "$mosaic" embed test >/dev/null 2>&1; then text=(--no-text); fi
@@ -29,13 +31,13 @@ t0=$(now)
 "$mosaic" --store "$s" "${text[@]}" import --format kg "$lk/kg.txt" --links "$lk/item_index2entity_id.txt" >/dev/null
 "$mosaic" --store "$s" "${text[@]}" import --format lastfm-plays "$lk/user_artists.dat" >/dev/null
 t1=$(now)
-"$mosaic" --store "$s" --device "$device" rebuild --epochs "$epochs" --json >"$tmp/rebuild.json"
+"$mosaic" --store "$s" --device "$device" rebuild "${epoch_args[@]}" --json >"$tmp/rebuild.json"
 t2=$(now)
 
 import_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
 rebuild_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN{print b-a}')
 r=$tmp/rebuild.json
-echo "Last.FM (lastfm-kgcn + HetRec names$([ ${#text[@]} -gt 0 ] && echo ', no text' || echo ', with text')), $epochs epochs on $(jq -r .device "$r")"
+echo "Last.FM (lastfm-kgcn + HetRec names$([ ${#text[@]} -gt 0 ] && echo ', no text' || echo ', with text')), $(jq -r .epochs "$r") epochs on $(jq -r .device "$r")"
 jq -r '.counts | "graph: \(.users) users, \(.items) items, \(.entities) entities, \(.interactions) interactions, \(.kg_triples) KG triples / \(.kg_relations) relations"' "$r"
 jq -r '.stages | "stages: snapshot \(.snapshot|.*100|round/100) s, training \(.training|.*100|round/100) s, representations \(.representations|.*100|round/100) s, write \(.write|.*100|round/100) s"' "$r"
 jq -r '"seconds per epoch: \(.seconds_per_epoch|.*1000|round/1000)   TransR: \(.transr_triples_per_second|round) triples/s   final BPR loss \(.final_loss.bpr|.*10000|round/10000)"' "$r"

@@ -20,21 +20,7 @@ class KgatRanker : public Baseline {
 
   void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
     TrainingGraph graph = BuildGraph(data, train);
-    TrainOptions o = options_.train;
-    // TEMPORARY tuning overrides.
-    auto env = [](const char* n, double d) { const char* v = std::getenv(n); return v ? std::atof(v) : d; };
-    o.learning_rate = env("T_LR", o.learning_rate);
-    o.batch_size = int64_t(env("T_BATCH", double(o.batch_size)));
-    o.id_dropout = env("T_IDDROP", o.id_dropout);
-    o.kg_weight = env("T_KGW", o.kg_weight);
-    o.l2 = env("T_L2", o.l2);
-    o.max_neighbours = int64_t(env("T_NEIGH", double(o.max_neighbours)));
-    o.message_dropout = env("T_MDROP", o.message_dropout);
-    o.dim = int64_t(env("T_DIM", double(o.dim)));
-    if (std::getenv("T_LAYERS")) {
-      o.layer_dims.clear();
-      for (const char* p = std::getenv("T_LAYERS"); *p;) { char* e; o.layer_dims.push_back(std::strtol(p, &e, 10)); p = *e ? e + 1 : e; }
-    }
+    const TrainOptions& o = options_.train;
     Trainer trainer(std::move(graph), o);
     const auto users = static_cast<int64_t>(data.num_users), items = static_cast<int64_t>(data.num_items);
 
@@ -74,9 +60,9 @@ class KgatRanker : public Baseline {
     torch::Tensor best;
     double best_recall = -1;
     int since_best = 0;
-    for (int epoch = 1; epoch <= options_.max_epochs; ++epoch) {
+    for (int epoch = 1; epoch <= o.epochs; ++epoch) {
       const EpochReport r = trainer.RunEpoch();
-      const bool last = epoch == options_.max_epochs;
+      const bool last = epoch == o.epochs;
       if (epoch % options_.validate_every != 0 && !last) continue;
       auto reps = trainer.Representations();
       const double recall = validation_recall(reps);

@@ -14,9 +14,8 @@
 namespace mosaic::fusion {
 
 struct KgatRankerOptions {
-  TrainOptions train;       ///< model and optimiser settings (seed, device included)
+  TrainOptions train;       ///< model and optimiser settings (seed, device, epoch limit included)
   bool use_kg = true;       ///< false: the KG triples are left out (the ablation row)
-  int max_epochs = 60;      ///< upper bound on epochs
   int validate_every = 2;   ///< epochs between validation Recall@20 measurements
   int patience = 3;         ///< measurements without improvement before stopping
   std::string name = "Mosaic";  ///< row name

@@ -132,6 +132,8 @@ Trainer::Trainer(TrainingGraph graph, const TrainOptions& options) : state_(std:
   Check(g.num_users >= 0 && g.num_items >= 0 && g.num_entities >= 0 && g.num_kg_relations >= 0, "negative count");
   Check(options.batch_size > 0 && options.kg_batch_size > 0, "batch sizes must be positive");
   Check(options.max_neighbours > 0, "max_neighbours must be positive");
+  Check(options.negatives > 0, "negatives must be positive");
+  Check(options.cold_share >= 0 && options.cold_share < 1, "cold_share must be in [0, 1)");
   Check(options.learning_rate > 0, "learning_rate must be positive");
   s.device = torch::Device(ResolveDevice(options.device));
   KeepLargeAllocationsInHeap();
@@ -225,21 +227,38 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
   s.model->Reseed(EpochSeed(seed, epoch, 1));
   s.model->train();
 
-  // (1) Neighbour sampling: heads with more than max_neighbours edges keep a random subset.
+  // (1) Items made cold for this epoch, then neighbour sampling: heads with more than
+  // max_neighbours edges keep a random subset.
   Rng sample_rng(EpochSeed(seed, epoch, 2));
+  const int64_t users = g.num_users;
+  std::vector<uint8_t> cold(static_cast<size_t>(g.num_items), 0);
+  const auto* base_cold = s.modalities.cold.data_ptr<bool>();
+  for (int64_t i = 0; i < g.num_items; ++i)
+    cold[i] = base_cold[i] || (s.options.cold_share > 0 &&
+                               sample_rng.Below(1u << 30) < static_cast<uint64_t>(s.options.cold_share * (1u << 30)));
+  const auto* rel_of = s.full.edge_rel.data_ptr<int64_t>();
+  const auto* tail_of = s.full.edge_tail.data_ptr<int64_t>();
+  const int64_t interacted = InteractedRelation(g.num_kg_relations);
+  const int64_t interacted_by = InteractedByRelation(g.num_kg_relations);
+  auto dropped = [&](int64_t head, int64_t e) {
+    if (rel_of[e] == interacted) return cold[tail_of[e] - users] != 0;
+    if (rel_of[e] == interacted_by) return cold[head - users] != 0;
+    return false;
+  };
   const int64_t cap = s.options.max_neighbours;
   const int64_t nodes = static_cast<int64_t>(s.head_offset.size()) - 1;
   std::vector<int64_t> keep;
   keep.reserve(static_cast<size_t>(s.full.edge_head.size(0)));
   std::vector<int64_t> scratch;
   for (int64_t n = 0; n < nodes; ++n) {
-    const int64_t begin = s.head_offset[n], end = s.head_offset[n + 1], degree = end - begin;
+    scratch.clear();
+    for (int64_t e = s.head_offset[n]; e < s.head_offset[n + 1]; ++e)
+      if (!dropped(n, e)) scratch.push_back(e);
+    const int64_t degree = static_cast<int64_t>(scratch.size());
     if (degree <= cap) {
-      for (int64_t e = begin; e < end; ++e) keep.push_back(e);
+      keep.insert(keep.end(), scratch.begin(), scratch.end());
       continue;
     }
-    scratch.resize(static_cast<size_t>(degree));
-    for (int64_t k = 0; k < degree; ++k) scratch[k] = begin + k;
     for (int64_t k = 0; k < cap; ++k) {  // partial Fisher-Yates
       const int64_t j = k + static_cast<int64_t>(sample_rng.Below(static_cast<uint64_t>(degree - k)));
       std::swap(scratch[k], scratch[j]);
@@ -252,11 +271,14 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
                        s.full.edge_rel.index_select(0, kept).to(s.device),
                        s.full.edge_tail.index_select(0, kept).to(s.device)};
 
+  ModalityTensors modalities = s.modalities;
+  modalities.cold = torch::from_blob(cold.data(), {g.num_items}, torch::kUInt8).to(torch::kBool).clone();
+
   // (2) Attention of the sampled edges, once per epoch and without a gradient.
   torch::Tensor attention;
   {
     torch::NoGradGuard no_grad;
-    attention = s.model->Attention(s.model->Layer0(s.modalities, /*training=*/false), sampled);
+    attention = s.model->Attention(s.model->Layer0(modalities, /*training=*/false), sampled);
   }
 
   // (3) Mini-batches of interactions (BPR) and KG triples (TransR).
@@ -277,15 +299,17 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
     for (int64_t k = begin; k < end; ++k) {
       const auto& [u, i] = g.interactions[static_cast<size_t>(order_ptr[k])];
       const auto& seen = s.user_items[u];
-      int64_t j = 0;
-      for (int tries = 0; tries < 32; ++tries) {  // a negative the user has not interacted with
-        j = static_cast<int64_t>(draw.Below(static_cast<uint64_t>(items)));
-        if (!std::binary_search(seen.begin(), seen.end(), static_cast<uint32_t>(j))) break;
+      for (int64_t n = 0; n < s.options.negatives; ++n) {
+        int64_t j = 0;
+        for (int tries = 0; tries < 32; ++tries) {  // a negative the user has not interacted with
+          j = static_cast<int64_t>(draw.Below(static_cast<uint64_t>(items)));
+          if (!std::binary_search(seen.begin(), seen.end(), static_cast<uint32_t>(j))) break;
+        }
+        users.push_back(u), pos.push_back(i), neg.push_back(j);
       }
-      users.push_back(u), pos.push_back(i), neg.push_back(j);
     }
     s.optimizer->zero_grad();
-    auto reps = s.model->Forward(sampled, s.modalities, /*training=*/true, attention);
+    auto reps = s.model->Forward(sampled, modalities, /*training=*/true, attention);
     torch::Tensor loss = torch::zeros({}, reps.options());
     if (!users.empty()) {
       auto bpr = s.model->BprLoss(reps, LongTensor(users), LongTensor(pos), LongTensor(neg));

@@ -3,8 +3,9 @@
 // that items are also scored from content and neighbours alone. No store: jobs/ fills a
 // TrainingGraph from a store snapshot, `mosaic eval` from its split.
 //
-// An epoch: (1) the neighbourhood of every node is sampled afresh (at most max_neighbours edges per
-// head, seeded), (2) the attention pi of the sampled edges is computed once, without a gradient, as
+// An epoch: (1) a share of the warm items is made cold for the epoch (id embedding and interaction
+// edges removed: item-id dropout at the level of the graph, the situation of a new item), and the
+// neighbourhood of every node is sampled afresh (at most max_neighbours edges per head, seeded), (2) the attention pi of the sampled edges is computed once, without a gradient, as
 // KGAT's reference implementation does, (3) the interactions are shuffled into mini-batches; each step
 // runs the full-graph propagation over the sampled edges, a BPR loss on the batch with one sampled
 // negative per positive, and a TransR loss on a batch of KG triples with corrupted tails, and takes one
@@ -59,16 +60,22 @@ inline int64_t InverseRelation(int64_t r, int64_t num_kg_relations) { return num
 inline int64_t InteractedRelation(int64_t num_kg_relations) { return 2 * num_kg_relations; }
 inline int64_t InteractedByRelation(int64_t num_kg_relations) { return 2 * num_kg_relations + 1; }
 
+// Defaults: the settings docs/results.md reports (tried on Last.FM warm validation).
 struct TrainOptions {
+  int epochs = 60;                               ///< a rebuild's length; eval stops earlier on validation
   int64_t dim = 64;                              ///< layer-0 width
   int64_t relation_dim = 64;                     ///< TransR relation space width
   std::vector<int64_t> layer_dims{64, 32, 16};   ///< propagation layers
   double id_dropout = 0.3;                       ///< share of warm items trained without their id embedding
+  /// Share of warm items made cold for a whole epoch: no id embedding and none of their interaction
+  /// edges, so they are scored from content and KG neighbours alone, as a new item is.
+  double cold_share = 0.2;
   double message_dropout = 0.1;
-  double l2 = 1e-5;
-  double learning_rate = 0.005;  ///< Adam
+  double l2 = 3e-3;              ///< weight of the L2 terms (tuned on Last.FM warm validation, docs/results.md)
+  double learning_rate = 0.01;   ///< Adam
   double kg_weight = 1.0;        ///< weight of the TransR loss beside BPR
-  int64_t batch_size = 4096;     ///< interactions per step
+  int64_t batch_size = 16384;    ///< interactions per step
+  int64_t negatives = 4;         ///< sampled negatives per positive (each a BPR pair; the forward pass is shared)
   int64_t kg_batch_size = 4096;  ///< KG triples per step
   int64_t max_neighbours = 64;   ///< edges sampled per head and epoch in training (inference uses all)
   uint64_t seed = 1;

@@ -1,6 +1,7 @@
 #include "graph/catalogue.h"
 
 #include "graph/import.h"
+#include "graph/text.h"
 
 namespace mosaic::graph {
 
@@ -20,6 +21,27 @@ Status WriteCatalogueItem(store::Batch* batch, const CatalogueItem& item, store:
     MOSAIC_RETURN_IF_ERROR(UpsertEntity(batch, EntityKey(relation, value), value, &entity));
     MOSAIC_RETURN_IF_ERROR(batch->AddEdge(*id, rel, entity));
   }
+  return Status::OK();
+}
+
+Status FindItemByKeyOrTitle(const store::ReadView& view, const std::string& text, store::NodeId* id) {
+  Status s = view.FindNode(store::NodeKind::kItem, text, id);
+  if (!s.IsNotFound()) return s;
+  const std::string wanted = NormalizeKey(text);
+  std::vector<std::pair<store::NodeId, std::string>> matches;
+  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](store::NodeId node, const store::NodeRecord& r) {
+    if (r.kind == store::NodeKind::kItem && !r.label.empty() && NormalizeKey(r.label) == wanted) {
+      matches.emplace_back(node, r.key);
+    }
+    return true;
+  }));
+  if (matches.empty()) return Status::NotFound("no item has the id or title '" + text + "'");
+  if (matches.size() > 1) {
+    std::string keys;
+    for (const auto& m : matches) keys += (keys.empty() ? "" : ", ") + m.second;
+    return Status::InvalidArgument("several items are titled '" + text + "'; name one by id: " + keys);
+  }
+  *id = matches[0].first;
   return Status::OK();
 }
 

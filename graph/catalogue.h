@@ -28,4 +28,9 @@ Status WriteCatalogueItem(store::Batch* batch, const CatalogueItem& item, store:
 // The entity (entity, key), created with `label` when new; an existing entity keeps its label.
 Status UpsertEntity(store::Batch* batch, const std::string& key, const std::string& label, store::NodeId* id);
 
+// Finds the item whose key is `text`, else the one whose title is `text` (case- and
+// space-insensitive, as NormalizeKey). Returns NotFound when none matches, InvalidArgument (listing
+// their keys) when several items share that title.
+Status FindItemByKeyOrTitle(const store::ReadView& view, const std::string& text, store::NodeId* id);
+
 }  // namespace mosaic::graph

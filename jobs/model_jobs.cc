@@ -30,7 +30,7 @@ std::unique_ptr<fusion::Baseline> NewRanker(const nlohmann::json& options) {
   fusion::KgatRankerOptions o;
   o.train.seed = options.value("seed", o.train.seed);
   o.train.device = options.value("device", o.train.device);
-  o.max_epochs = options.value("epochs", o.max_epochs);
+  o.train.epochs = options.value("epochs", o.train.epochs);
   o.use_kg = options.value("kg", true);
   if (!o.use_kg) o.name = "Mosaic (no KG)";
   return fusion::MakeKgatRanker(o);

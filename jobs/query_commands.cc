@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "graph/catalogue.h"
 #include "graph/csr.h"
 #include "graph/text.h"
 #include "jobs/commands.h"
@@ -76,39 +77,21 @@ std::string NameOf(const nlohmann::json& node) {
   return node["kind"].get<std::string>() + " " + node["key"].get<std::string>();
 }
 
-// Resolves an item by id, else by the content of a media file at that path, else by exact
-// title (case-insensitive).
+// Resolves an item by id or exact title (case-insensitive), else by the content of a media file at
+// that path.
 Status ResolveItem(const store::ReadView& view, const std::string& text, NodeId* id) {
-  Status s = view.FindNode(NodeKind::kItem, text, id);
-  if (!s.IsNotFound()) return s;
+  Status s = graph::FindItemByKeyOrTitle(view, text, id);
   std::error_code ec;
-  if (std::filesystem::is_regular_file(text, ec)) {
-    std::string hash;
-    try {
-      hash = modalities::ContentHash(text);
-    } catch (const modalities::MediaError& e) {
-      return Status::IOError(e.what());
-    }
-    s = view.FindNode(NodeKind::kItem, "sha256:" + hash, id);
-    if (s.IsNotFound()) return Status::NotFound("file '" + text + "' has not been ingested");
-    return s;
+  if (!s.IsNotFound() || !std::filesystem::is_regular_file(text, ec)) return s;
+  std::string hash;
+  try {
+    hash = modalities::ContentHash(text);
+  } catch (const modalities::MediaError& e) {
+    return Status::IOError(e.what());
   }
-  const std::string wanted = graph::NormalizeKey(text);
-  std::vector<std::pair<NodeId, std::string>> matches;
-  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId node, const store::NodeRecord& r) {
-    if (r.kind == NodeKind::kItem && !r.label.empty() && graph::NormalizeKey(r.label) == wanted) {
-      matches.emplace_back(node, r.key);
-    }
-    return true;
-  }));
-  if (matches.empty()) return Status::NotFound("no item with id or title '" + text + "'");
-  if (matches.size() > 1) {
-    std::string ids;
-    for (const auto& m : matches) ids += (ids.empty() ? "" : ", ") + m.second;
-    return Status::InvalidArgument("several items are titled '" + text + "'; name one by id: " + ids);
-  }
-  *id = matches[0].first;
-  return Status::OK();
+  s = view.FindNode(NodeKind::kItem, "sha256:" + hash, id);
+  if (s.IsNotFound()) return Status::NotFound("file '" + text + "' has not been ingested");
+  return s;
 }
 
 }  // namespace

@@ -256,7 +256,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
 
   fusion::TrainOptions options;
   options.seed = args.seed;
-  int epochs = args.epochs > 0 ? args.epochs : 30;
+  int epochs = args.epochs > 0 ? args.epochs : options.epochs;
   nlohmann::json losses = nlohmann::json::array();
   std::string resume_blob;
   if (args.resume) {

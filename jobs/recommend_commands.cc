@@ -8,6 +8,7 @@
 
 #include "fusion/retrieval.h"
 #include "fusion/trainer.h"
+#include "graph/catalogue.h"
 #include "graph/text.h"
 #include "jobs/model_jobs.h"
 #include "jobs/progress.h"
@@ -64,24 +65,9 @@ Status HasInteractions(const store::ReadView& view, const LoadedModel& m, NodeId
 
 // Resolves an item by id (key), else by exact title (case- and space-insensitive).
 Status ResolveItem(const store::ReadView& view, const std::string& text, NodeId* id) {
-  Status s = view.FindNode(NodeKind::kItem, text, id);
-  if (!s.IsNotFound()) return s;
-  const std::string wanted = graph::NormalizeKey(text);
-  std::vector<std::pair<NodeId, std::string>> matches;
-  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId node, const store::NodeRecord& r) {
-    if (r.kind == NodeKind::kItem && !r.label.empty() && graph::NormalizeKey(r.label) == wanted) {
-      matches.emplace_back(node, r.key);
-    }
-    return true;
-  }));
-  if (matches.empty()) return Status::InvalidArgument("unknown item '" + text + "': no item has that id or title");
-  if (matches.size() > 1) {
-    std::string ids;
-    for (const auto& m : matches) ids += (ids.empty() ? "" : ", ") + m.second;
-    return Status::InvalidArgument("several items are titled '" + text + "'; name one by id: " + ids);
-  }
-  *id = matches[0].first;
-  return Status::OK();
+  Status s = graph::FindItemByKeyOrTitle(view, text, id);
+  if (s.IsNotFound()) return Status::InvalidArgument("unknown item '" + text + "': no item has that id or title");
+  return s;
 }
 
 nlohmann::json Describe(const store::ReadView& view, NodeId id) {

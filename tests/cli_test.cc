@@ -11,7 +11,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::Describe;
 using testing::ReadFile;
+using testing::RunJson;
 using testing::RunMosaic;
 using testing::SharedDatasets;
 using testing::TempDir;
@@ -28,19 +30,6 @@ std::string Q(const std::string& s) {
     }
   }
   return out + "'";
-}
-
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
-}
-
-// Runs `args` and parses stdout as one JSON object.
-nlohmann::json RunJson(const std::string& args) {
-  CommandResult r = RunMosaic(args);
-  EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
-  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << args << ": stdout is not one JSON value:\n" << r.out;
-  return j;
 }
 
 const char kPlays[] = "userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n3\t51\t7\n";

@@ -87,10 +87,6 @@ CommandResult Mosaic(const std::string& store, const std::string& args) {
   return RunMosaic("--store " + Quote(store) + " " + args);
 }
 
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
 // `mosaic --json stats`, parsed; null when it fails.
 json Stats(const std::string& store) {
   const CommandResult r = Mosaic(store, "--json stats");

@@ -20,38 +20,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::Describe;
 using testing::DumpStore;
 using testing::Quote;
 using testing::ReadFile;
+using testing::RunJson;
 using testing::RunMosaic;
 using testing::TempDir;
 using testing::WriteFile;
-
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
-}
-
-// Runs the binary with its output in files named after `tag` (safe from several threads).
-CommandResult RunTagged(const std::string& args, const std::string& tag) {
-  const std::string base = (fs::temp_directory_path() / ("mosaic-model-" + std::to_string(getpid()) + "-" + tag)).string();
-  const std::string cmd = std::string(MOSAIC_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
-  const int status = std::system(cmd.c_str());
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(base + ".out");
-  r.err = ReadFile(base + ".err");
-  std::remove((base + ".out").c_str());
-  std::remove((base + ".err").c_str());
-  return r;
-}
-
-nlohmann::json RunJson(const std::string& args) {
-  CommandResult r = RunMosaic(args);
-  EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
-  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << args << ": stdout is not one JSON value:\n" << r.out;
-  return j;
-}
 
 // A small music catalogue: 4 genres x 3 artists x 5 songs; 40 listeners, each of one genre, playing
 // some of its songs 0-3 (song 4 of each artist is never played: the cold items).
@@ -242,7 +218,7 @@ TEST_F(ModelCli, QueriesDuringARebuildSeeTheOldOrTheNewVersion) {
   int queries = 0;
   std::thread reader([&] {
     while (!done.load() || queries == 0) {
-      CommandResult r = RunTagged(S + "recommend --user u1 -k 5 --json", "q" + std::to_string(queries));
+      CommandResult r = RunMosaic(S + "recommend --user u1 -k 5 --json");
       ++queries;
       nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
       if (r.exit_code != 0 || j.is_discarded()) {
@@ -252,7 +228,7 @@ TEST_F(ModelCli, QueriesDuringARebuildSeeTheOldOrTheNewVersion) {
       }
     }
   });
-  CommandResult rebuild = RunTagged(S + "rebuild --epochs 60 --json", "rebuild");
+  CommandResult rebuild = RunMosaic(S + "rebuild --epochs 60 --json");
   done = true;
   reader.join();
   ASSERT_EQ(rebuild.exit_code, 0) << Describe(rebuild);

@@ -11,9 +11,11 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -75,7 +77,7 @@ struct CommandResult {
 
 // Runs the mosaic binary with `args` (already shell-quoted) and captures its output.
 inline CommandResult RunMosaic(const std::string& args) {
-  static int counter = 0;
+  static std::atomic<int> counter{0};  // tests run commands from several threads
   const std::string base = (std::filesystem::temp_directory_path() /
                             ("mosaic-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++))).string();
   const std::string cmd = std::string(MOSAIC_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
@@ -87,6 +89,20 @@ inline CommandResult RunMosaic(const std::string& args) {
   std::remove((base + ".out").c_str());
   std::remove((base + ".err").c_str());
   return r;
+}
+
+// A command's exit code and output, for failure messages.
+inline std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+}
+
+// Runs `args`, expects exit 0, and parses stdout as one JSON value (discarded when it is not).
+inline nlohmann::json RunJson(const std::string& args) {
+  CommandResult r = RunMosaic(args);
+  EXPECT_EQ(r.exit_code, 0) << args << "\n" << Describe(r);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << args << ": stdout is not one JSON value:\n" << r.out;
+  return j;
 }
 
 // True when the ffmpeg CLI is on PATH (tests that make media with it skip otherwise).
