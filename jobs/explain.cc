@@ -216,26 +216,31 @@ std::vector<std::string> Texts(const std::vector<Reason>& reasons) {
   return out;
 }
 
+// The paths from `item` to what `user` played, each weighted by log1p of the plays at its end.
+Status PathsToPlays(ExplainContext& ctx, Walker& w, NodeId user, NodeId item,
+                    std::unordered_map<NodeId, double>* plays, std::vector<Path>* paths) {
+  MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, plays));
+  std::unordered_map<NodeId, double> factor;
+  for (const auto& [j, n] : *plays) factor[j] = std::log1p(n);
+  return w.Paths(item, factor, user, true, paths);
+}
+
 }  // namespace
 
 Status ExplainRecommend(ExplainContext& ctx, NodeId user, NodeId item, size_t limit, std::vector<std::string>* texts) {
   Walker w(ctx);
-  std::unordered_map<NodeId, double> plays, factor;
-  MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
-  for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
+  std::unordered_map<NodeId, double> plays;
   std::vector<Path> paths;
-  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, user, true, &paths));
+  MOSAIC_RETURN_IF_ERROR(PathsToPlays(ctx, w, user, item, &plays, &paths));
   *texts = Texts(Word(w, paths, Voice::kRecommend, plays, limit));
   return Status::OK();
 }
 
 Status ExplainAudience(ExplainContext& ctx, NodeId item, NodeId user, size_t limit, std::vector<std::string>* texts) {
   Walker w(ctx);
-  std::unordered_map<NodeId, double> plays, factor;
-  MOSAIC_RETURN_IF_ERROR(UserPlays(ctx, user, &plays));
-  for (const auto& [j, n] : plays) factor[j] = std::log1p(n);
+  std::unordered_map<NodeId, double> plays;
   std::vector<Path> paths;
-  MOSAIC_RETURN_IF_ERROR(w.Paths(item, factor, user, true, &paths));
+  MOSAIC_RETURN_IF_ERROR(PathsToPlays(ctx, w, user, item, &plays, &paths));
   std::vector<Reason> reasons = Word(w, paths, Voice::kAudience, plays, limit);
   if (plays.count(item)) {
     reasons.insert(reasons.begin(), {0, "played it " + Times(plays.at(item)), ""});

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace mosaic::jobs {
 
@@ -56,6 +58,18 @@ void Progress::Finish() {
     std::fflush(stderr);
   }
   drawn_ = false;
+}
+
+std::string FitColumn(const std::string& text, size_t width) {
+  auto is_start = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; };
+  std::vector<size_t> starts;  // byte offset of each character
+  for (size_t i = 0; i < text.size(); ++i)
+    if (is_start(text[i])) starts.push_back(i);
+  if (starts.size() > width) {
+    const size_t keep = width >= 3 ? width - 3 : 0;
+    return text.substr(0, starts[keep]) + std::string(width - keep, '.');
+  }
+  return text + std::string(width - starts.size(), ' ');
 }
 
 }  // namespace mosaic::jobs

@@ -36,4 +36,8 @@ std::string WithThousands(uint64_t n);
 // An item key for people to read: content hashes ("sha256:...") cut to their first 12 digits.
 std::string ShortKey(const std::string& key);
 
+// `text` (UTF-8) cut or padded with spaces to `width` characters (code points, not bytes), so that
+// table columns line up with accented names; a cut ends in "...". Never splits a character.
+std::string FitColumn(const std::string& text, size_t width);
+
 }  // namespace mosaic::jobs

@@ -239,12 +239,11 @@ void PrintModelQuery(const nlohmann::json& r) {
   }
   std::printf("%4s  %9s  %-40s %s\n", "rank", "score", query == "audience" ? "user" : "item", "key");
   for (const auto& x : r["results"]) {
-    std::string name = Name(x);
-    if (name.size() > 40) name = name.substr(0, 37) + "...";
+    const std::string name = FitColumn(Name(x), 40);
     std::string note;
     if (x.value("placed", false)) note += "  (new, placed)";
     if (x.contains("plays")) note += "  (played " + std::to_string(int64_t(x["plays"].get<double>())) + "x)";
-    std::printf("%4d  %9.4f  %-40s %s%s\n", x["rank"].get<int>(), x["score"].get<double>(), name.c_str(),
+    std::printf("%4d  %9.4f  %s %s%s\n", x["rank"].get<int>(), x["score"].get<double>(), name.c_str(),
                 ShortKey(x.value("key", "")).c_str(), note.c_str());
     if (x.contains("explain")) {
       for (const auto& t : x["explain"]) std::printf("%17s- %s\n", "", t.get<std::string>().c_str());
