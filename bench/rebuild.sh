@@ -5,7 +5,7 @@
 # per-stage seconds, seconds per epoch, TransR triples/s, its total wall time and the ratio of the
 # rebuild's wall time to the import's.
 #
-#   bench/rebuild.sh [BUILD_DIR]      (needs ../shared/datasets; EPOCHS=N (default: the model's, 60), DEVICE=cpu|cuda|auto)
+#   bench/rebuild.sh [BUILD_DIR]      (needs ../shared/datasets; EPOCHS=N (default: the model's, 80), DEVICE=cpu|cuda|auto)
 # Item texts are encoded when the text model is present (the model then reads them, as in use);
 # NO_TEXT=1 leaves them out.
 set -euo pipefail

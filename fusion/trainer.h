@@ -62,7 +62,7 @@ inline int64_t InteractedByRelation(int64_t num_kg_relations) { return 2 * num_k
 
 // Defaults: the settings docs/results.md reports (tried on Last.FM warm validation).
 struct TrainOptions {
-  int epochs = 60;                               ///< a rebuild's length; eval stops earlier on validation
+  int epochs = 80;                               ///< a rebuild's length; eval stops earlier on validation
   int64_t dim = 64;                              ///< layer-0 width
   int64_t relation_dim = 64;                     ///< TransR relation space width
   std::vector<int64_t> layer_dims{64, 32, 16};   ///< propagation layers
