@@ -45,4 +45,18 @@ Status FindItemByKeyOrTitle(const store::ReadView& view, const std::string& text
   return Status::OK();
 }
 
+Status ItemsCreatedSince(const store::ReadView& view, store::NodeId first, std::vector<store::NodeId>* items) {
+  items->clear();
+  store::NodeId limit = 0;
+  MOSAIC_RETURN_IF_ERROR(view.NodeIdLimit(&limit));
+  for (store::NodeId id = first; id < limit; ++id) {
+    store::NodeRecord r;
+    Status s = view.GetNode(id, &r);
+    if (s.IsNotFound()) continue;
+    MOSAIC_RETURN_IF_ERROR(s);
+    if (r.kind == store::NodeKind::kItem) items->push_back(id);
+  }
+  return Status::OK();
+}
+
 }  // namespace mosaic::graph

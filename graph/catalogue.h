@@ -33,4 +33,8 @@ Status UpsertEntity(store::Batch* batch, const std::string& key, const std::stri
 // their keys) when several items share that title.
 Status FindItemByKeyOrTitle(const store::ReadView& view, const std::string& text, store::NodeId* id);
 
+// The items whose node ids are at least `first` (nodes created after a view whose NodeIdLimit was
+// `first`), in id order.
+Status ItemsCreatedSince(const store::ReadView& view, store::NodeId first, std::vector<store::NodeId>* items);
+
 }  // namespace mosaic::graph

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "graph/catalogue.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -48,13 +49,8 @@ Status PlaceCreatedItems(const Context& ctx, store::Store* store, uint32_t first
     return Status::OK();
   }
   MOSAIC_RETURN_IF_ERROR(s);
-  store::NodeId limit = 0;
-  MOSAIC_RETURN_IF_ERROR(view->NodeIdLimit(&limit));
-  std::vector<uint32_t> items;
-  for (store::NodeId id = first_new; id < limit; ++id) {
-    store::NodeRecord r;
-    if (view->GetNode(id, &r).ok() && r.kind == store::NodeKind::kItem) items.push_back(id);
-  }
+  std::vector<store::NodeId> items;
+  MOSAIC_RETURN_IF_ERROR(graph::ItemsCreatedSince(*view, first_new, &items));
   if (items.empty()) return Status::OK();
   return LoadModelPlugin().place_new_items(ctx, store, items, placed);
 }

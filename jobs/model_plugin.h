@@ -50,8 +50,8 @@ struct ModelPlugin {
   Status (*query)(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result);
   void (*print_query)(const nlohmann::json& result);
   // Computes, with the current model, the representations of `items` (new items just written by
-  // import or ingest, not in the current model version) and stores them through `batch`, so that they
-  // are recommendable as soon as it commits. Does nothing (OK, *placed = 0) before the first rebuild.
+  // import or ingest, not in the current model version) and stores them in one batch of their own, so
+  // that they are recommendable when it returns. Does nothing (OK, *placed = 0) before the first rebuild.
   Status (*place_new_items)(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items,
                             size_t* placed);
   // A ranker for `mosaic eval` (fusion::Baseline interface) with the graph-attention model inside;

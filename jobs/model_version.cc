@@ -131,29 +131,32 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
   if (blob.size() != size_t(rows) * 4) return Status::Corruption(where + "nodes does not have one id per row");
   m->nodes.resize(size_t(rows));
   if (rows > 0) std::memcpy(m->nodes.data(), blob.data(), blob.size());
-  m->row_of.clear();
-  m->row_of.reserve(m->nodes.size());
-  for (size_t r = 0; r < m->nodes.size(); ++r) m->row_of.emplace(m->nodes[r], int64_t(r));
-
-  m->num_kg_relations = (m->config.num_relations - 2) / 2;
-  m->kg_relation.clear();
-  m->has_interacted = false;
-  for (const auto& r : m->relations) {
-    const int64_t index = r.value("index", int64_t(-1));
-    if (!r.contains("store_id") || !r["store_id"].is_number()) continue;  // no such relation in the store
-    const auto id = r["store_id"].get<store::RelationId>();
-    if (index >= 0 && index < m->num_kg_relations) m->kg_relation[id] = index;
-    if (index == fusion::InteractedRelation(m->num_kg_relations)) {
-      m->has_interacted = true;
-      m->interacted = id;
-    }
-  }
+  m->Index();
   return Status::OK();
 }
 
 }  // namespace mosaic::jobs
 
 namespace mosaic::jobs {
+
+void LoadedModel::Index() {
+  row_of.clear();
+  row_of.reserve(nodes.size());
+  for (size_t r = 0; r < nodes.size(); ++r) row_of.emplace(nodes[r], int64_t(r));
+  num_kg_relations = (config.num_relations - 2) / 2;
+  kg_relation.clear();
+  has_interacted = false;
+  for (const auto& r : relations) {
+    const int64_t index = r.value("index", int64_t(-1));
+    if (!r.contains("store_id") || !r["store_id"].is_number()) continue;  // no such relation in the store
+    const auto id = r["store_id"].get<store::RelationId>();
+    if (index >= 0 && index < num_kg_relations) kg_relation[id] = index;
+    if (index == fusion::InteractedRelation(num_kg_relations)) {
+      has_interacted = true;
+      interacted = id;
+    }
+  }
+}
 
 Status OpenModelStore(const Context& ctx, bool read_only, std::unique_ptr<store::Store>* store) {
   store::OpenOptions options;

@@ -74,6 +74,8 @@ struct LoadedModel {
   int64_t num_items() const { return config.num_items; }
   bool IsUserRow(int64_t row) const { return row < config.num_users; }
   bool IsItemRow(int64_t row) const { return row >= config.num_users && row < config.num_users + config.num_items; }
+  // Fills row_of, num_kg_relations, kg_relation and interacted from config, nodes and relations.
+  void Index();
   // Model relation of a stored triple walked forward (reverse = false) or from tail to head; -1 when
   // the relation is not one of this version's.
   int64_t ModelRelation(store::RelationId relation, bool reverse) const;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fusion/trainer.h"
+#include "graph/catalogue.h"
 #include "jobs/model_jobs.h"
 #include "jobs/progress.h"
 
@@ -92,8 +93,10 @@ Status BuildSnapshot(const store::ReadView& view, Snapshot* out) {
   MOSAIC_RETURN_IF_ERROR(view.ListRelations(&names));
   std::vector<store::Edge> kg_edges;
   std::set<store::RelationId> used;
+  store::RelationId interacted = 0;
+  const bool has_interacted = view.FindRelation(store::kInteractedRelation, &interacted).ok();
   MOSAIC_RETURN_IF_ERROR(view.ForEachEdge([&](const store::Edge& e) {
-    if (names[e.relation] == store::kInteractedRelation) return true;
+    if (has_interacted && e.relation == interacted) return true;
     auto h = row.find(e.src), t = row.find(e.dst);
     if (h == row.end() || t == row.end() || !is_item_or_entity(h->second) || !is_item_or_entity(t->second)) return true;
     kg_edges.push_back(e);
@@ -114,8 +117,6 @@ Status BuildSnapshot(const store::ReadView& view, Snapshot* out) {
     out->relations.push_back({{"index", fusion::InverseRelation(index, R)}, {"store_id", store_id},
                               {"name", names[store_id]}, {"inverse", true}});
   }
-  store::RelationId interacted = 0;
-  const bool has_interacted = view.FindRelation(store::kInteractedRelation, &interacted).ok();
   for (bool inverse : {false, true}) {
     nlohmann::json r = {{"index", inverse ? fusion::InteractedByRelation(R) : fusion::InteractedRelation(R)},
                         {"name", std::string(store::kInteractedRelation)}, {"inverse", inverse}};
@@ -241,7 +242,7 @@ std::string IsoTime() {
 }  // namespace
 
 Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
-  if (args.epochs < 0) return Status::InvalidArgument("--epochs must be positive");
+  if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative (0 = the default)");
   const auto start = Clock::now();
   Snapshot snap;
   {
@@ -283,7 +284,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   }
   Progress progress(ctx.progress, "rebuild");
   int64_t kg_triples = 0;
-  double kg_seconds = 0, epoch_seconds = 0;
+  double epoch_seconds = 0;  // TransR runs inside every step, so its rate is over whole epochs
   for (int e = first_epoch; e < epochs; ++e) {
     const double loss_so_far = losses.empty() ? 0.0 : losses.back()["bpr"].get<double>();
     const fusion::EpochReport rep = trainer.RunEpoch([&](int64_t step, int64_t steps) {
@@ -295,7 +296,6 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
     });
     losses.push_back({{"epoch", rep.epoch}, {"bpr", rep.bpr_loss}, {"kg", rep.kg_loss}, {"seconds", rep.seconds}});
     kg_triples += rep.kg_triples;
-    kg_seconds += rep.seconds;
     epoch_seconds += rep.seconds;
     const nlohmann::json header = {{"fingerprint", std::to_string(snap.fingerprint)}, {"seed", options.seed},
                                    {"epochs", epochs}, {"epochs_done", trainer.epochs_done()}, {"losses", losses}};
@@ -324,13 +324,8 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   MOSAIC_RETURN_IF_ERROR(CurrentModelVersion(*view, &current, &has_current));
   const uint64_t version = has_current ? current + 1 : 1;
 
-  NodeId limit_now = 0;
-  MOSAIC_RETURN_IF_ERROR(view->NodeIdLimit(&limit_now));
   std::vector<NodeId> late_items;
-  for (NodeId id = snap.node_id_limit; id < limit_now; ++id) {
-    store::NodeRecord r;
-    if (view->GetNode(id, &r).ok() && r.kind == NodeKind::kItem) late_items.push_back(id);
-  }
+  MOSAIC_RETURN_IF_ERROR(graph::ItemsCreatedSince(*view, snap.node_id_limit, &late_items));
   at::Tensor late_reps;
   if (!late_items.empty()) {
     LoadedModel m;
@@ -338,22 +333,12 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
     m.config = data.config;
     m.reps = data.reps;
     m.nodes = data.nodes;
-    for (size_t r = 0; r < m.nodes.size(); ++r) m.row_of.emplace(m.nodes[r], int64_t(r));
-    m.num_kg_relations = snap.graph.num_kg_relations;
-    for (const auto& r : snap.relations) {
-      if (!r["store_id"].is_number()) continue;
-      const int64_t index = r["index"];
-      if (index < m.num_kg_relations) m.kg_relation[r["store_id"].get<store::RelationId>()] = index;
-      if (index == fusion::InteractedRelation(m.num_kg_relations)) {
-        m.has_interacted = true;
-        m.interacted = r["store_id"];
-      }
-    }
+    m.relations = snap.relations;
+    m.Index();
     trainer.model()->to(torch::kCPU);
     MOSAIC_RETURN_IF_ERROR(InferNewItems(*view, m, trainer.model(), late_items, &late_reps));
   }
 
-  int64_t bpr_epochs = int64_t(losses.size());
   data.manifest = {{"created", IsoTime()},
                    {"seed", options.seed},
                    {"epochs", epochs},
@@ -371,7 +356,6 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
                    {"late_items_placed", late_items.size()},
                    {"fingerprint", std::to_string(snap.fingerprint)},
                    {"resumed_from_epoch", first_epoch}};
-  (void)bpr_epochs;
   const auto& late = late_items;
   Status s = WriteModelVersion(store.get(), version, data, [&](store::Batch* batch) -> Status {
     for (size_t i = 0; i < late.size(); ++i) {
@@ -401,7 +385,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
         {"write", write_seconds}}},
       {"seconds_per_epoch", ran > 0 ? epoch_seconds / ran : 0.0},
       {"transr_triples", kg_triples},
-      {"transr_triples_per_second", kg_seconds > 0 ? double(kg_triples) / kg_seconds : 0.0},
+      {"transr_triples_per_second", epoch_seconds > 0 ? double(kg_triples) / epoch_seconds : 0.0},
       {"final_loss", losses.empty() ? nlohmann::json(nullptr) : losses.back()},
       {"counts", data.manifest["counts"]},
       {"late_items_placed", late_items.size()}};

@@ -49,17 +49,11 @@ Status CollectPlaced(const store::ReadView& view, const LoadedModel& m, Placed* 
 
 Status HasInteractions(const store::ReadView& view, const LoadedModel& m, NodeId item, bool* has) {
   *has = false;
-  if (!m.has_interacted) {
-    store::RelationId rel = 0;
-    if (!view.FindRelation(store::kInteractedRelation, &rel).ok()) return Status::OK();
-    return view.ForEachInEdge(item, [&](const store::Edge& e) {
-      if (e.relation == rel) *has = true;
-      return !*has && e.relation < rel;
-    });
-  }
+  store::RelationId interacted = m.interacted;  // the store may have gained the relation since the rebuild
+  if (!m.has_interacted && !view.FindRelation(store::kInteractedRelation, &interacted).ok()) return Status::OK();
   return view.ForEachInEdge(item, [&](const store::Edge& e) {
-    if (e.relation == m.interacted) *has = true;
-    return !*has && e.relation < m.interacted;  // in-edges come ordered by relation
+    if (e.relation == interacted) *has = true;
+    return !*has && e.relation < interacted;  // in-edges come ordered by relation
   });
 }
 
