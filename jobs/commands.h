@@ -22,6 +22,9 @@ struct TextFeatureHook;
 
 namespace mosaic::jobs {
 
+// How long a command that writes waits for another process's write lock.
+inline constexpr int kWriteLockWaitMs = 30000;
+
 struct Context {
   std::string store_dir;   ///< --store
   bool json = false;       ///< --json: machine-readable output on stdout, no progress line

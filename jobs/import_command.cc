@@ -15,6 +15,11 @@ Status OpenStore(const Context& ctx, bool create, bool read_only, std::unique_pt
   store::OpenOptions options;
   options.create_if_missing = create;
   options.read_only = read_only;
+  // Another writer (often `mosaic serve`, which holds the lock only while it writes) gets time to finish.
+  options.wait_for_lock_ms = kWriteLockWaitMs;
+  options.on_wait = [&ctx] {
+    if (!ctx.json) std::fprintf(stderr, "the store is busy (another process is writing); waiting for it...\n");
+  };
   return store::Store::Open(ctx.store_dir, options, store);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "graph/text_features.h"
 #include "jobs/commands.h"
 #include "jobs/model_plugin.h"
 #include "jobs/progress.h"
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
   rebuild_cmd->add_flag("--resume", rebuild_args.resume,
                         "Continue an interrupted rebuild from its last checkpoint (its seed and epochs; "
                         "refused when the store changed since)");
+  rebuild_cmd->add_option("--hnsw", rebuild_args.hnsw,
+                          "Store an HNSW graph of the items with the version: auto (from 200,000 items on), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 
   jobs::QueryArgs recommend_args, audience_args, similar_args;
   auto* recommend_cmd = app.add_subcommand("recommend", "Top items for a user, from the current model");
@@ -118,6 +122,15 @@ int main(int argc, char** argv) {
     cmd->add_option("-k", args->k, "How many results (default 10)");
     cmd->add_flag("--explain", args->explain, "Say which graph paths contributed most, by attention weight");
   }
+
+  jobs::ServeArgs serve_args;
+  auto* serve_cmd = app.add_subcommand("serve", "Answer recommendation queries and take new items over HTTP/JSON");
+  serve_cmd->add_option("--host", serve_args.host, "Address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--port", serve_args.port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--threads", serve_args.threads, "Request threads (default 4 x cores, at least 8)")
+      ->check(CLI::Range(0, 1024));
+  serve_cmd->add_option("--max-body", serve_args.max_body, "Largest request body in bytes (default 1 MiB)")
+      ->check(CLI::Range(size_t(1024), size_t(1) << 30));
 
   auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
 
@@ -171,6 +184,12 @@ int main(int argc, char** argv) {
           plugin.print_query(result);
         }
       }
+    } else if (*serve_cmd) {
+      std::shared_ptr<const encoders::TextModel> encoder;
+      std::unique_ptr<graph::TextFeatureHook> text;
+      if (!ctx.no_text) s = jobs::LoadTextHook(ctx, &encoder, &text);
+      serve_args.text = text.get();
+      if (s.ok()) s = jobs::LoadModelPlugin().serve(ctx, serve_args);
     } else if (*check_cmd) {
       s = jobs::RunCheck(ctx);
     } else if (*demo_cmd) {

@@ -36,7 +36,7 @@ std::unique_ptr<fusion::Baseline> NewRanker(const nlohmann::json& options) {
   return fusion::MakeKgatRanker(o);
 }
 
-const ModelPlugin kPlugin = {Rebuild, Query, Print, Place, NewRanker};
+const ModelPlugin kPlugin = {Rebuild, Query, Print, Place, NewRanker, RunServe};
 
 }  // namespace
 }  // namespace mosaic::jobs

@@ -22,6 +22,8 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args);
 Status RunModelQuery(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result);
 void PrintModelQuery(const nlohmann::json& result);
 
+Status RunServe(const Context& ctx, const ServeArgs& args);
+
 Status PlaceNewItems(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items, size_t* placed);
 
 // Representations [items.size(), total_dim] of items that are not rows of `model`, from their content

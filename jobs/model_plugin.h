@@ -17,6 +17,9 @@
 namespace mosaic::fusion {
 class Baseline;
 }
+namespace mosaic::graph {
+struct TextFeatureHook;
+}
 namespace mosaic::store {
 class Batch;
 class Store;
@@ -29,6 +32,7 @@ struct RebuildArgs {
   int epochs = 0;         ///< 0 = the default for the store's size
   uint64_t seed = 2026;   ///< initialisation, sampling and dropout seed
   bool resume = false;    ///< continue from the last checkpoint of an interrupted rebuild
+  std::string hnsw = "auto";  ///< auto|on|off: store an HNSW graph of the items (auto: from kHnswMinItems items on)
   nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
 };
 
@@ -40,6 +44,15 @@ struct QueryArgs {
   bool new_only = false;      ///< recommend: only items with no interactions (cold start)
   bool exclude_seen = false;  ///< recommend: leave out items the user interacted with
   bool explain = false;       ///< add the neighbours and relations that contributed most
+};
+
+// mosaic serve (docs/serving.md)
+struct ServeArgs {
+  std::string host = "127.0.0.1";  ///< address to listen on
+  int port = 8080;                 ///< 0: any free port (printed)
+  int threads = 0;                 ///< request threads; 0 = 4 x cores, at least 8
+  size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
+  const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
 };
 
 struct ModelPlugin {
@@ -57,6 +70,8 @@ struct ModelPlugin {
   // A ranker for `mosaic eval` (fusion::Baseline interface) with the graph-attention model inside;
   // options: {"seed": S, "kg": true|false, "epochs": N, "device": D}.
   std::unique_ptr<fusion::Baseline> (*new_ranker)(const nlohmann::json& options);
+  // mosaic serve: answers HTTP requests until SIGINT or SIGTERM.
+  Status (*serve)(const Context& ctx, const ServeArgs& args);
 };
 
 // For import and ingest, after they commit: places the items with node ids >= `first_new` (those the

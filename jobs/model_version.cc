@@ -14,9 +14,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "reps and nodes records
 
 namespace {
 
-std::string ChunkName(size_t i) {
+std::string ChunkName(size_t i, const char* prefix = "reps") {
   char name[32];
-  std::snprintf(name, sizeof name, "reps/%06zu", i);
+  std::snprintf(name, sizeof name, "%s/%06zu", prefix, i);
   return name;
 }
 
@@ -68,11 +68,17 @@ Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData
   if (!data.nodes.empty()) std::memcpy(nodes.data(), data.nodes.data(), nodes.size());
   MOSAIC_RETURN_IF_ERROR(put("nodes", nodes));
   MOSAIC_RETURN_IF_ERROR(put("relations", data.relations.dump()));
+  size_t hnsw_chunks = 0;
+  for (size_t offset = 0; offset < data.hnsw.size(); offset += kRepsChunkBytes) {
+    const size_t n = std::min(kRepsChunkBytes, data.hnsw.size() - offset);
+    MOSAIC_RETURN_IF_ERROR(put(ChunkName(hnsw_chunks++, "hnsw"), std::string_view(data.hnsw.data() + offset, n)));
+  }
   // The last batch: anything the caller adds, the manifest, and the switch.
   if (last_batch) MOSAIC_RETURN_IF_ERROR(last_batch(batch.get()));
   data.manifest["reps_chunks"] = chunks;
   data.manifest["reps_rows"] = reps.size(0);
   data.manifest["reps_dim"] = reps.size(1);
+  data.manifest["hnsw_chunks"] = hnsw_chunks;
   MOSAIC_RETURN_IF_ERROR(batch->PutModelRecord(version, "manifest", data.manifest.dump()));
   MOSAIC_RETURN_IF_ERROR(batch->SetCurrentModel(version));
   return batch->Commit();
@@ -126,6 +132,13 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
     offset += blob.size();
   }
   if (offset != total) return Status::Corruption(where + "reps chunks hold fewer than reps_rows rows");
+
+  m->hnsw.clear();
+  const size_t hnsw_chunks = m->manifest.value("hnsw_chunks", size_t(0));
+  for (size_t i = 0; i < hnsw_chunks; ++i) {
+    MOSAIC_RETURN_IF_ERROR(record(ChunkName(i, "hnsw"), &blob));
+    m->hnsw += blob;
+  }
 
   MOSAIC_RETURN_IF_ERROR(record("nodes", &blob));
   if (blob.size() != size_t(rows) * 4) return Status::Corruption(where + "nodes does not have one id per row");

@@ -9,9 +9,13 @@
 //   "nodes"           the store NodeId of each model row, uint32 little-endian, same order
 //   "relations"       JSON array indexed by model relation: {"index", "store_id", "name", "inverse"}
 //                     (KG relations r, their inverses R + r, interacted 2R, interacted-by 2R + 1)
+//   "hnsw/000000"...  only when the version has an HNSW graph over its item rows (rows U..U+I-1, graph
+//                     id c = row U + c): fusion::ItemIndex::SaveHnsw's bytes cut into chunks of at most
+//                     4 MiB (the rebuild builds it from kHnswMinItems items on, or when asked)
 //   "manifest"        JSON: created, seed, epochs, losses, counts, node_id_limit (the store's NodeIdLimit
 //                     at the snapshot: later nodes are not rows of this version), cold_items (store ids of
-//                     items without interactions at the snapshot), reps_chunks, timings
+//                     items without interactions at the snapshot), reps_chunks, hnsw_chunks (0 or absent:
+//                     no graph), hnsw (its parameters, when there is one), timings
 // in as many batches as needed; the manifest and the current-model pointer go in the last batch, so a
 // half-written version is never current and queries switch from one complete version to the next.
 //
@@ -38,6 +42,8 @@ namespace mosaic::jobs {
 inline constexpr const char* kModelFeature = "model";          ///< feature name of placed items
 inline constexpr const char* kModelExtractor = "mosaic-kgat";  ///< their extractor
 inline constexpr size_t kRepsChunkBytes = size_t(4) << 20;     ///< largest "reps/NNNNNN" record
+inline constexpr int64_t kHnswMinItems = 200000;  ///< from this many items on, top-k goes through an HNSW graph
+                                                  ///< (rebuild --hnsw auto builds and stores it)
 
 // What a rebuild writes as one version.
 struct ModelVersionData {
@@ -46,7 +52,8 @@ struct ModelVersionData {
   at::Tensor reps;                 ///< CPU float [num_nodes, total_dim]
   std::vector<store::NodeId> nodes;  ///< store id of each row
   nlohmann::json relations;        ///< see above
-  nlohmann::json manifest;         ///< see above; "reps_chunks" is filled in by WriteModelVersion
+  std::string hnsw;                ///< fusion::ItemIndex::SaveHnsw of the item rows; empty when none
+  nlohmann::json manifest;         ///< see above; "reps_chunks" and "hnsw_chunks" are filled in by WriteModelVersion
 };
 
 // Writes `data` as model `version` and makes it current. `last_batch`, when given, adds its own writes
@@ -69,6 +76,8 @@ struct LoadedModel {
   bool has_interacted = false;
   store::RelationId interacted = 0;        ///< store id of `interacted` (when has_interacted)
   std::string weights;                     ///< serialized weights (for LoadWeights when needed)
+  std::string hnsw;                        ///< fusion::ItemIndex::SaveHnsw of the item rows; empty when none
+                                           ///< (ItemIndex::LoadHnsw over the item rows, in row order)
 
   int64_t num_users() const { return config.num_users; }
   int64_t num_items() const { return config.num_items; }

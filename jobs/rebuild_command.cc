@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "fusion/item_index.h"
 #include "fusion/trainer.h"
 #include "graph/catalogue.h"
 #include "jobs/model_jobs.h"
@@ -216,20 +217,14 @@ Status ReadCheckpoint(const Context& ctx, nlohmann::json* header, std::string* b
   return Status::OK();
 }
 
-// Opens the store for writing, waiting up to ~30 s while another process holds it.
+// Opens the store for writing, waiting while another process holds it.
 Status OpenForWriting(const Context& ctx, std::unique_ptr<store::Store>* store) {
-  const auto start = Clock::now();
-  bool told = false;
-  for (;;) {
-    Status s = OpenModelStore(ctx, /*read_only=*/false, store);
-    if (s.code() != Status::Code::kBusy) return s;
-    if (Since(start) > 30) return s.WithContext("gave up after 30 s waiting to write the new model: ");
-    if (!told && !ctx.json) {
-      std::fprintf(stderr, "the store is busy (another command is writing); waiting up to 30 s to write the model...\n");
-      told = true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  store::OpenOptions options;
+  options.wait_for_lock_ms = kWriteLockWaitMs;
+  options.on_wait = [&ctx] {
+    if (!ctx.json) std::fprintf(stderr, "the store is busy (another process is writing); waiting to write the model...\n");
+  };
+  return store::Store::Open(ctx.store_dir, options, store);
 }
 
 std::string IsoTime() {
@@ -243,6 +238,9 @@ std::string IsoTime() {
 
 Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative (0 = the default)");
+  if (args.hnsw != "auto" && args.hnsw != "on" && args.hnsw != "off") {
+    return Status::InvalidArgument("--hnsw must be auto, on or off, not '" + args.hnsw + "'");
+  }
   const auto start = Clock::now();
   Snapshot snap;
   {
@@ -313,6 +311,28 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   data.relations = snap.relations;
   const double reps_seconds = Since(reps_start);
 
+  // The HNSW graph over the item rows, stored with the version so that servers load it instead of
+  // building it (auto: from kHnswMinItems items on).
+  const int64_t num_items = data.config.num_items;
+  const bool build_hnsw = args.hnsw == "on" || (args.hnsw == "auto" && num_items >= kHnswMinItems);
+  const auto hnsw_start = Clock::now();
+  nlohmann::json hnsw_manifest;
+  if (build_hnsw && num_items > 0) {
+    const at::Tensor items = data.reps.narrow(0, data.config.num_users, num_items).to(torch::kCPU, torch::kFloat).contiguous();
+    fusion::ItemIndex index(items.size(1));
+    index.Add(items.data_ptr<float>(), num_items);
+    fusion::HnswOptions hnsw_options;
+    Progress hnsw_progress(ctx.progress, "hnsw");
+    index.BuildHnsw(hnsw_options, [&](int64_t done) {
+      hnsw_progress.Update(double(done), double(num_items), "items in the graph");
+    });
+    hnsw_progress.Finish();
+    data.hnsw = index.SaveHnsw();
+    hnsw_manifest = {{"items", num_items}, {"m", hnsw_options.m}, {"ef_construction", hnsw_options.ef_construction},
+                     {"bytes", data.hnsw.size()}, {"mode", args.hnsw}};
+  }
+  const double hnsw_seconds = Since(hnsw_start);
+
   // Write: a new version, made current in its last batch together with the representations of items
   // ingested while this rebuild trained (they are not rows of the new version).
   const auto write_start = Clock::now();
@@ -356,6 +376,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
                    {"late_items_placed", late_items.size()},
                    {"fingerprint", std::to_string(snap.fingerprint)},
                    {"resumed_from_epoch", first_epoch}};
+  if (!hnsw_manifest.is_null()) data.manifest["hnsw"] = hnsw_manifest;
   const auto& late = late_items;
   Status s = WriteModelVersion(store.get(), version, data, [&](store::Batch* batch) -> Status {
     for (size_t i = 0; i < late.size(); ++i) {
@@ -382,7 +403,8 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
       {"seconds", Since(start)},
       {"stages",
        {{"snapshot", snapshot_seconds}, {"training", training_seconds}, {"representations", reps_seconds},
-        {"write", write_seconds}}},
+        {"hnsw", hnsw_seconds}, {"write", write_seconds}}},
+      {"hnsw", hnsw_manifest.is_null() ? nlohmann::json(nullptr) : hnsw_manifest},
       {"seconds_per_epoch", ran > 0 ? epoch_seconds / ran : 0.0},
       {"transr_triples", kg_triples},
       {"transr_triples_per_second", epoch_seconds > 0 ? double(kg_triples) / epoch_seconds : 0.0},
@@ -406,11 +428,18 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
                   losses.back()["bpr"].get<double>(), losses.front()["kg"].get<double>(),
                   losses.back()["kg"].get<double>());
     }
-    std::printf("time: %.2f s (snapshot %.2f, training %.2f = %.3f s/epoch, representations %.2f, write %.2f); "
+    char hnsw_time[48] = "";
+    if (!hnsw_manifest.is_null()) std::snprintf(hnsw_time, sizeof hnsw_time, ", HNSW graph %.2f", hnsw_seconds);
+    std::printf("time: %.2f s (snapshot %.2f, training %.2f = %.3f s/epoch, representations %.2f%s, write %.2f); "
                 "TransR %s triples/s\n",
                 summary["seconds"].get<double>(), snapshot_seconds, training_seconds,
-                summary["seconds_per_epoch"].get<double>(), reps_seconds, write_seconds,
+                summary["seconds_per_epoch"].get<double>(), reps_seconds, hnsw_time, write_seconds,
                 WithThousands(uint64_t(summary["transr_triples_per_second"].get<double>())).c_str());
+    if (!hnsw_manifest.is_null()) {
+      std::printf("HNSW graph over %s items (M %d, ef_construction %d): %.1f MiB, stored with the version\n",
+                  WithThousands(uint64_t(num_items)).c_str(), hnsw_manifest["m"].get<int>(),
+                  hnsw_manifest["ef_construction"].get<int>(), double(data.hnsw.size()) / (1 << 20));
+    }
     if (!late_items.empty()) std::printf("placed %zu items ingested during the rebuild\n", late_items.size());
     std::printf("queries now use model v%llu\n", static_cast<unsigned long long>(version));
   }

@@ -6,7 +6,13 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cassert>
+#include <chrono>
+#include <fstream>
+#include <thread>
 #include <filesystem>
 #include <set>
 #include <unordered_map>
@@ -187,14 +193,51 @@ Store::~Store() {
     }
     db_->Close();
   }
+  if (!follower_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(follower_dir_, ec);  // only the secondary's own LOG files
+  }
 }
 
-Status Store::Open(const std::string& dir, const OpenOptions& options,
+namespace {
+constexpr const char* kWriterWaitingPrefix = "WRITER-WAITING-";  // + pid; RocksDB ignores such files
+}
+
+bool Store::WriterWaiting(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind(kWriterWaitingPrefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+Status Store::Open(const std::string& dir, const OpenOptions& options, std::unique_ptr<Store>* out) {
+  Status s = OpenOnce(dir, options, out);
+  if (s.code() != Status::Code::kBusy || options.wait_for_lock_ms <= 0 || options.read_only || options.follower) {
+    return s;
+  }
+  const fs::path marker = fs::path(dir) / (kWriterWaitingPrefix + std::to_string(::getpid()));
+  { std::ofstream touch(marker); }
+  if (options.on_wait) options.on_wait();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.wait_for_lock_ms);
+  while (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    s = OpenOnce(dir, options, out);
+  }
+  std::error_code ec;
+  fs::remove(marker, ec);
+  if (s.code() == Status::Code::kBusy) {
+    return s.WithContext("waited " + std::to_string(options.wait_for_lock_ms / 1000) + " s for the write lock: ");
+  }
+  return s;
+}
+
+Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
                    std::unique_ptr<Store>* out) {
   out->reset();
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
-  store->read_only_ = options.read_only;
+  store->read_only_ = options.read_only || options.follower;
   rocksdb::Options db_options = MakeOptions();
 
   std::error_code ec;
@@ -202,7 +245,7 @@ Status Store::Open(const std::string& dir, const OpenOptions& options,
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   bool creating = false;
   if (!has_db) {
-    if (!options.create_if_missing || options.read_only) {
+    if (!options.create_if_missing || options.read_only || options.follower) {
       return Status::NotFound("no Mosaic store at '" + dir +
                               "' (create one with `mosaic import` or `mosaic demo`)");
     }
@@ -235,10 +278,21 @@ Status Store::Open(const std::string& dir, const OpenOptions& options,
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw)
-          : rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  rocksdb::Status s;
+  if (options.follower) {
+    // The secondary keeps every table file open (max_open_files -1) so that files the primary
+    // deletes after a compaction stay readable until the next CatchUp.
+    static std::atomic<uint64_t> followers{0};
+    store->follower_dir_ = (fs::temp_directory_path() / ("mosaic-follower-" + std::to_string(::getpid()) + "-" +
+                                                         std::to_string(followers++)))
+                               .string();
+    db_options.max_open_files = -1;
+    s = rocksdb::DB::OpenAsSecondary(db_options, dir, store->follower_dir_, descriptors, &handles, &raw);
+  } else if (options.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw);
+  } else {
+    s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  }
   MOSAIC_RETURN_IF_ERROR(FromRocks(s, "opening store '" + dir + "'"));
   store->db_.reset(raw);
   store->handles_.assign(kNumCfs, nullptr);
@@ -290,6 +344,13 @@ std::unique_ptr<ReadView> Store::NewReadView() const {
   return std::unique_ptr<ReadView>(new ReadView(this));
 }
 
+Status Store::CatchUp() {
+  if (follower_dir_.empty()) return Status::InvalidArgument("store '" + dir_ + "' is not open as a follower");
+  return FromRocks(db_->TryCatchUpWithPrimary(), "following store '" + dir_ + "'");
+}
+
+uint64_t Store::LatestSequence() const { return db_->GetLatestSequenceNumber(); }
+
 Status Store::BeginBatch(std::unique_ptr<Batch>* batch) {
   batch->reset();
   if (read_only_) return Status::InvalidArgument("store '" + dir_ + "' is open read-only");
@@ -334,9 +395,14 @@ Status DecodeEdge(std::string_view k, std::string_view v, bool reverse, Edge* e)
 
 }  // namespace
 
-ReadView::ReadView(const Store* store) : store_(store), snapshot_(store->db_->GetSnapshot()) {}
+// A follower (RocksDB secondary instance) has no snapshots for iterators: its views read the state
+// of its last CatchUp.
+ReadView::ReadView(const Store* store)
+    : store_(store), snapshot_(store->follower_dir_.empty() ? store->db_->GetSnapshot() : nullptr) {}
 
-ReadView::~ReadView() { store_->db_->ReleaseSnapshot(snapshot_); }
+ReadView::~ReadView() {
+  if (snapshot_) store_->db_->ReleaseSnapshot(snapshot_);
+}
 
 namespace {
 Status GetAt(const Store* store, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,

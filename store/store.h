@@ -98,6 +98,16 @@ struct Counters {
 struct OpenOptions {
   bool create_if_missing = false;  ///< create an empty store when the folder holds none
   bool read_only = false;          ///< open without the write lock (no Batch allowed)
+  // Open as a follower: a read-only RocksDB secondary instance that sees later writes of the
+  // process holding the store (or of the next one) each time CatchUp() is called. A follower's
+  // ReadViews read the state of the last CatchUp, not a snapshot: the caller must not CatchUp
+  // while a view is being read. Implies read_only.
+  bool follower = false;
+  // Writers only: while another process holds the write lock, wait up to this long for it
+  // instead of returning Busy at once. While waiting, a marker file in the folder tells the
+  // holder that a writer waits (see WriterWaiting); `on_wait` is called once when waiting starts.
+  int wait_for_lock_ms = 0;
+  std::function<void()> on_wait;
 };
 
 class ReadView;
@@ -112,6 +122,10 @@ class Store {
   static Status Open(const std::string& dir, const OpenOptions& options,
                      std::unique_ptr<Store>* store);
 
+  // Whether a process is waiting in Open (wait_for_lock_ms) for the write lock of the store in
+  // `dir`: a holder that can pause its writes should close the store soon.
+  static bool WriterWaiting(const std::string& dir);
+
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -125,13 +139,22 @@ class Store {
   // on a read-only store.
   Status BeginBatch(std::unique_ptr<Batch>* batch);
 
+  // Follower only: applies what the writers committed since the last call. Returns
+  // InvalidArgument on a store that is not a follower.
+  Status CatchUp();
+
+  // The sequence number of the last write this handle sees; a change means new writes.
+  uint64_t LatestSequence() const;
+
  private:
   friend class ReadView;
   friend class Batch;
   Store() = default;
+  static Status OpenOnce(const std::string& dir, const OpenOptions& options, std::unique_ptr<Store>* store);
 
   std::string dir_;
   bool read_only_ = false;
+  std::string follower_dir_;  // the secondary instance's private folder (its LOG); empty unless a follower
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by the Cf enum in store.cc
   std::mutex writer_mutex_;

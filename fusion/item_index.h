@@ -1,0 +1,119 @@
+// ItemIndex: the item vectors a server scores against, growing while it is queried.
+//
+// Exact search scans every admissible item (BLAS matrix-vector products over fixed-size blocks,
+// then a bounded heap), so it is exact by construction and needs no index: the choice for
+// catalogues up to ~200k items. For larger catalogues an HNSW graph (hnswlib) proposes candidates,
+// which are then re-scored exactly; hnswlib has no inner-product metric that is a true metric, so
+// vectors are lifted to d + 1 dimensions (x -> [x, sqrt(M^2 - |x|^2)], query -> [q, 0]) where L2
+// order equals inner-product order (Bachrach et al., 2014). M is fixed when the graph is built;
+// items added later with a larger norm are clamped to M in the lifted coordinate, which only
+// weakens their recall in the graph, never their exact score.
+//
+// Ordering, like ExactTopK: best score first, equal scores by lower id first; NaN scores never
+// returned. Ids are insertion order: the i-th row ever added has id i.
+//
+// Thread safety: Search*, size(), dim() and has_hnsw() may run concurrently with each other and
+// with one thread calling Add (rows are published only once written: a search sees the rows
+// published when it starts, never an id at or beyond them). BuildHnsw, LoadHnsw and SaveHnsw may
+// run beside searches (the finished graph is swapped in under a lock) but not beside Add or each
+// other.
+//
+// Storage: rows live in blocks of kBlockRows rows that are allocated once and never move, so
+// readers need no lock: the atomic size (release on Add, acquire on search) publishes them.
+// The graph: hnswlib's insertion is safe beside its searches, except for growing its capacity
+// (resizeIndex) and for the rare insertion that raises the graph's top level (hnswlib 0.6.2 then
+// writes the entry point and the top level without synchronisation). Searches therefore hold a
+// shared lock on the graph; Add inserts under the shared lock too, and takes it exclusively only
+// to grow the capacity (doubling it; BuildHnsw and LoadHnsw leave 25% headroom) or for an insertion
+// that will raise the top level (predicted from a copy of hnswlib's level generator). So readers
+// wait only for those rare moments. (glibc's rwlock prefers readers: under a saturating stream of
+// searches such an Add may wait for a gap.)
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "fusion/retrieval.h"
+
+namespace mosaic::fusion {
+
+struct HnswOptions {
+  int m = 16;                ///< graph degree (hnswlib M)
+  int ef_construction = 100; ///< candidate list while inserting
+  int ef_search = 128;       ///< candidate list while searching (raised to the number of candidates needed)
+  int threads = 0;           ///< insertion threads for BuildHnsw; 0 = hardware concurrency
+};
+
+// Restrictions of one search. Both lists hold ids in [0, size()), sorted ascending.
+struct SearchFilter {
+  const std::vector<int64_t>* allowed = nullptr;   ///< when set, only these ids are candidates
+  const std::vector<int64_t>* excluded = nullptr;  ///< when set, these ids are never returned
+};
+
+class ItemIndex {
+ public:
+  explicit ItemIndex(int64_t dim);
+  ~ItemIndex();
+  ItemIndex(const ItemIndex&) = delete;
+  ItemIndex& operator=(const ItemIndex&) = delete;
+
+  int64_t dim() const { return dim_; }       ///< vector width
+  int64_t size() const;                      ///< rows published so far
+  bool has_hnsw() const;                     ///< whether Search uses the HNSW graph
+
+  // Copies row `id` (in [0, size())) into `out` (dim() floats).
+  void Row(int64_t id, float* out) const;
+
+  // Appends `n` rows of dim() floats; their ids are size() .. size() + n - 1. When the HNSW graph
+  // exists the rows are inserted into it too. Throws std::invalid_argument on a non-finite value.
+  void Add(const float* rows, int64_t n);
+
+  // Builds the HNSW graph over every row added so far (later Adds extend it). `progress`, when
+  // set, is called now and then with the number of rows inserted.
+  void BuildHnsw(const HnswOptions& options, const std::function<void(int64_t)>& progress = {});
+
+  // The graph as bytes (hnswlib's format with a small header), and back; SaveHnsw returns an empty
+  // string when there is no graph. LoadHnsw throws std::invalid_argument when the bytes are not a
+  // graph of this index's width and of its first rows (every stored vector is compared with its
+  // row); rows added after the graph was saved (the bytes hold fewer rows than size()) are
+  // inserted into it. From `options` only ef_search applies (the rest is in the bytes).
+  std::string SaveHnsw() const;
+  void LoadHnsw(const std::string& bytes, const HnswOptions& options);
+
+  // The candidate list of graph searches from now on (BuildHnsw's and LoadHnsw's ef_search until
+  // then); ef < 1 throws std::invalid_argument. Safe beside searches.
+  void SetEfSearch(int ef);
+
+  // Exact top-k of one query (dim() floats). k <= 0, a null query, or a filter list that is not
+  // ascending within [0, size()) throws std::invalid_argument. Duplicates in a list are harmless.
+  TopK SearchExact(const float* query, int64_t k, const SearchFilter& filter = {}) const;
+
+  // Top-k of one query: through the HNSW graph with exact re-scoring when it exists, except when
+  // `filter.allowed` is set (a short list, scanned exactly); exact otherwise. The graph proposes
+  // max(ef_search, k + |excluded|) candidates (that is the search's ef), which are scored by their
+  // true dot products; when that many candidates would cost about as much as a scan (candidates x 4M
+  // >= size()), the index is scanned exactly instead.
+  TopK Search(const float* query, int64_t k, const SearchFilter& filter = {}) const;
+
+ private:
+  struct Hnsw;
+  const int64_t dim_;
+  static constexpr int64_t kBlockRows = int64_t{1} << 16;      ///< rows per storage block
+  static constexpr int64_t kMaxBlocks = int64_t{1} << 12;      ///< up to 268M rows
+  std::unique_ptr<std::unique_ptr<float[]>[]> blocks_;          ///< never moved once allocated
+  std::atomic<int64_t> size_{0};
+  std::unique_ptr<Hnsw> hnsw_;             ///< guarded by graph_mutex_ (see above)
+  mutable std::shared_mutex graph_mutex_;
+
+  const float* Row(int64_t id) const {
+    return blocks_[id / kBlockRows].get() + (id % kBlockRows) * dim_;
+  }
+  void InsertIntoGraph(int64_t id);          ///< Add's insertion of a published row
+};
+
+}  // namespace mosaic::fusion

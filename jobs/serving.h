@@ -1,0 +1,79 @@
+// The current model version as queries use it, shared by the CLI query commands (which load it
+// once per command) and `mosaic serve` (which keeps it and grows it as items arrive).
+//
+// Item "columns" are the version's item rows, then the items placed after it (by import, ingest or
+// POST /items, or in memory at load for items that were written but never placed, e.g. after a
+// crash between the item's batch and its placement's). Columns are scored through ItemIndexes
+// (exact, or HNSW with exact re-scoring when the version carries a graph).
+//
+// Thread safety: Query may run on many threads at once, beside one thread calling Place /
+// AddPlaced / MarkInteracted.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fusion/item_index.h"
+#include "fusion/kgat.h"
+#include "jobs/model_plugin.h"
+#include "jobs/model_version.h"
+#include "store/store.h"
+
+namespace mosaic::jobs {
+
+inline constexpr size_t kMaxQueryK = 1000;  ///< largest k a query accepts
+
+class ServingModel {
+ public:
+  // Loads the current version from `view`, with the items placed for it; items created after its
+  // snapshot and not placed are placed in memory. NotFound before the first rebuild.
+  static Status Load(const store::ReadView& view, std::unique_ptr<ServingModel>* out);
+  ~ServingModel();
+
+  uint64_t version() const { return m_.version; }
+  int64_t num_items() const { return items_->size(); }  ///< columns, placed ones included
+  int64_t num_users() const { return m_.num_users(); }
+  int64_t num_placed() const { return items_->size() - m_.num_items(); }
+  bool HasColumn(store::NodeId item) const;
+
+  // Representations of new items (not columns yet) from their content and edges in `view`, and
+  // adds them as cold columns. Items already columns are skipped. *placed (optional) receives the
+  // store ids and rows placed, for the caller to persist.
+  Status Place(const store::ReadView& view, const std::vector<store::NodeId>& items,
+               std::vector<std::pair<store::NodeId, std::vector<float>>>* placed);
+
+  // The given items now have interactions: they leave the cold set.
+  void MarkInteracted(const std::vector<store::NodeId>& items);
+
+  // recommend / audience / similar, in the JSON shape `mosaic recommend --json` prints. `view`
+  // supplies names and edges. InvalidArgument for bad arguments (k outside 1..kMaxQueryK, a
+  // missing user or item), NotFound for a user or item the store or the version does not know.
+  Status Query(const store::ReadView& view, const std::string& query, const QueryArgs& args,
+               nlohmann::json* result);
+
+ private:
+  ServingModel() = default;
+  Status AddColumns(const std::vector<store::NodeId>& items, const at::Tensor& reps, bool cold);
+  std::vector<int64_t> ColdColumns() const;
+
+  LoadedModel m_;
+  std::unique_ptr<fusion::Kgat> kgat_;        ///< for placement and explanations
+  std::mutex kgat_mu_;                        ///< one forward pass at a time
+  std::unique_ptr<fusion::ItemIndex> items_;  ///< item columns
+  std::unique_ptr<fusion::ItemIndex> normed_; ///< the same, L2-normalised (similar)
+  std::unique_ptr<fusion::ItemIndex> users_;  ///< user rows (audience)
+
+  mutable std::mutex meta_mu_;                ///< guards the members below
+  std::vector<store::NodeId> columns_;        ///< column -> store id
+  std::unordered_map<store::NodeId, int64_t> column_of_;
+  std::vector<char> cold_;                    ///< column -> no interactions
+  std::vector<float> placed_layer0_;          ///< layer-0 part of placed columns' representations
+};
+
+}  // namespace mosaic::jobs
