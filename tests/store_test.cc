@@ -2,6 +2,10 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "store/keys.h"
 #include "tests/test_util.h"
 
@@ -279,6 +283,76 @@ TEST(StoreTest, SecondWriterIsBusy) {
   std::unique_ptr<Store> second;
   Status st = Store::Open(tmp / "s", OpenOptions(), &second);
   EXPECT_EQ(st.code(), Status::Code::kBusy) << st.ToString();
+}
+
+// A follower (`mosaic serve`'s reader) sees what primaries opened after it commit, once it catches up.
+TEST(StoreTest, FollowerSeesWritesOfLaterPrimariesAfterCatchUp) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto write_item = [&](const std::string& key) {
+    std::unique_ptr<Store> primary = OpenNew(dir);
+    ASSERT_TRUE(primary);
+    std::unique_ptr<Batch> b;
+    ASSERT_OK(primary->BeginBatch(&b));
+    NodeId id = 0;
+    ASSERT_OK(b->UpsertNode(NodeKind::kItem, key, key, &id));
+    ASSERT_OK(b->Commit());
+  };
+  auto has_item = [](Store* s, const std::string& key) {
+    NodeId id = 0;
+    return s->NewReadView()->FindNode(NodeKind::kItem, key, &id).ok();
+  };
+  write_item("a");
+  std::unique_ptr<Store> follower;
+  OpenOptions o;
+  o.follower = true;
+  ASSERT_OK(Store::Open(dir, o, &follower));
+  EXPECT_TRUE(has_item(follower.get(), "a"));
+  std::unique_ptr<Batch> refused;
+  EXPECT_TRUE(follower->BeginBatch(&refused).IsInvalidArgument());
+
+  const uint64_t before = follower->LatestSequence();
+  write_item("b");  // a second primary, opened and closed while the follower is open
+  EXPECT_FALSE(has_item(follower.get(), "b"));
+  ASSERT_OK(follower->CatchUp());
+  EXPECT_TRUE(has_item(follower.get(), "b"));
+  EXPECT_GT(follower->LatestSequence(), before);
+  write_item("c");
+  ASSERT_OK(follower->CatchUp());
+  EXPECT_TRUE(has_item(follower.get(), "c"));
+  EXPECT_TRUE(has_item(follower.get(), "a"));
+}
+
+TEST(StoreTest, WriterWaitsForTheLockAndSaysSo) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  std::unique_ptr<Store> holder = OpenNew(dir);
+  ASSERT_TRUE(holder);
+  EXPECT_FALSE(Store::WriterWaiting(dir));
+  std::atomic<bool> told{false};
+  Status opened;
+  std::unique_ptr<Store> waiter;
+  std::thread t([&] {
+    OpenOptions o;
+    o.wait_for_lock_ms = 20000;
+    o.on_wait = [&] { told = true; };
+    opened = Store::Open(dir, o, &waiter);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!Store::WriterWaiting(dir) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(Store::WriterWaiting(dir));
+  holder.reset();  // gives the lock back
+  t.join();
+  ASSERT_OK(opened);
+  EXPECT_TRUE(told);
+  EXPECT_FALSE(Store::WriterWaiting(dir));
+
+  // Without waiting, Busy at once.
+  std::unique_ptr<Store> second;
+  OpenOptions o;
+  EXPECT_EQ(Store::Open(dir, o, &second).code(), Status::Code::kBusy);
 }
 
 }  // namespace
