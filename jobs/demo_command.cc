@@ -1,5 +1,13 @@
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -196,6 +204,82 @@ Status ModelTour(const Context& ctx, const fs::path& media, nlohmann::json* repo
                fresh, "recommend_new");
 }
 
+const char* const kServedFilm =
+    R"({"id": "faust-1926", "kind": "video", "title": "Faust", "description": "Mephisto wagers with an archangel that he can corrupt the scholar Faust.", "year": 1926, "genre": ["Silent film", "German Expressionism"], "director": "F. W. Murnau", "studio": "UFA", "tags": ["silent", "expressionist", "black-and-white"]})";
+
+// The serving part of the tour: `mosaic serve` as a child process on a free port, a new film POSTed to
+// it, and that film among the new items recommended to a silent-film fan when the POST returns.
+Status ServeTour(const Context& ctx, nlohmann::json* report) {
+  Heading(ctx, "serve it over HTTP (mosaic serve): POST a new film, then ask for new items");
+  int out[2];
+  if (::pipe(out) != 0) return Status::IOError("cannot make a pipe for the server");
+  std::vector<std::string> args = {"/proc/self/exe", "--store", ctx.store_dir, "--json"};
+  if (ctx.no_text) args.push_back("--no-text");
+  if (!ctx.model_dir.empty()) {
+    args.push_back("--model");
+    args.push_back(ctx.model_dir);
+  }
+  for (const char* a : {"serve", "--port", "0"}) args.push_back(a);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    return Status::IOError("cannot start `mosaic serve`: " + std::string(std::strerror(spawned)));
+  }
+  // Its first line says where it listens.
+  std::string line;
+  char c = 0;
+  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(out[0]);
+  auto stop = [pid] {
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  };
+  const nlohmann::json listening = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!listening.is_object() || !listening.contains("port")) {
+    stop();
+    return Status::IOError("`mosaic serve` did not start (it printed '" + line + "')");
+  }
+  httplib::Client client("127.0.0.1", listening["port"].get<int>());
+  auto timed = [](auto&& call, double* ms) {
+    const auto start = std::chrono::steady_clock::now();
+    auto result = call();
+    *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  };
+  double post_ms = 0, get_ms = 0;
+  auto posted = timed([&] { return client.Post("/items", kServedFilm, "application/json"); }, &post_ms);
+  auto got = timed([&] { return client.Get("/recommend?user=chloe&new_only=1&k=3"); }, &get_ms);
+  stop();
+  if (!posted || posted->status != 201 || !got || got->status != 200) {
+    return Status::IOError("the demo's requests to `mosaic serve` failed" +
+                           std::string(posted ? ": POST /items said " + posted->body : ""));
+  }
+  const nlohmann::json item = nlohmann::json::parse(posted->body), recs = nlohmann::json::parse(got->body);
+  (*report)["serve"] = {{"post_items", item}, {"post_ms", post_ms}, {"recommend_new", recs}, {"get_ms", get_ms}};
+  if (!ctx.json) {
+    std::printf("%s\nPOST /items  Faust (1926), F. W. Murnau  -> %d in %.0f ms (stored, linked, placed by model v%llu)\n",
+                listening["listening"].get<std::string>().c_str(), posted->status, post_ms,
+                item["model_version"].get<unsigned long long>());
+    std::printf("GET /recommend?user=chloe&new_only=1&k=3  -> %d in %.0f ms:\n", got->status, get_ms);
+    for (const auto& r : recs["results"]) {
+      std::printf("  %d. %s%s\n", r["rank"].get<int>(), r.value("label", r.value("key", "?")).c_str(),
+                  r["key"] == "faust-1926" ? "  <- posted a moment ago" : "");
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
@@ -336,14 +420,16 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
   view.reset();
   store.reset();  // the rebuild opens the store itself
   MOSAIC_RETURN_IF_ERROR(ModelTour(ctx, media, &report));
+  MOSAIC_RETURN_IF_ERROR(ServeTour(ctx, &report));
   if (ctx.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("\nExplore it yourself:\n  mosaic --store %s stats\n  mosaic --store %s neighbors \"Sintel\" --hops 2\n"
                 "  mosaic --store %s show \"Game of Life\"\n  mosaic --store %s recommend --user ben --explain\n"
-                "  mosaic --store %s similar --item \"Arabesque No. 1\" --explain\n",
+                "  mosaic --store %s similar --item \"Arabesque No. 1\" --explain\n"
+                "  mosaic --store %s serve    # then: curl 'localhost:8080/recommend?user=ana&new_only=1'\n",
                 ctx.store_dir.c_str(), ctx.store_dir.c_str(), ctx.store_dir.c_str(), ctx.store_dir.c_str(),
-                ctx.store_dir.c_str());
+                ctx.store_dir.c_str(), ctx.store_dir.c_str());
   }
   return Status::OK();
 }
