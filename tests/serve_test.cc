@@ -1,0 +1,825 @@
+// `mosaic serve` over HTTP, against the contract in docs/serving.md. The server runs as a child
+// process (`--port 0 --json`, its port read from its first stdout line) on a copy of a small
+// synthetic store with a model (imported with --no-text, rebuilt with a few epochs).
+//
+// The bad-input suite sends every kind of refused request (malformed JSON, bodies over --max-body,
+// unknown users and items, bad k, text that is not UTF-8 in bodies and query strings, wrong
+// Content-Type, wrong method, unknown path, arrays for objects, missing and mistyped fields): each
+// must be a 4xx with a JSON body holding "error"; the server must still answer /health, stop cleanly
+// on SIGTERM, and leave the store exactly as it was (compared as full dumps) and consistent.
+// The positive tests: a posted item is in new_only recommendations at once; a posted interaction is
+// excluded by exclude_seen; /metrics in Prometheus text format; a rebuild in another process while
+// a client queries (no failed request, the version goes from 1 to 2); an import by another process
+// is picked up.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/serve_util.h"
+
+namespace mosaic {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::CommandResult;
+using testing::Describe;
+using testing::DumpStore;
+using testing::Escape;
+using testing::Quote;
+using testing::RawHttp;
+using testing::RawResponse;
+using testing::RunJson;
+using testing::RunMosaic;
+using testing::SecondsSince;
+using testing::ServerProcess;
+using testing::SynthArtist;
+using testing::SynthGenre;
+using testing::SynthSong;
+using testing::TempDir;
+using testing::WriteFile;
+
+// One HTTP exchange, whatever the transport did.
+struct Reply {
+  int status = 0;  ///< 0: no response (error says why)
+  std::string body;
+  std::string content_type;
+  std::string error;
+  json Json() const { return json::parse(body, nullptr, false); }
+};
+
+std::string Show(const Reply& r) {
+  if (r.status == 0) return "no response: " + r.error;
+  return std::to_string(r.status) + " (" + r.content_type + ") " + Escape(r.body.substr(0, 400));
+}
+
+Reply Send(int port, const std::string& method, const std::string& path, const std::string& body = "",
+           const std::string& content_type = "application/json") {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(60, 0);
+  client.set_write_timeout(60, 0);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    req.body = body;
+    if (!content_type.empty()) req.headers.emplace("Content-Type", content_type);
+  }
+  Reply r;
+  httplib::Result res = client.send(req);
+  if (!res) {
+    r.error = httplib::to_string(res.error());
+    return r;
+  }
+  r.status = res->status;
+  r.body = res->body;
+  r.content_type = res->get_header_value("Content-Type");
+  return r;
+}
+Reply Get(int port, const std::string& path) { return Send(port, "GET", path); }
+Reply Post(int port, const std::string& path, const std::string& body, const std::string& content_type = "application/json") {
+  return Send(port, "POST", path, body, content_type);
+}
+
+// A refused request: a 4xx (exactly `want` when not 0) whose body is a JSON object with a non-empty
+// string "error" (and "field" == `field` when `field` is given).
+::testing::AssertionResult IsJsonError(int status, const std::string& body, const std::string& content_type, int want,
+                                       const std::string& field = "") {
+  if (status < 400 || status > 499) return ::testing::AssertionFailure() << "status " << status << " is not a 4xx";
+  if (want != 0 && status != want) return ::testing::AssertionFailure() << "status " << status << ", expected " << want;
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) return ::testing::AssertionFailure() << "the body is not a JSON object: " << Escape(body.substr(0, 300));
+  if (!j.contains("error") || !j["error"].is_string() || j["error"].get<std::string>().empty()) {
+    return ::testing::AssertionFailure() << "the body has no \"error\" string: " << j.dump();
+  }
+  if (content_type.rfind("application/json", 0) != 0) {
+    return ::testing::AssertionFailure() << "Content-Type is '" << content_type << "', not application/json";
+  }
+  // The field may be named by its path in the body ("[1].weight" in an array of interactions).
+  const std::string got_field = j.contains("field") && j["field"].is_string() ? j["field"].get<std::string>() : "";
+  const bool field_ok = got_field == field || (got_field.size() > field.size() &&
+                                               got_field.compare(got_field.size() - field.size(), field.size(), field) == 0 &&
+                                               got_field[got_field.size() - field.size() - 1] == '.');
+  if (!field.empty() && !field_ok) {
+    return ::testing::AssertionFailure() << "\"field\" is " << (j.contains("field") ? j["field"].dump() : "absent")
+                                         << ", expected \"" << field << "\": " << j.dump();
+  }
+  return ::testing::AssertionSuccess();
+}
+::testing::AssertionResult IsJsonError(const Reply& r, int want, const std::string& field = "") {
+  if (r.status == 0) return ::testing::AssertionFailure() << "no response: " << r.error;
+  return IsJsonError(r.status, r.body, r.content_type, want, field);
+}
+::testing::AssertionResult IsJsonError(const RawResponse& r, int want, const std::string& field = "") {
+  if (r.status == 0) return ::testing::AssertionFailure() << "no response: " << r.error;
+  std::string content_type;
+  std::string lower = r.headers;
+  for (auto& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  const size_t at = lower.find("\r\ncontent-type:");
+  if (at != std::string::npos) {
+    size_t start = at + 15;
+    while (start < lower.size() && lower[start] == ' ') ++start;
+    content_type = lower.substr(start, lower.find("\r\n", start) - start);
+  }
+  return IsJsonError(r.status, r.body, content_type, want, field);
+}
+
+// The keys of a query result's "results".
+std::vector<std::string> Keys(const json& j) {
+  std::vector<std::string> keys;
+  if (!j.is_object() || !j.contains("results")) return keys;
+  for (const auto& r : j["results"]) keys.push_back(r.value("key", std::string()));
+  return keys;
+}
+bool Contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+class ServeTest : public ::testing::Test {
+ protected:
+  // One store with a model for the whole suite; each test serves a copy of it.
+  static void SetUpTestSuite() {
+    base_ = new TempDir;
+    const auto made = testing::MakeSyntheticStore(*base_ / "model", base_->path().string(), 5);
+    base_ok_ = bool(made);
+    if (!made) base_error_ = made.message();
+  }
+  static void TearDownTestSuite() {
+    delete base_;
+    base_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(base_ok_) << "could not make the synthetic store:\n" << base_error_; }
+
+  // A copy of the suite's store (with model version 1), or, when !with_model, a fresh one without.
+  std::string Store(const std::string& name, bool with_model = true) {
+    const std::string dir = tmp_ / name;
+    if (with_model) {
+      fs::copy(*base_ / "model", dir, fs::copy_options::recursive);
+    } else {
+      EXPECT_TRUE(testing::MakeSyntheticStore(dir, tmp_.path().string(), 0));
+    }
+    return dir;
+  }
+
+  void ExpectCheckPasses(const std::string& store) {
+    CommandResult r = RunMosaic("--store " + Quote(store) + " check");
+    EXPECT_EQ(r.exit_code, 0) << "mosaic check after serving:\n" << Describe(r);
+  }
+
+  // Polls /health until `pred` holds (up to timeout_s); returns the seconds it took, or -1.
+  double WaitForHealth(int port, const std::function<bool(const json&)>& pred, double timeout_s) {
+    const auto start = std::chrono::steady_clock::now();
+    while (SecondsSince(start) < timeout_s) {
+      const Reply r = Get(port, "/health");
+      if (r.status == 200 && pred(r.Json())) return SecondsSince(start);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  static TempDir* base_;
+  static bool base_ok_;
+  static std::string base_error_;
+  TempDir tmp_;
+};
+TempDir* ServeTest::base_ = nullptr;
+bool ServeTest::base_ok_ = false;
+std::string ServeTest::base_error_;
+
+// ---------------------------------------------------------------------------------------------
+// Startup, /health, SIGTERM
+
+TEST_F(ServeTest, ListensPrintsItsPortAndStopsCleanly) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const json& hello = server.hello();
+  EXPECT_EQ(hello.value("model_version", -1), 1) << hello.dump();
+  EXPECT_EQ(hello.value("listening", std::string()), "http://127.0.0.1:" + std::to_string(server.port())) << hello.dump();
+  const Reply health = Get(server.port(), "/health");
+  ASSERT_EQ(health.status, 200) << Show(health);
+  EXPECT_EQ(health.content_type.rfind("application/json", 0), 0u) << health.content_type;
+  const json h = health.Json();
+  EXPECT_EQ(h.value("status", std::string()), "ok") << h.dump();
+  EXPECT_EQ(h.value("model_version", -1), 1) << h.dump();
+  EXPECT_EQ(h.value("items", -1), testing::kServeGenres * testing::kServeArtists * testing::kServeSongs) << h.dump();
+  EXPECT_EQ(h.value("users", -1), testing::kServeUsers) << h.dump();
+  EXPECT_TRUE(h.contains("placed")) << h.dump();
+  std::printf("server ready %.2f s after it was started\n", server.startup_seconds());
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+TEST_F(ServeTest, WithoutAModelQueriesAre503AndHealthSaysVersion0) {
+  const std::string store = Store("bare", /*with_model=*/false);
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  EXPECT_EQ(server.hello().value("model_version", -1), 0) << server.hello().dump();
+  const Reply health = Get(server.port(), "/health");
+  ASSERT_EQ(health.status, 200) << Show(health);
+  EXPECT_EQ(health.Json().value("model_version", -1), 0) << Show(health);
+  for (const std::string& path : std::vector<std::string>{"/recommend?user=u0", "/audience?item=" + SynthSong(0, 0, 0),
+                                                          "/similar?item=" + SynthSong(0, 0, 0)}) {
+    const Reply r = Get(server.port(), path);
+    EXPECT_EQ(r.status, 503) << path << ": " << Show(r);
+    const json j = r.Json();
+    EXPECT_TRUE(j.is_object() && j.contains("error")) << path << ": " << Show(r);
+  }
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+struct BadRequest {
+  std::string what;
+  std::string method, path, body, content_type;
+  int want;           ///< expected status (0: any 4xx)
+  std::string field;  ///< expected "field" ("" = not checked)
+};
+
+std::vector<BadRequest> BadRequests() {
+  const std::string song = SynthSong(0, 0, 0);
+  const std::string J = "application/json";
+  std::string big_description(2 * 1024 * 1024, 'a');
+  std::vector<BadRequest> cases = {
+      // Malformed JSON and bodies that are not what the endpoint takes.
+      {"truncated JSON", "POST", "/items", R"({"id": "x", "title": )", J, 400, ""},
+      {"JSON with trailing garbage", "POST", "/items", R"({"id": "x"} {"id": "y"})", J, 400, ""},
+      {"not JSON at all", "POST", "/items", "id=x&title=y", J, 400, ""},
+      {"empty body", "POST", "/items", "", J, 400, ""},
+      {"single quotes", "POST", "/items", "{'id': 'x'}", J, 400, ""},
+      {"an array for an item", "POST", "/items", R"([{"id": "x", "title": "X"}])", J, 400, ""},
+      {"an empty array for an item", "POST", "/items", "[]", J, 400, ""},
+      {"a string for an item", "POST", "/items", R"("x")", J, 400, ""},
+      {"a number for an item", "POST", "/items", "42", J, 400, ""},
+      {"null for an item", "POST", "/items", "null", J, 400, ""},
+      {"malformed interactions", "POST", "/interactions", R"([{"user": "u0", "item": )", J, 400, ""},
+      {"a string for interactions", "POST", "/interactions", R"("u0 played it")", J, 400, ""},
+      {"an array of numbers for interactions", "POST", "/interactions", "[1, 2]", J, 400, ""},
+      {"an array of arrays for interactions", "POST", "/interactions", R"([["u0", ")" + song + R"("]])", J, 400, ""},
+      // Missing and mistyped fields.
+      {"item without id", "POST", "/items", R"({"title": "No Id", "kind": "music"})", J, 400, "id"},
+      {"empty object", "POST", "/items", "{}", J, 400, "id"},
+      {"id true", "POST", "/items", R"({"id": true, "title": "T"})", J, 400, "id"},
+      {"id 1.5", "POST", "/items", R"({"id": 1.5, "title": "T"})", J, 400, "id"},
+      {"id an array", "POST", "/items", R"({"id": ["a"], "title": "T"})", J, 400, "id"},
+      {"id an object", "POST", "/items", R"({"id": {"a": 1}, "title": "T"})", J, 400, "id"},
+      {"empty id", "POST", "/items", R"({"id": "", "title": "T"})", J, 400, "id"},
+      {"title a number", "POST", "/items", R"({"id": "bad-title", "title": 5})", J, 400, "title"},
+      {"empty title", "POST", "/items", R"({"id": "bad-title", "title": "  "})", J, 400, "title"},
+      {"kind podcast", "POST", "/items", R"({"id": "bad-kind", "title": "T", "kind": "podcast"})", J, 400, "kind"},
+      {"tags with a number", "POST", "/items", R"({"id": "bad-tags", "title": "T", "tags": ["ok", 1]})", J, 400, "tags"},
+      {"a field holding an object", "POST", "/items", R"({"id": "bad-obj", "title": "T", "artist": {"name": "A"}})", J, 400, "artist"},
+      {"year 1.5", "POST", "/items", R"({"id": "bad-year", "title": "T", "year": 1.5})", J, 400, "year"},
+      {"reserved relation", "POST", "/items", R"({"id": "bad-rel", "title": "T", "interacted": "u0"})", J, 400, "interacted"},
+      {"interaction without item", "POST", "/interactions", R"({"user": "u0"})", J, 400, "item"},
+      {"interaction without user", "POST", "/interactions", R"({"item": ")" + song + R"("})", J, 400, "user"},
+      {"weight a string", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "weight": "heavy"})", J, 400, "weight"},
+      {"timestamp a string", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "timestamp": "yesterday"})", J, 400, "timestamp"},
+      {"user an object", "POST", "/interactions", R"({"user": {"id": "u0"}, "item": ")" + song + R"("})", J, 400, "user"},
+      {"one bad interaction among good ones", "POST", "/interactions",
+       R"([{"user": "u0", "item": ")" + SynthSong(0, 0, 1) + R"(", "weight": 2}, {"user": "u0", "item": ")" + SynthSong(0, 0, 2) +
+           R"(", "weight": "x"}])",
+       J, 400, "weight"},
+      {"interaction with an unknown item", "POST", "/interactions", R"({"user": "u0", "item": "no-such-song", "weight": 1})", J, 404, ""},
+      // Text that is not UTF-8.
+      {"id with bytes FF FE", "POST", "/items", "{\"id\": \"bad-\xff\xfe\", \"title\": \"T\"}", J, 400, ""},
+      {"title with an overlong encoding", "POST", "/items", "{\"id\": \"bad-utf8\", \"title\": \"\xc0\xaf\"}", J, 400, ""},
+      {"tag with a truncated sequence", "POST", "/items", "{\"id\": \"bad-utf8\", \"title\": \"T\", \"tags\": [\"\xe2\x82\"]}", J, 400, ""},
+      {"lone surrogate escape", "POST", "/items", R"({"id": "bad-surrogate", "title": "\ud800"})", J, 400, ""},
+      {"user with byte FF", "POST", "/interactions", "{\"user\": \"u\xff\", \"item\": \"" + song + "\"}", J, 400, ""},
+      {"user %FF in the query", "GET", "/recommend?user=%FF%FE", "", "", 400, "user"},
+      {"item %C3%28 in the query", "GET", "/similar?item=%C3%28", "", "", 400, "item"},
+      {"item %ED%A0%80 (a surrogate) in the query", "GET", "/audience?item=%ED%A0%80", "", "", 400, "item"},
+      // Unknown users and items.
+      {"unknown user", "GET", "/recommend?user=nobody", "", "", 404, ""},
+      {"unknown item (similar)", "GET", "/similar?item=no-such-song", "", "", 404, ""},
+      {"unknown item (audience)", "GET", "/audience?item=no-such-song", "", "", 404, ""},
+      {"missing user", "GET", "/recommend", "", "", 400, "user"},
+      {"empty user", "GET", "/recommend?user=", "", "", 400, "user"},
+      {"missing item", "GET", "/similar?k=5", "", "", 400, "item"},
+      {"missing item (audience)", "GET", "/audience", "", "", 400, "item"},
+      // k.
+      {"k=0", "GET", "/recommend?user=u0&k=0", "", "", 400, "k"},
+      {"k=-1", "GET", "/recommend?user=u0&k=-1", "", "", 400, "k"},
+      {"k=1001", "GET", "/recommend?user=u0&k=1001", "", "", 400, "k"},
+      {"k huge", "GET", "/recommend?user=u0&k=99999999999999999999999999", "", "", 400, "k"},
+      {"k=2^64+5", "GET", "/recommend?user=u0&k=18446744073709551621", "", "", 400, "k"},
+      {"k=abc", "GET", "/recommend?user=u0&k=abc", "", "", 400, "k"},
+      {"k=10abc", "GET", "/recommend?user=u0&k=10abc", "", "", 400, "k"},
+      {"k=1.5", "GET", "/recommend?user=u0&k=1.5", "", "", 400, "k"},
+      {"k=1e2", "GET", "/recommend?user=u0&k=1e2", "", "", 400, "k"},
+      {"k empty", "GET", "/recommend?user=u0&k=", "", "", 400, "k"},
+      {"k=0x10", "GET", "/recommend?user=u0&k=0x10", "", "", 400, "k"},
+      {"k=-0", "GET", "/similar?item=" + song + "&k=-0", "", "", 400, "k"},
+      {"k=0 (similar)", "GET", "/similar?item=" + song + "&k=0", "", "", 400, "k"},
+      {"k=-5 (audience)", "GET", "/audience?item=" + song + "&k=-5", "", "", 400, "k"},
+      {"k=abc (audience)", "GET", "/audience?item=" + song + "&k=abc", "", "", 400, "k"},
+      {"new_only=maybe", "GET", "/recommend?user=u0&new_only=maybe", "", "", 400, "new_only"},
+      {"exclude_seen=2", "GET", "/recommend?user=u0&exclude_seen=2", "", "", 400, "exclude_seen"},
+      {"explain=yes", "GET", "/recommend?user=u0&explain=yes", "", "", 400, "explain"},
+      // Content-Type.
+      {"item as text/plain", "POST", "/items", R"({"id": "plain", "title": "Plain"})", "text/plain", 415, ""},
+      {"item as a form", "POST", "/items", R"({"id": "form", "title": "Form"})", "application/x-www-form-urlencoded", 415, ""},
+      {"interaction as text/plain", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"("})", "text/plain", 415, ""},
+      {"item as application/jsonx", "POST", "/items", R"({"id": "jsonx", "title": "X"})", "application/jsonx", 415, ""},
+      // Methods and paths.
+      {"GET /items", "GET", "/items", "", "", 405, ""},
+      {"DELETE /items", "DELETE", "/items", "", "", 405, ""},
+      {"PUT /items", "PUT", "/items", R"({"id": "put", "title": "Put"})", J, 405, ""},
+      {"GET /interactions", "GET", "/interactions", "", "", 405, ""},
+      {"POST /recommend", "POST", "/recommend?user=u0", R"({"user": "u0"})", J, 405, ""},
+      {"POST /health", "POST", "/health", "{}", J, 405, ""},
+      {"DELETE /similar", "DELETE", "/similar?item=" + song, "", "", 405, ""},
+      {"PATCH /audience", "PATCH", "/audience?item=" + song, "{}", J, 405, ""},
+      {"POST /metrics", "POST", "/metrics", "{}", J, 405, ""},
+      {"GET /", "GET", "/", "", "", 404, ""},
+      {"GET /nope", "GET", "/nope", "", "", 404, ""},
+      {"GET /recommend/u0", "GET", "/recommend/u0", "", "", 404, ""},
+      {"POST /item", "POST", "/item", R"({"id": "x", "title": "X"})", J, 404, ""},
+      {"GET /health/", "GET", "/health/extra", "", "", 404, ""},
+      // Size.
+      {"a 2 MiB body", "POST", "/items", R"({"id": "big", "title": "Big", "description": ")" + big_description + R"("})", J, 413, ""},
+  };
+  return cases;
+}
+
+TEST_F(ServeTest, BadInputIsRefusedWithJsonAndChangesNothing) {
+  const std::string store = Store("s");
+  const std::string before = DumpStore(store);
+  ASSERT_FALSE(before.empty());
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+
+  int refused = 0;
+  for (const BadRequest& c : BadRequests()) {
+    const Reply r = Send(port, c.method, c.path, c.body, c.content_type);
+    EXPECT_TRUE(IsJsonError(r, c.want, c.field)) << c.what << ": " << c.method << " " << Escape(c.path) << " "
+                                                 << Escape(c.body.substr(0, 120)) << "\n  got " << Show(r);
+    ++refused;
+  }
+
+  // What httplib::Client will not send: a lying Content-Length, a chunked body over the limit, no
+  // Content-Type, raw bytes that are not UTF-8 in the request line.
+  const std::string host = "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  {
+    SCOPED_TRACE("a body declared as 100 MiB, 64 KiB of it sent, then the client's half of the connection closed");
+    const RawResponse r = RawHttp(port,
+                                  "POST /items HTTP/1.1\r\n" + host +
+                                      "Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n",
+                                  64 * 1024, /*half_close=*/true);
+    // The body can never be complete: a 413, or the connection closed with no answer.
+    if (r.status != 0) {
+      EXPECT_TRUE(IsJsonError(r, 413)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    } else {
+      std::printf("a body declared as 100 MiB and cut short: no answer (%s)\n", r.error.c_str());
+    }
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("a body declared as 100 MiB, 2 MiB of it sent");
+    const RawResponse r = RawHttp(port,
+                                  "POST /items HTTP/1.1\r\n" + host +
+                                      "Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n",
+                                  2 * 1024 * 1024, /*half_close=*/false, /*timeout_s=*/20);
+    EXPECT_TRUE(IsJsonError(r, 413)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("a body declared as 100 MiB, the connection left open");
+    const RawResponse r = RawHttp(port,
+                                  "POST /interactions HTTP/1.1\r\n" + host +
+                                      "Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n[",
+                                  0, /*half_close=*/false, /*timeout_s=*/20);
+    EXPECT_TRUE(IsJsonError(r, 413)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("a chunked body of 2 MiB");
+    std::string request = "POST /items HTTP/1.1\r\n" + host + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string chunk(64 * 1024, 'x');
+    char size[32];
+    const std::string head = "{\"id\": \"chunked\", \"title\": \"Chunked\", \"description\": \"";
+    std::snprintf(size, sizeof size, "%zx\r\n", head.size());
+    request += size + head + "\r\n";
+    for (int i = 0; i < 32; ++i) {
+      std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+      request += size + chunk + "\r\n";
+    }
+    request += "2\r\n\"}\r\n0\r\n\r\n";
+    const RawResponse r = RawHttp(port, request);
+    EXPECT_TRUE(IsJsonError(r, 413)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("a POST without Content-Type");
+    const std::string body = R"({"id": "untyped", "title": "Untyped"})";
+    const RawResponse r = RawHttp(port, "POST /items HTTP/1.1\r\n" + host + "Content-Length: " + std::to_string(body.size()) +
+                                            "\r\nConnection: close\r\n\r\n" + body);
+    EXPECT_TRUE(IsJsonError(r, 415)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("raw bytes FF FE in the query string");
+    const RawResponse r = RawHttp(port, "GET /recommend?user=\xff\xfe HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n");
+    EXPECT_TRUE(IsJsonError(r, 400)) << r.headers << "\n" << Escape(r.body.substr(0, 300));
+    ++refused;
+  }
+  {
+    SCOPED_TRACE("a request line that is not HTTP");
+    const RawResponse r = RawHttp(port, "HELLO THERE\r\n\r\n", 0, /*half_close=*/true, 10);
+    // The server may answer 400 or just close; either way it must live on (checked below).
+    if (r.status != 0) {
+      EXPECT_GE(r.status, 400) << r.headers;
+    }
+  }
+
+  // Still serving, nothing written.
+  const Reply health = Get(port, "/health");
+  EXPECT_EQ(health.status, 200) << Show(health);
+  const Reply rec = Get(port, "/recommend?user=u0&k=3");
+  EXPECT_EQ(rec.status, 200) << Show(rec);
+  std::printf("%d refused requests sent\n", refused);
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  const std::string after = DumpStore(store);
+  EXPECT_TRUE(after == before) << "refused requests changed the store:\n" << testing::DiffLines(before, after);
+}
+
+TEST_F(ServeTest, MaxBodyOptionSetsTheLimit) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store, {"--max-body", "2000"}));
+  const std::string small = json({{"id", "small-one"}, {"kind", "music"}, {"title", "Small One"}}).dump();
+  const std::string large = json({{"id", "large-one"}, {"kind", "music"}, {"title", "Large One"},
+                                  {"description", std::string(3000, 'd')}}).dump();
+  const Reply too_big = Post(server.port(), "/items", large);
+  EXPECT_TRUE(IsJsonError(too_big, 413)) << Show(too_big);
+  const Reply fine = Post(server.port(), "/items", small);
+  EXPECT_EQ(fine.status, 201) << Show(fine);
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+TEST_F(ServeTest, PostedItemIsRecommendedAsNewAtOnce) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const json health_before = Get(port, "/health").Json();
+
+  const json item = {{"id", "fresh-song"}, {"kind", "music"}, {"title", "Fresh Song"}, {"description", "A new song by Artist 01"},
+                     {"artist", SynthArtist(0, 1)}, {"genre", SynthGenre(0)}, {"tags", {"bright", "brand new"}}, {"year", 2026}};
+  const Reply created = Post(port, "/items", item.dump(), "application/json; charset=utf-8");
+  ASSERT_EQ(created.status, 201) << Show(created);
+  const json c = created.Json();
+  EXPECT_EQ(c.value("created", false), true) << c.dump();
+  EXPECT_EQ(c.value("placed", false), true) << c.dump();
+  EXPECT_EQ(c.value("model_version", -1), 1) << c.dump();
+  ASSERT_TRUE(c.contains("item") && c["item"].is_object()) << c.dump();
+  EXPECT_EQ(c["item"].value("key", std::string()), "fresh-song") << c.dump();
+  EXPECT_EQ(c["item"].value("label", std::string()), "Fresh Song") << c.dump();
+  EXPECT_TRUE(c["item"].contains("id")) << c.dump();
+
+  // In new_only for every user at once (no waiting), for listeners of its genre among the first.
+  for (int u = 0; u < testing::kServeUsers; u += 3) {
+    const std::string user = "u" + std::to_string(u);
+    const Reply r = Get(port, "/recommend?user=" + user + "&new_only=1&k=100");
+    ASSERT_EQ(r.status, 200) << user << ": " << Show(r);
+    const auto keys = Keys(r.Json());
+    EXPECT_TRUE(Contains(keys, "fresh-song")) << user << ": " << r.body;
+  }
+  const Reply rec = Get(port, "/recommend?user=u0&new_only=true&k=4");
+  ASSERT_EQ(rec.status, 200) << Show(rec);
+  EXPECT_TRUE(Contains(Keys(rec.Json()), "fresh-song")) << "a genre-0 listener's 4 best new items: " << rec.body;
+  // The query endpoints know it too.
+  const Reply similar = Get(port, "/similar?item=fresh-song&k=5");
+  EXPECT_EQ(similar.status, 200) << Show(similar);
+  const Reply by_title = Get(port, "/similar?item=Fresh%20Song&k=5");
+  EXPECT_EQ(by_title.status, 200) << Show(by_title);
+  const Reply audience = Get(port, "/audience?item=fresh-song&k=5");
+  EXPECT_EQ(audience.status, 200) << Show(audience);
+  const json h = Get(port, "/health").Json();
+  EXPECT_EQ(h.value("items", 0), health_before.value("items", 0) + 1) << h.dump();
+  EXPECT_EQ(h.value("placed", 0), health_before.value("placed", 0) + 1) << h.dump();
+
+  // The same id again: 200, created false.
+  const Reply again = Post(port, "/items", item.dump());
+  EXPECT_EQ(again.status, 200) << Show(again);
+  EXPECT_EQ(again.Json().value("created", true), false) << Show(again);
+  EXPECT_EQ(Get(port, "/health").Json().value("items", 0), health_before.value("items", 0) + 1);
+
+  // An integer id, as catalogue lines allow.
+  const Reply numeric = Post(port, "/items", R"({"id": 777, "kind": "video", "title": "Numbered"})");
+  EXPECT_EQ(numeric.status, 201) << Show(numeric);
+
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  // Stored whole: attributes and KG links, as `mosaic show` reads them.
+  const json shown = RunJson("--store " + Quote(store) + " --json show fresh-song");
+  EXPECT_EQ(shown["attributes"].value("description", std::string()), "A new song by Artist 01") << shown.dump();
+  EXPECT_EQ(shown["attributes"].value("year", 0), 2026) << shown.dump();
+  std::set<std::string> links;
+  for (const auto& l : shown["links"]) links.insert(l["relation"].get<std::string>() + "=" + l["node"]["key"].get<std::string>());
+  EXPECT_EQ(links, (std::set<std::string>{"artist=artist:artist 01", "genre=genre:genre 0", "tag=tag:bright", "tag=tag:brand new"}))
+      << shown.dump();
+}
+
+TEST_F(ServeTest, PostedInteractionsAreExcludedFromSeen) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+
+  const Reply first = Get(port, "/recommend?user=u0&exclude_seen=1&k=5");
+  ASSERT_EQ(first.status, 200) << Show(first);
+  const auto top = Keys(first.Json());
+  ASSERT_GE(top.size(), 3u) << first.body;
+  const std::string x = top[0];
+
+  const Reply stored = Post(port, "/interactions", json({{"user", "u0"}, {"item", x}, {"weight", 3}}).dump());
+  ASSERT_EQ(stored.status, 200) << Show(stored);
+  EXPECT_EQ(stored.Json().value("stored", -1), 1) << Show(stored);
+  const Reply after = Get(port, "/recommend?user=u0&exclude_seen=1&k=100");
+  ASSERT_EQ(after.status, 200) << Show(after);
+  EXPECT_FALSE(Contains(Keys(after.Json()), x)) << x << " was played by u0 a moment ago: " << after.body;
+
+  // An array: both left out for u1.
+  const Reply u1 = Get(port, "/recommend?user=u1&exclude_seen=true&k=5");
+  ASSERT_EQ(u1.status, 200) << Show(u1);
+  const auto u1_top = Keys(u1.Json());
+  ASSERT_GE(u1_top.size(), 2u);
+  const json two = json::array({{{"user", "u1"}, {"item", u1_top[0]}},
+                                {{"user", "u1"}, {"item", u1_top[1]}, {"weight", 2.5}, {"timestamp", 1700000000}}});
+  const Reply both = Post(port, "/interactions", two.dump());
+  ASSERT_EQ(both.status, 200) << Show(both);
+  EXPECT_EQ(both.Json().value("stored", -1), 2) << Show(both);
+  const auto u1_after = Keys(Get(port, "/recommend?user=u1&exclude_seen=1&k=100").Json());
+  EXPECT_FALSE(Contains(u1_after, u1_top[0])) << u1_top[0];
+  EXPECT_FALSE(Contains(u1_after, u1_top[1])) << u1_top[1];
+  ASSERT_FALSE(u1_after.empty());
+
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  // In the store: the plays as interactions (show counts the interacting users).
+  const json before_x = RunJson("--store " + Quote(*base_ / "model") + " --json show " + Quote(x));
+  const json after_x = RunJson("--store " + Quote(store) + " --json show " + Quote(x));
+  EXPECT_EQ(after_x.value("interacting_users", 0), before_x.value("interacting_users", 0) + 1) << after_x.dump();
+}
+
+// A posted item that then gets an interaction leaves new_only (it is no longer new).
+TEST_F(ServeTest, NewItemLeavesNewOnlyOnceItIsPlayed) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  ASSERT_EQ(Post(port, "/items", R"({"id": "soon-played", "kind": "music", "title": "Soon Played", "genre": "Genre 1"})").status, 201);
+  EXPECT_TRUE(Contains(Keys(Get(port, "/recommend?user=u2&new_only=1&k=100").Json()), "soon-played"));
+  const Reply played = Post(port, "/interactions", R"({"user": "u1", "item": "soon-played", "weight": 4})");
+  ASSERT_EQ(played.status, 200) << Show(played);
+  const Reply r = Get(port, "/recommend?user=u2&new_only=1&k=100");
+  ASSERT_EQ(r.status, 200) << Show(r);
+  EXPECT_FALSE(Contains(Keys(r.Json()), "soon-played")) << "played items are not new: " << r.body;
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics
+
+// A sample line of the Prometheus text format 0.0.4: name, labels, value.
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+::testing::AssertionResult ParseMetrics(const std::string& text, std::vector<Sample>* samples,
+                                        std::map<std::string, std::string>* types) {
+  static const std::regex sample_re(R"re(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?[ \t]+([^ \t]+)([ \t]+-?[0-9]+)?$)re");
+  static const std::regex label_re(R"re(^\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$))re");
+  static const std::regex type_re(R"re(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)re");
+  size_t start = 0;
+  int line_no = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (line.empty()) continue;
+    std::smatch m;
+    if (line.rfind("# TYPE ", 0) == 0) {
+      if (!std::regex_match(line, m, type_re)) return ::testing::AssertionFailure() << "line " << line_no << ": bad TYPE: " << line;
+      (*types)[m[1]] = m[2];
+      continue;
+    }
+    if (line[0] == '#') continue;  // HELP and comments
+    if (!std::regex_match(line, m, sample_re)) return ::testing::AssertionFailure() << "line " << line_no << ": not a sample: " << line;
+    Sample s;
+    s.name = m[1];
+    std::string labels = m[3];
+    while (!labels.empty()) {
+      std::smatch lm;
+      if (!std::regex_search(labels, lm, label_re)) {
+        return ::testing::AssertionFailure() << "line " << line_no << ": bad labels: " << line;
+      }
+      s.labels[lm[1]] = lm[2];
+      labels = lm.suffix();
+    }
+    const std::string v = m[4];
+    if (v == "+Inf") {
+      s.value = HUGE_VAL;
+    } else if (v == "-Inf") {
+      s.value = -HUGE_VAL;
+    } else if (v == "NaN") {
+      s.value = NAN;
+    } else {
+      char* stop = nullptr;
+      s.value = std::strtod(v.c_str(), &stop);
+      if (*stop != '\0') return ::testing::AssertionFailure() << "line " << line_no << ": bad value: " << line;
+    }
+    samples->push_back(std::move(s));
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(ServeTest, MetricsCountRequestsPerEndpointInPrometheusFormat) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(Get(port, "/health").status, 200);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Get(port, "/recommend?user=u" + std::to_string(i) + "&k=5").status, 200);
+  ASSERT_EQ(Get(port, "/recommend?user=nobody").status, 404);
+  ASSERT_EQ(Get(port, "/similar?item=" + SynthSong(1, 1, 1)).status, 200);
+  ASSERT_EQ(Post(port, "/items", R"({"id": "metered", "kind": "music", "title": "Metered"})").status, 201);
+
+  const Reply metrics = Get(port, "/metrics");
+  ASSERT_EQ(metrics.status, 200) << Show(metrics);
+  EXPECT_EQ(metrics.content_type.rfind("text/plain", 0), 0u) << metrics.content_type;
+  EXPECT_NE(metrics.content_type.find("version=0.0.4"), std::string::npos) << metrics.content_type;
+  std::vector<Sample> samples;
+  std::map<std::string, std::string> types;
+  ASSERT_TRUE(ParseMetrics(metrics.body, &samples, &types)) << metrics.body;
+
+  EXPECT_EQ(types["mosaic_requests_total"], "counter") << metrics.body;
+  EXPECT_EQ(types["mosaic_request_duration_seconds"], "histogram") << metrics.body;
+  for (const char* gauge : {"mosaic_model_version", "mosaic_items", "mosaic_placed_items"}) {
+    EXPECT_EQ(types[gauge], "gauge") << gauge << "\n" << metrics.body;
+  }
+  auto find = [&](const std::string& name, const std::map<std::string, std::string>& labels) -> const Sample* {
+    for (const auto& s : samples) {
+      if (s.name != name) continue;
+      bool all = true;
+      for (const auto& [k, v] : labels) all = all && s.labels.count(k) && s.labels.at(k) == v;
+      if (all) return &s;
+    }
+    return nullptr;
+  };
+  auto value = [&](const std::string& name, const std::map<std::string, std::string>& labels) {
+    const Sample* s = find(name, labels);
+    EXPECT_NE(s, nullptr) << name << " with the given labels is missing:\n" << metrics.body;
+    return s ? s->value : -1;
+  };
+  EXPECT_GE(value("mosaic_requests_total", {{"endpoint", "/health"}, {"code", "200"}}), 2);
+  EXPECT_GE(value("mosaic_requests_total", {{"endpoint", "/recommend"}, {"code", "200"}}), 3);
+  EXPECT_GE(value("mosaic_requests_total", {{"endpoint", "/recommend"}, {"code", "404"}}), 1);
+  EXPECT_GE(value("mosaic_requests_total", {{"endpoint", "/similar"}, {"code", "200"}}), 1);
+  EXPECT_GE(value("mosaic_requests_total", {{"endpoint", "/items"}, {"code", "201"}}), 1);
+  for (const std::string endpoint : {"/health", "/recommend", "/similar", "/items"}) {
+    SCOPED_TRACE(endpoint);
+    // Buckets: ascending le, non-decreasing counts, +Inf equal to _count.
+    std::vector<std::pair<double, double>> buckets;
+    for (const auto& s : samples) {
+      if (s.name == "mosaic_request_duration_seconds_bucket" && s.labels.count("endpoint") && s.labels.at("endpoint") == endpoint) {
+        ASSERT_TRUE(s.labels.count("le")) << "a bucket without le";
+        const std::string le = s.labels.at("le");
+        buckets.emplace_back(le == "+Inf" ? HUGE_VAL : std::strtod(le.c_str(), nullptr), s.value);
+      }
+    }
+    ASSERT_GE(buckets.size(), 2u) << metrics.body;
+    for (size_t i = 1; i < buckets.size(); ++i) {
+      EXPECT_LT(buckets[i - 1].first, buckets[i].first) << "le values not ascending";
+      EXPECT_LE(buckets[i - 1].second, buckets[i].second) << "bucket counts decrease";
+    }
+    EXPECT_EQ(buckets.back().first, HUGE_VAL) << "no le=\"+Inf\" bucket";
+    const double count = value("mosaic_request_duration_seconds_count", {{"endpoint", endpoint}});
+    EXPECT_EQ(buckets.back().second, count);
+    EXPECT_GE(count, 1);
+    EXPECT_GT(value("mosaic_request_duration_seconds_sum", {{"endpoint", endpoint}}), 0);
+  }
+  EXPECT_GE(value("mosaic_request_duration_seconds_count", {{"endpoint", "/recommend"}}), 3);
+  const json h = Get(port, "/health").Json();
+  EXPECT_EQ(value("mosaic_model_version", {}), 1);
+  EXPECT_EQ(value("mosaic_items", {}), h.value("items", -2));
+  EXPECT_EQ(value("mosaic_placed_items", {}), h.value("placed", -2));
+  // The scrape itself is counted by the next one.
+  const Reply again = Get(port, "/metrics");
+  EXPECT_NE(again.body.find("endpoint=\"/metrics\""), std::string::npos) << again.body;
+  EXPECT_TRUE(server.Stop());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other processes writing beside the server
+
+TEST_F(ServeTest, RebuildInAnotherProcessWhileQueryingFailsNothingAndSwitchesVersion) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::vector<int> versions;  // in the order the answers came
+  std::thread client([&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    int i = 0;
+    while (!stop.load()) {
+      const std::string user = "u" + std::to_string(i++ % testing::kServeUsers);
+      auto res = c.Get(("/recommend?user=" + user + "&k=5" + (i % 3 == 0 ? "&new_only=1" : "")).c_str());
+      std::lock_guard<std::mutex> lock(mu);
+      if (!res) {
+        failures.push_back(user + ": " + httplib::to_string(res.error()));
+        continue;
+      }
+      const json j = json::parse(res->body, nullptr, false);
+      if (res->status != 200 || !j.is_object() || !j.contains("model_version")) {
+        failures.push_back(user + ": " + std::to_string(res->status) + " " + res->body.substr(0, 300));
+        continue;
+      }
+      versions.push_back(j["model_version"].get<int>());
+    }
+  });
+
+  const auto t0 = std::chrono::steady_clock::now();
+  CommandResult rebuild = RunMosaic("--store " + Quote(store) + " rebuild --epochs 80 --seed 2 --json");
+  const double rebuild_s = SecondsSince(t0);
+  EXPECT_EQ(rebuild.exit_code, 0) << Describe(rebuild);
+  const json rebuilt = json::parse(rebuild.out, nullptr, false);
+  EXPECT_EQ(rebuilt.is_object() ? rebuilt.value("version", -1) : -1, 2) << rebuild.out;
+  const double picked_up = WaitForHealth(port, [](const json& h) { return h.value("model_version", 0) == 2; }, 10);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // more queries on the new version
+  stop = true;
+  client.join();
+
+  std::printf("rebuild %.1f s beside %zu queries; the server used version 2 %.2f s after the rebuild ended\n", rebuild_s,
+              versions.size() + failures.size(), picked_up);
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed queries, the first: " << failures.front();
+  ASSERT_GE(picked_up, 0) << "the server never switched to version 2";
+  EXPECT_LE(picked_up, 3.0) << "the server took " << picked_up << " s to switch to version 2";
+  ASSERT_FALSE(versions.empty());
+  EXPECT_EQ(versions.front(), 1);
+  EXPECT_EQ(versions.back(), 2);
+  const auto first2 = std::find(versions.begin(), versions.end(), 2);
+  EXPECT_TRUE(std::all_of(first2, versions.end(), [](int v) { return v == 2; })) << "a query used version 1 after one used 2";
+  EXPECT_TRUE(std::all_of(versions.begin(), versions.end(), [](int v) { return v == 1 || v == 2; }));
+  const Reply health = Get(port, "/health");
+  EXPECT_EQ(health.Json().value("model_version", 0), 2) << Show(health);
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+TEST_F(ServeTest, ItemImportedByAnotherProcessIsPickedUp) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  // A POST first, so that the server has had the write lock (and must give it back).
+  ASSERT_EQ(Post(port, "/items", R"({"id": "posted-first", "kind": "music", "title": "Posted First"})").status, 201);
+  const int items = Get(port, "/health").Json().value("items", 0);
+  WriteFile(tmp_ / "late.jsonl", json({{"id", "imported-late"}, {"kind", "music"}, {"title", "Imported Late"},
+                                       {"artist", SynthArtist(2, 0)}, {"genre", SynthGenre(2)}}).dump() + "\n");
+  CommandResult imported = RunMosaic("--store " + Quote(store) + " --no-text import --format jsonl " + Quote(tmp_ / "late.jsonl"));
+  ASSERT_EQ(imported.exit_code, 0) << "import beside the server:\n" << Describe(imported);
+  const double seen = WaitForHealth(port, [&](const json& h) { return h.value("items", 0) == items + 1; }, 10);
+  ASSERT_GE(seen, 0) << "the server never saw the imported item";
+  EXPECT_LE(seen, 3.0);
+  std::printf("the imported item was served %.2f s after the import ended\n", seen);
+  const Reply r = Get(port, "/recommend?user=u2&new_only=1&k=100");
+  ASSERT_EQ(r.status, 200) << Show(r);
+  EXPECT_TRUE(Contains(Keys(r.Json()), "imported-late")) << r.body;
+  EXPECT_EQ(Get(port, "/similar?item=imported-late&k=3").status, 200);
+  // And the server can still write after the other process had the lock.
+  EXPECT_EQ(Post(port, "/items", R"({"id": "posted-after", "kind": "music", "title": "Posted After"})").status, 201);
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+}  // namespace
+}  // namespace mosaic
