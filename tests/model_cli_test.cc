@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "store/store.h"
 #include "tests/test_util.h"
 
 namespace mosaic {
@@ -160,6 +161,36 @@ TEST_F(ModelCli, SameSeedSameLists) {
   EXPECT_EQ(la[0].size(), 10u);
 }
 
+TEST_F(ModelCli, RebuildStoresAnHnswGraphWhenAsked) {
+  const std::string on = MakeStore("on"), off = MakeStore("off");
+  nlohmann::json a = RunJson("--store " + Quote(on) + " rebuild --epochs 3 --seed 4 --hnsw on --json");
+  nlohmann::json b = RunJson("--store " + Quote(off) + " rebuild --epochs 3 --seed 4 --json");  // auto: too few items
+  ASSERT_TRUE(a["hnsw"].is_object()) << a.dump(1);
+  EXPECT_EQ(a["hnsw"]["items"], a["counts"]["items"]);
+  EXPECT_GT(a["hnsw"]["bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(a["stages"].contains("hnsw"));
+  EXPECT_TRUE(b["hnsw"].is_null()) << b.dump(1);
+  {
+    // The records: the manifest counts the chunks, the first one starts with the graph's magic.
+    std::unique_ptr<store::Store> store;
+    store::OpenOptions options;
+    options.read_only = true;
+    ASSERT_OK(store::Store::Open(on, options, &store));
+    auto view = store->NewReadView();
+    std::string blob;
+    ASSERT_OK(view->GetModelRecord(1, "manifest", &blob));
+    const nlohmann::json manifest = nlohmann::json::parse(blob);
+    EXPECT_GE(manifest["hnsw_chunks"].get<int>(), 1);
+    EXPECT_EQ(manifest["hnsw"]["items"], a["counts"]["items"]);
+    ASSERT_OK(view->GetModelRecord(1, "hnsw/000000", &blob));
+    EXPECT_EQ(blob.substr(0, 7), "MOSHNSW");
+  }
+  // The graph loads with the version (LoadHnsw compares it with the item rows) and the lists are
+  // those of the same model without one.
+  EXPECT_EQ(TopLists(on), TopLists(off));
+  EXPECT_EQ(RunMosaic("--store " + Quote(on) + " rebuild --hnsw sometimes").exit_code, 2);
+}
+
 TEST_F(ModelCli, ResumeAfterKillGivesTheUninterruptedResult) {
   const int epochs = 150;
   const std::string whole = MakeStore("whole"), cut = MakeStore("cut");
@@ -292,7 +323,8 @@ TEST_F(ModelCli, BadInputFailsAndLeavesTheStoreAlone) {
   fails("recommend --user nobody", "unknown user 'nobody'");
   fails("audience --item no-such-song", "unknown item 'no-such-song'");
   fails("similar --item no-such-song", "unknown item 'no-such-song'");
-  fails("recommend --user u0 -k 0", "-k must be at least 1");
+  fails("recommend --user u0 -k 0", "k must be between 1 and 1000");
+  fails("recommend --user u0 -k 1001", "k must be between 1 and 1000");
   EXPECT_EQ(DumpStore(store), built);
 
   // A listener added after the rebuild has no representation until the next one.
