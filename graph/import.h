@@ -85,7 +85,8 @@ std::string EntityKey(std::string_view relation, std::string_view value);
 // Reads one catalogue object by the jsonl format's rules: `key_field` ("id" in catalogues,
 // "path" in ingest metadata) names the item; title, description and kind (video|music) are
 // text attributes; numbers and booleans are attributes; every other string or list of strings
-// is a KG link by the field's relation. Returns InvalidArgument naming the offending field.
+// is a KG link by the field's relation. Returns InvalidArgument naming the offending field: its
+// message starts with "field 'NAME'" (or is "expected a JSON object").
 Status ParseCatalogueObject(const nlohmann::json& object, std::string_view key_field, CatalogueItem* item);
 
 // Singular relation name for a catalogue field ("tags" -> "tag", "genres" -> "genre").

@@ -10,6 +10,7 @@
 // instance opened on demand, given back after kLeaseIdle without writes), so that `mosaic ingest`,
 // `import` and `rebuild` can write beside a running server. One write at a time; each is one
 // batch (the item, then its placement), committed before the response.
+#include <dlfcn.h>
 #include <signal.h>
 
 #include <httplib.h>
@@ -126,6 +127,15 @@ class Metrics {
   std::map<std::string, Series> series_;
 };
 
+// The endpoint label of a path for the metrics: a known endpoint, else "other" (a client must not
+// be able to add series).
+std::string EndpointLabel(const std::string& path) {
+  for (const char* known : {"/health", "/metrics", "/recommend", "/audience", "/similar", "/items", "/interactions"}) {
+    if (path == known) return path;
+  }
+  return "other";
+}
+
 // An HTTP error: status, message and the parameter or field at fault.
 struct HttpError {
   int status;
@@ -194,14 +204,18 @@ size_t KParam(const httplib::Request& req, size_t fallback) {
   return size_t(k);
 }
 
-// The request body as JSON (after the Content-Type check).
-nlohmann::json JsonBody(const httplib::Request& req) {
+// The request body as JSON (after the Content-Type and size checks).
+nlohmann::json JsonBody(const httplib::Request& req, const std::string& body) {
   const std::string type = req.get_header_value("Content-Type");
-  if (type.rfind("application/json", 0) != 0) {
+  std::string media = type.substr(0, type.find(';'));
+  media.erase(0, media.find_first_not_of(" \t"));
+  media.erase(media.find_last_not_of(" \t") + 1);
+  std::transform(media.begin(), media.end(), media.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (media != "application/json") {
     throw HttpError{415, "the body must be JSON, sent with Content-Type: application/json (got '" + type + "')", ""};
   }
   try {
-    return nlohmann::json::parse(req.body);
+    return nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
     throw HttpError{400, std::string("malformed JSON: ") + e.what(), ""};
   }
@@ -274,11 +288,13 @@ class Server {
   Status Reload();
   void Maintain();
 
-  void Route(const std::string& endpoint, httplib::Server::Handler handler);
+  // A handler of a request and its body (empty for GET).
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
+  void Route(const std::string& endpoint, Handler handler);
   void Health(const httplib::Request& req, httplib::Response& res);
   void ModelQuery(const std::string& query, const httplib::Request& req, httplib::Response& res);
-  void PostItems(const httplib::Request& req, httplib::Response& res);
-  void PostInteractions(const httplib::Request& req, httplib::Response& res);
+  void PostItems(const httplib::Request& req, httplib::Response& res, const std::string& raw_body);
+  void PostInteractions(const httplib::Request& req, httplib::Response& res, const std::string& raw_body);
 
   const Context ctx_;
   const ServeArgs args_;
@@ -338,11 +354,11 @@ void Server::Maintain() {
   }
 }
 
-void Server::Route(const std::string& endpoint, httplib::Server::Handler handler) {
-  auto timed = [this, endpoint, handler](const httplib::Request& req, httplib::Response& res) {
+void Server::Route(const std::string& endpoint, Handler handler) {
+  auto timed = [this, endpoint, handler](const httplib::Request& req, httplib::Response& res, const std::string& body) {
     const auto start = Clock::now();
     try {
-      handler(req, res);
+      handler(req, res, body);
     } catch (const HttpError& e) {
       SendError(res, e);
     } catch (const std::exception& e) {
@@ -352,9 +368,33 @@ void Server::Route(const std::string& endpoint, httplib::Server::Handler handler
   };
   const bool post = endpoint == "/items" || endpoint == "/interactions";
   if (post) {
-    http_.Post(endpoint, timed);
+    // The body is read here, not by httplib, which bounds only bodies with a Content-Length: a chunked
+    // body over --max-body is read to its end (so the connection stays usable) but not kept.
+    http_.Post(endpoint, [this, endpoint, timed](const httplib::Request& req, httplib::Response& res,
+                                                 const httplib::ContentReader& read) {
+      std::string body;
+      bool over = false;
+      const bool complete = read([&](const char* data, size_t size) {
+        over = over || body.size() + size > args_.max_body;
+        if (over) {
+          body.clear();
+        } else {
+          body.append(data, size);
+        }
+        return true;
+      });
+      if (over || res.status == 413) {
+        SendError(res, {413, "the body is larger than " + std::to_string(args_.max_body) + " bytes", ""});
+        metrics_.Record(endpoint, 413, 0);
+      } else if (!complete) {
+        SendError(res, {400, "the body could not be read to its end", ""});
+        metrics_.Record(endpoint, 400, 0);
+      } else {
+        timed(req, res, body);
+      }
+    });
   } else {
-    http_.Get(endpoint, timed);
+    http_.Get(endpoint, [timed](const httplib::Request& req, httplib::Response& res) { timed(req, res, ""); });
   }
   // The other methods on a known path: 405, saying which one it takes.
   auto wrong_method = [this, endpoint, post](const httplib::Request& req, httplib::Response& res) {
@@ -407,12 +447,18 @@ void Server::ModelQuery(const std::string& query, const httplib::Request& req, h
   SendJson(res, 200, result);
 }
 
-void Server::PostItems(const httplib::Request& req, httplib::Response& res) {
-  const nlohmann::json body = JsonBody(req);
+void Server::PostItems(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
+  const nlohmann::json body = JsonBody(req, raw_body);
   if (!body.is_object()) throw HttpError{400, "the body must be one JSON object (a catalogue item)", ""};
   graph::CatalogueItem item;
   Status parsed = graph::ParseCatalogueObject(body, "id", &item);
-  if (!parsed.ok()) throw HttpError{400, parsed.message(), ""};
+  if (!parsed.ok()) {
+    // Its messages start with "field 'NAME'".
+    const std::string& m = parsed.message();
+    const size_t open = m.rfind("field '", 0) == 0 ? 7 : std::string::npos;
+    const size_t close = open == std::string::npos ? open : m.find('\'', open);
+    throw HttpError{400, m, close == std::string::npos ? "" : m.substr(open, close - open)};
+  }
 
   std::lock_guard<std::mutex> lock(write_mu_);
   NodeId id = 0;
@@ -460,8 +506,8 @@ void Server::PostItems(const httplib::Request& req, httplib::Response& res) {
   SendJson(res, created ? 201 : 200, out);
 }
 
-void Server::PostInteractions(const httplib::Request& req, httplib::Response& res) {
-  const nlohmann::json body = JsonBody(req);
+void Server::PostInteractions(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
+  const nlohmann::json body = JsonBody(req, raw_body);
   if (!body.is_object() && !body.is_array()) {
     throw HttpError{400, "the body must be a JSON object or an array of objects {user, item, weight, timestamp}", ""};
   }
@@ -554,6 +600,8 @@ Status Server::Run() {
                                         : std::max(8, 4 * int(std::max(1u, std::thread::hardware_concurrency())));
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_.set_payload_max_length(args_.max_body);
+  // Headers and body go out in two writes; without this the body waits for the client's delayed ACK.
+  http_.set_tcp_nodelay(true);
   http_.set_read_timeout(5, 0);
   http_.set_write_timeout(5, 0);
   http_.set_keep_alive_max_count(1000);
@@ -562,7 +610,7 @@ Status Server::Run() {
     if (!res.body.empty()) return;
     if (res.status == 404) {
       SendError(res, {404, "no such endpoint: " + req.method + " " + req.path, ""});
-      metrics_.Record("other", 404, 0);
+      metrics_.Record(EndpointLabel(req.path), 404, 0);
     } else if (res.status == 413) {
       SendError(res, {413, "the body is larger than " + std::to_string(args_.max_body) + " bytes", ""});
     } else {
@@ -573,8 +621,8 @@ Status Server::Run() {
     SendError(res, {500, "internal error", ""});
   });
 
-  Route("/health", [this](const auto& req, auto& res) { Health(req, res); });
-  Route("/metrics", [this](const auto&, auto& res) {
+  Route("/health", [this](const auto& req, auto& res, const auto&) { Health(req, res); });
+  Route("/metrics", [this](const auto&, auto& res, const auto&) {
     auto model = Model();
     res.status = 200;
     res.set_content(metrics_.Text(model ? model->version() : 0, model ? model->num_items() : 0,
@@ -582,10 +630,10 @@ Status Server::Run() {
                     "text/plain; version=0.0.4");
   });
   for (const char* query : {"recommend", "audience", "similar"}) {
-    Route(std::string("/") + query, [this, query](const auto& req, auto& res) { ModelQuery(query, req, res); });
+    Route(std::string("/") + query, [this, query](const auto& req, auto& res, const auto&) { ModelQuery(query, req, res); });
   }
-  Route("/items", [this](const auto& req, auto& res) { PostItems(req, res); });
-  Route("/interactions", [this](const auto& req, auto& res) { PostInteractions(req, res); });
+  Route("/items", [this](const auto& req, auto& res, const auto& body) { PostItems(req, res, body); });
+  Route("/interactions", [this](const auto& req, auto& res, const auto& body) { PostInteractions(req, res, body); });
 
   const int port = args_.port == 0 ? http_.bind_to_any_port(args_.host)
                                    : (http_.bind_to_port(args_.host, args_.port) ? args_.port : -1);
@@ -625,6 +673,14 @@ Status Server::Run() {
 }  // namespace
 
 Status RunServe(const Context& ctx, const ServeArgs& args) {
+  // Requests run in parallel on their own threads: one thread per tensor operation (placement,
+  // explanations) keeps them from contending for the cores.
+  at::set_num_threads(1);
+  // The same for BLAS calls (scoring, text encoding) when the BLAS is OpenBLAS, which otherwise starts
+  // its own threads for each call.
+  if (auto* set_blas_threads = reinterpret_cast<void (*)(int)>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas_threads(1);
+  }
   try {
     Server server(ctx, args);
     return server.Run();
