@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "Answer recommendation queries and take new items over HTTP/JSON");
   serve_cmd->add_option("--host", serve_args.host, "Address to listen on (default 127.0.0.1)");
   serve_cmd->add_option("--port", serve_args.port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-  serve_cmd->add_option("--threads", serve_args.threads, "Request threads (default 4 x cores, at least 8)")
+  serve_cmd->add_option("--threads", serve_args.threads, "Request threads, one per open connection (default 8 x cores, at least 32)")
       ->check(CLI::Range(0, 1024));
   serve_cmd->add_option("--max-body", serve_args.max_body, "Largest request body in bytes (default 1 MiB)")
       ->check(CLI::Range(size_t(1024), size_t(1) << 30));

@@ -50,7 +50,7 @@ struct QueryArgs {
 struct ServeArgs {
   std::string host = "127.0.0.1";  ///< address to listen on
   int port = 8080;                 ///< 0: any free port (printed)
-  int threads = 0;                 ///< request threads; 0 = 4 x cores, at least 8
+  int threads = 0;                 ///< request threads; 0 = 8 x cores, at least 32
   size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
   const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
 };

@@ -596,15 +596,17 @@ Status Server::Run() {
     MOSAIC_RETURN_IF_ERROR(Reload());
   }
 
+  // httplib gives each keep-alive connection a thread for as long as it stays open: a client beyond
+  // the pool's size waits for a connection to close, so the pool is sized for clients, not cores.
   const int threads = args_.threads > 0 ? args_.threads
-                                        : std::max(8, 4 * int(std::max(1u, std::thread::hardware_concurrency())));
+                                        : std::max(32, 8 * int(std::max(1u, std::thread::hardware_concurrency())));
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_.set_payload_max_length(args_.max_body);
   // Headers and body go out in two writes; without this the body waits for the client's delayed ACK.
   http_.set_tcp_nodelay(true);
   http_.set_read_timeout(5, 0);
   http_.set_write_timeout(5, 0);
-  http_.set_keep_alive_max_count(1000);
+  http_.set_keep_alive_max_count(100);
   http_.set_keep_alive_timeout(2);
   http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
