@@ -156,10 +156,22 @@ class Reader {
 }  // namespace
 
 struct ItemIndex::Hnsw {
-  explicit Hnsw(int64_t dim) : space(size_t(dim + 1)) {}
-  hnswlib::L2Space space;      // over lifted vectors (dim + 1)
+  Hnsw(int64_t dim, HnswMetric metric)
+      : lifted_l2(metric == HnswMetric::kLiftedL2), l2(size_t(dim + 1)), ip(size_t(dim)) {}
+  hnswlib::SpaceInterface<float>* space() { return lifted_l2 ? static_cast<hnswlib::SpaceInterface<float>*>(&l2) : &ip; }
+  // The graph's vector of a row: the row lifted to dim + 1 (lifted L2), or the row itself.
+  void Vector(const float* row, int64_t d, float* out) const {
+    if (lifted_l2) {
+      Lift(row, d, norm, out);
+    } else {
+      std::memcpy(out, row, size_t(d) * sizeof(float));
+    }
+  }
+  const bool lifted_l2;
+  hnswlib::L2Space l2;         // over lifted vectors (dim + 1)
+  hnswlib::InnerProductSpace ip;  // over the rows (distance 1 - dot)
   std::unique_ptr<Graph> graph;
-  double norm = 0;             // M of the lift
+  double norm = 0;             // M of the lift (lifted L2)
   int ef_search = 128;
   std::vector<float> lifted;   // Add's scratch (Add runs on one thread at a time)
 };
@@ -211,7 +223,7 @@ void ItemIndex::InsertIntoGraph(int64_t id) {
     g.resizeIndex(std::max<size_t>(g.max_elements_ * 2, g.max_elements_ + 1024));
   }
   h.lifted.resize(size_t(dim_ + 1));
-  Lift(Row(id), dim_, h.norm, h.lifted.data());
+  h.Vector(Row(id), dim_, h.lifted.data());
   // hnswlib draws the new element's level first thing in addPoint; draw it from a copy to know
   // whether this insertion will raise the top level (and move the entry point).
   std::default_random_engine generator = g.level_generator_;
@@ -231,20 +243,22 @@ void ItemIndex::BuildHnsw(const HnswOptions& options, const std::function<void(i
     throw std::invalid_argument("BuildHnsw: m must be >= 2, ef_construction and ef_search >= 1");
   }
   const int64_t n = size();
-  auto h = std::make_unique<Hnsw>(dim_);
+  auto h = std::make_unique<Hnsw>(dim_, options.metric);
   h->ef_search = options.ef_search;
   double max_sq = 0;
-  for (int64_t i = 0; i < n; ++i) max_sq = std::max(max_sq, SquaredNorm(Row(i), dim_));
+  if (h->lifted_l2) {
+    for (int64_t i = 0; i < n; ++i) max_sq = std::max(max_sq, SquaredNorm(Row(i), dim_));
+  }
   h->norm = std::sqrt(max_sq);
   const size_t capacity = size_t(n + std::max<int64_t>(n / 4, 1024));
-  h->graph = std::make_unique<Graph>(&h->space, capacity, size_t(options.m), size_t(options.ef_construction));
+  h->graph = std::make_unique<Graph>(h->space(), capacity, size_t(options.m), size_t(options.ef_construction));
   h->graph->setEf(size_t(options.ef_search));
 
   Graph& g = *h->graph;
-  const double norm = h->norm;
+  const Hnsw& space = *h;
   const int64_t d = dim_;
   auto insert = [&](int64_t id, std::vector<float>& lifted) {
-    Lift(Row(id), d, norm, lifted.data());
+    space.Vector(Row(id), d, lifted.data());
     g.addPoint(lifted.data(), size_t(id));
   };
   std::vector<float> lifted(size_t(dim_ + 1));
@@ -297,7 +311,7 @@ std::string ItemIndex::SaveHnsw() const {
   out.reserve(64 + 128 + count * g.size_data_per_element_ + links);
   out.append(kMagic, sizeof kMagic);
   Append(&out, kFormatVersion);
-  Append(&out, uint32_t(0));
+  Append(&out, uint32_t(hnsw_->lifted_l2 ? HnswMetric::kLiftedL2 : HnswMetric::kInnerProduct));
   Append(&out, int64_t(dim_));
   Append(&out, int64_t(count));
   Append(&out, hnsw_->norm);
@@ -332,7 +346,10 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
   in.Take(magic, sizeof magic);
   if (std::memcmp(magic, kMagic, sizeof kMagic) != 0) throw bad("not an HNSW graph of Mosaic");
   if (in.Get<uint32_t>() != kFormatVersion) throw bad("unknown graph format version");
-  in.Get<uint32_t>();
+  const auto metric = in.Get<uint32_t>();
+  if (metric != uint32_t(HnswMetric::kInnerProduct) && metric != uint32_t(HnswMetric::kLiftedL2)) {
+    throw bad("unknown graph metric");
+  }
   const int64_t dim = in.Get<int64_t>(), rows = in.Get<int64_t>();
   const double norm = in.Get<double>();
   if (dim != dim_) throw bad("the graph is of width " + std::to_string(dim) + ", the index " + std::to_string(dim_));
@@ -360,17 +377,19 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
     throw bad("bad graph parameters");
   }
 
-  auto h = std::make_unique<Hnsw>(dim_);
+  auto h = std::make_unique<Hnsw>(dim_, HnswMetric(metric));
   h->norm = norm;
   h->ef_search = options.ef_search;
   const size_t capacity = size_t(n + std::max<int64_t>(n / 4, 1024));
-  h->graph = std::make_unique<Graph>(&h->space, capacity, m, ef_construction);
+  h->graph = std::make_unique<Graph>(h->space(), capacity, m, ef_construction);
   Graph& g = *h->graph;
   if (offset_level0 != g.offsetLevel0_ || size_data_per_element != g.size_data_per_element_ ||
       label_offset != g.label_offset_ || offset_data != g.offsetData_ || mult != g.mult_) {
     throw bad("the graph's layout does not fit hnswlib's for this width and M");
   }
-  if (count > 0 && (enterpoint >= count || maxlevel < 0)) throw bad("bad entry point");
+  if (count > 0 ? (enterpoint >= count || maxlevel < 0) : (enterpoint != hnswlib::tableint(-1) || maxlevel != -1)) {
+    throw bad("bad entry point");
+  }
   in.Take(g.data_level0_memory_, count * size_data_per_element);
   g.cur_element_count = count;  // from here on the destructor frees the link lists read so far
   for (size_t i = 0; i < count; ++i) g.element_levels_[i] = 0;
@@ -515,17 +534,24 @@ TopK ItemIndex::Search(const float* query, int64_t k, const SearchFilter& filter
     return SearchExact(query, k, filter);
   }
   Scratch& scratch = ThreadScratch();
-  scratch.lifted.resize(size_t(dim_ + 1));
-  std::memcpy(scratch.lifted.data(), query, size_t(dim_) * sizeof(float));
-  scratch.lifted[size_t(dim_)] = 0.0f;
+  const float* graph_query = query;
+  if (hnsw_->lifted_l2) {  // [q, 0]
+    scratch.lifted.resize(size_t(dim_ + 1));
+    std::memcpy(scratch.lifted.data(), query, size_t(dim_) * sizeof(float));
+    scratch.lifted[size_t(dim_)] = 0.0f;
+    graph_query = scratch.lifted.data();
+  }
   // searchKnn's candidate list is max(ef, k): asking for `candidates` results is a per-query ef.
-  auto found = g.searchKnn(scratch.lifted.data(), candidates);
+  auto found = g.searchKnn(graph_query, candidates);
   lock.unlock();  // rows are read without the graph
+  // Rows are published before they enter the graph, so every id found is below the size now (rows
+  // added while the graph was searched may be among them).
+  const int64_t published = size();
   Selector selector(k);
   while (!found.empty()) {
     const auto id = int64_t(found.top().second);
     found.pop();
-    if (id >= n || Contains(filter.excluded, id)) continue;  // published after this search began
+    if (id >= published || Contains(filter.excluded, id)) continue;
     selector.Offer(cblas_sdot(int(dim_), query, 1, Row(id), 1), id);
   }
   return selector.Finish();

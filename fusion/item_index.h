@@ -3,18 +3,18 @@
 // Exact search scans every admissible item (BLAS matrix-vector products over fixed-size blocks,
 // then a bounded heap), so it is exact by construction and needs no index: the choice for
 // catalogues up to ~200k items. For larger catalogues an HNSW graph (hnswlib) proposes candidates,
-// which are then re-scored exactly; hnswlib has no inner-product metric that is a true metric, so
-// vectors are lifted to d + 1 dimensions (x -> [x, sqrt(M^2 - |x|^2)], query -> [q, 0]) where L2
-// order equals inner-product order (Bachrach et al., 2014). M is fixed when the graph is built;
-// items added later with a larger norm are clamped to M in the lifted coordinate, which only
-// weakens their recall in the graph, never their exact score.
+// which are then re-scored exactly. The graph's space is hnswlib's inner product by default (see
+// HnswMetric); it can instead be L2 over vectors lifted to d + 1 dimensions (x -> [x, sqrt(M^2 -
+// |x|^2)], query -> [q, 0]) where L2 order equals inner-product order (Bachrach et al., 2014). M is
+// fixed when the graph is built; items added later with a larger norm are clamped to M in the
+// lifted coordinate, which only weakens their recall in the graph, never their exact score.
 //
 // Ordering, like ExactTopK: best score first, equal scores by lower id first; NaN scores never
 // returned. Ids are insertion order: the i-th row ever added has id i.
 //
 // Thread safety: Search*, size(), dim() and has_hnsw() may run concurrently with each other and
-// with one thread calling Add (rows are published only once written: a search sees the rows
-// published when it starts, never an id at or beyond them). BuildHnsw, LoadHnsw and SaveHnsw may
+// with one thread calling Add (rows are published only once written: a search sees at least the
+// rows published when it starts, and never returns an id at or beyond size() as read after it). BuildHnsw, LoadHnsw and SaveHnsw may
 // run beside searches (the finished graph is swapped in under a lock) but not beside Add or each
 // other.
 //
@@ -42,11 +42,21 @@
 
 namespace mosaic::fusion {
 
+// The graph's space. kInnerProduct: hnswlib's InnerProductSpace over the rows (distance 1 - dot; not
+// a metric, but the graph then links the large-norm rows that win inner products, ip-NSW, Morozov &
+// Babenko 2018). kLiftedL2: L2Space over the lifted rows (see above). On the item vectors of a real
+// Last.FM model tiled to 200k rows (bench/query.sh; M 16, ef_construction 100), recall@20 at ef 64
+// was 0.975 for kInnerProduct and 0.74 for kLiftedL2 (which reached 0.97 only at ef 256); at 1M rows
+// inner product gave 0.93 at ef 96 and the lifted graph 0.15 at ef 192: the items that win inner
+// products are the extreme ones, which the lift puts far from all others. Hence the default.
+enum class HnswMetric : uint32_t { kLiftedL2 = 0, kInnerProduct = 1 };
+
 struct HnswOptions {
   int m = 16;                ///< graph degree (hnswlib M)
   int ef_construction = 100; ///< candidate list while inserting
   int ef_search = 128;       ///< candidate list while searching (raised to the number of candidates needed)
   int threads = 0;           ///< insertion threads for BuildHnsw; 0 = hardware concurrency
+  HnswMetric metric = HnswMetric::kInnerProduct;  ///< BuildHnsw's space (LoadHnsw takes the saved one)
 };
 
 // Restrictions of one search. Both lists hold ids in [0, size()), sorted ascending.
@@ -77,7 +87,8 @@ class ItemIndex {
   // set, is called now and then with the number of rows inserted.
   void BuildHnsw(const HnswOptions& options, const std::function<void(int64_t)>& progress = {});
 
-  // The graph as bytes (hnswlib's format with a small header), and back; SaveHnsw returns an empty
+  // The graph as bytes (hnswlib's format after a small header: magic, format version, metric,
+  // width, rows, lift norm M), and back; SaveHnsw returns an empty
   // string when there is no graph. LoadHnsw throws std::invalid_argument when the bytes are not a
   // graph of this index's width and of its first rows (every stored vector is compared with its
   // row); rows added after the graph was saved (the bytes hold fewer rows than size()) are

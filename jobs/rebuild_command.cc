@@ -329,6 +329,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
     hnsw_progress.Finish();
     data.hnsw = index.SaveHnsw();
     hnsw_manifest = {{"items", num_items}, {"m", hnsw_options.m}, {"ef_construction", hnsw_options.ef_construction},
+                     {"metric", hnsw_options.metric == fusion::HnswMetric::kInnerProduct ? "inner_product" : "lifted_l2"},
                      {"bytes", data.hnsw.size()}, {"mode", args.hnsw}};
   }
   const double hnsw_seconds = Since(hnsw_start);
