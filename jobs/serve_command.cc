@@ -7,9 +7,10 @@
 // finish on the one they started with.
 //
 // Writing: POST /items and /interactions take the store's write lock through a lease (a primary
-// instance opened on demand, given back after kLeaseIdle without writes), so that `mosaic ingest`,
-// `import` and `rebuild` can write beside a running server. One write at a time; each is one
-// batch (the item, then its placement), committed before the response.
+// instance opened on demand, given back after kLeaseIdle without writes or when another command
+// waits for the lock), so that `mosaic ingest`, `import` and `rebuild` can write beside a running
+// server. While the lease is held, reads go through the primary (nobody else can write then). One
+// write at a time; each is one batch (the item, then its placement), committed before the response.
 #include <dlfcn.h>
 #include <signal.h>
 
@@ -221,57 +222,76 @@ nlohmann::json JsonBody(const httplib::Request& req, const std::string& body) {
   }
 }
 
-// The store's write lock, held while writes come and given back after kLeaseIdle without any.
+// The store's write lock, held while writes come and given back after kLeaseIdle without any (or
+// as soon as another command waits for it). While it is held nobody else can write, so the primary
+// also serves reads (real snapshots, our writes included at once); readers share it, and the last
+// one closes it.
 class WriteLease {
  public:
   explicit WriteLease(std::string dir) : dir_(std::move(dir)) {}
 
   // Runs `fn` with the primary store open for writing, opening it (waiting up to kLeaseWait for
-  // another writer to finish) when needed. *reopened tells whether it was opened for this call.
+  // another writer to finish) when needed. `reopened` tells whether it was opened for this call (so
+  // others may have written since the lease was last held).
   Status With(const std::function<Status(store::Store*, bool reopened)>& fn) {
     std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<store::Store> primary = Reader();
     bool reopened = false;
-    if (!primary_) {
+    if (!primary) {
       const auto deadline = Clock::now() + kLeaseWait;
       // A command waiting for the lock (it left a marker) goes first.
       while (store::Store::WriterWaiting(dir_) && Clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
+      std::unique_ptr<store::Store> opened;
       for (;;) {
-        store::OpenOptions options;
-        Status s = store::Store::Open(dir_, options, &primary_);
+        Status s = store::Store::Open(dir_, store::OpenOptions(), &opened);
         if (s.ok()) break;
-        if (s.code() != Status::Code::kBusy || Clock::now() > deadline) {
-          if (s.code() == Status::Code::kBusy) {
-            return Status::Busy("the store stayed busy (another process writing) for " +
-                                std::to_string(kLeaseWait.count()) + " s; try again");
-          }
-          return s;
+        if (s.code() != Status::Code::kBusy) return s;
+        if (Clock::now() > deadline) {
+          return Status::Busy("the store stayed busy (another process writing) for " +
+                              std::to_string(kLeaseWait.count()) + " s; try again");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
+      primary = std::move(opened);
       reopened = true;
     }
     last_use_ = Clock::now();
-    Status s = fn(primary_.get(), reopened);
+    Status s = fn(primary.get(), reopened);
     last_use_ = Clock::now();
-    if (store::Store::WriterWaiting(dir_)) primary_.reset();
+    if (reopened) {
+      std::lock_guard<std::mutex> handle(handle_mu_);
+      primary_ = primary;  // readers use it from now on: the caller has made the follower current
+    }
     return s;
   }
 
-  // Gives the lock back when unused for kLeaseIdle, when another command waits for it, or always
-  // with force.
-  void ReleaseIfIdle(bool force = false) {
+  // The primary while the lease is held, else null.
+  std::shared_ptr<store::Store> Reader() const {
+    std::lock_guard<std::mutex> handle(handle_mu_);
+    return primary_;
+  }
+
+  // Whether the lease should be given back: unused for kLeaseIdle, or another command waits for it.
+  bool ShouldRelease() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (primary_ && (force || Clock::now() - last_use_ > kLeaseIdle || store::Store::WriterWaiting(dir_))) {
-      primary_.reset();
-    }
+    return Reader() && (Clock::now() - last_use_ > kLeaseIdle || store::Store::WriterWaiting(dir_));
+  }
+
+  // Gives the lock back (when the last reader lets go of the primary). The caller has caught the
+  // follower up with everything written through it.
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> handle(handle_mu_);
+    primary_.reset();
   }
 
  private:
   const std::string dir_;
-  std::mutex mu_;
-  std::unique_ptr<store::Store> primary_;
+  std::mutex mu_;                          // one writer
+  mutable std::mutex handle_mu_;           // guards primary_
+  std::shared_ptr<store::Store> primary_;  // null when the lease is not held
   Clock::time_point last_use_;
 };
 
@@ -283,8 +303,9 @@ class Server {
 
  private:
   std::shared_ptr<ServingModel> Model() const { return std::atomic_load(&model_); }
-  // Catches the follower up; when it saw writes that are not ours, reloads the model. Caller holds write_mu_.
-  Status Follow();
+  // Catches the follower up; when it saw writes that are not ours, reloads the model. *current tells
+  // whether the follower has all that was written (ours included). Caller holds write_mu_.
+  Status Follow(bool* current = nullptr);
   Status Reload();
   void Maintain();
 
@@ -325,14 +346,16 @@ Status Server::Reload() {
   return Status::OK();
 }
 
-Status Server::Follow() {
+Status Server::Follow(bool* current) {
   uint64_t sequence = 0;
   {
     auto write = follower_mu_.Write();
     MOSAIC_RETURN_IF_ERROR(follower_->CatchUp());
     sequence = follower_->LatestSequence();
   }
-  if (sequence == followed_sequence_) return Status::OK();
+  if (current) *current = sequence >= followed_sequence_;
+  // Sequence numbers only grow: a follower short of ours has not replayed all of our writes yet.
+  if (sequence <= followed_sequence_) return Status::OK();
   MOSAIC_RETURN_IF_ERROR(Reload());
   followed_sequence_ = sequence;
   return Status::OK();
@@ -345,12 +368,13 @@ void Server::Maintain() {
       http_.stop();
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(write_mu_);
-      Status s = Follow();
-      if (!s.ok()) std::fprintf(stderr, "mosaic serve: following the store: %s\n", s.ToString().c_str());
-    }
-    lease_.ReleaseIfIdle();
+    std::lock_guard<std::mutex> lock(write_mu_);
+    bool current = false;
+    Status s = Follow(&current);
+    if (!s.ok()) std::fprintf(stderr, "mosaic serve: following the store: %s\n", s.ToString().c_str());
+    // The follower has all the primary wrote, and no write can come in between (write_mu_): reads
+    // can move back to it.
+    if (current && lease_.ShouldRelease()) lease_.Release();
   }
 }
 
@@ -438,10 +462,11 @@ void Server::ModelQuery(const std::string& query, const httplib::Request& req, h
   if (!model) throw HttpError{503, "no model yet: run `mosaic rebuild`", ""};
   nlohmann::json result;
   Status s;
-  {
+  if (std::shared_ptr<store::Store> primary = lease_.Reader()) {
+    s = model->Query(*primary->NewReadView(), query, args, &result);
+  } else {
     auto read = follower_mu_.Read();
-    auto view = follower_->NewReadView();
-    s = model->Query(*view, query, args, &result);
+    s = model->Query(*follower_->NewReadView(), query, args, &result);
   }
   if (!s.ok()) throw FromStatus(s, query == "recommend" ? "user" : "item");
   SendJson(res, 200, result);
@@ -464,9 +489,9 @@ void Server::PostItems(const httplib::Request& req, httplib::Response& res, cons
   NodeId id = 0;
   bool created = false, placed = false;
   std::shared_ptr<ServingModel> model;
-  Status s = lease_.With([&](store::Store* primary, bool) -> Status {
-    // Writes of others since the last catch-up are taken in first, so that ours are the only new ones after.
-    MOSAIC_RETURN_IF_ERROR(Follow());
+  Status s = lease_.With([&](store::Store* primary, bool reopened) -> Status {
+    // Others may have written before the lease was taken: their writes come in first.
+    if (reopened) MOSAIC_RETURN_IF_ERROR(Follow());
     model = Model();
     std::unique_ptr<store::Batch> batch;
     MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
@@ -492,10 +517,8 @@ void Server::PostItems(const httplib::Request& req, httplib::Response& res, cons
       }
       placed = model->HasColumn(id);
     }
-    // Our own writes: seen by the follower, already in the model.
-    auto write = follower_mu_.Write();
-    MOSAIC_RETURN_IF_ERROR(follower_->CatchUp());
-    followed_sequence_ = follower_->LatestSequence();
+    // Our own writes, already in the model: the follower will see them, and must not take them for others'.
+    followed_sequence_ = primary->LatestSequence();
     return Status::OK();
   });
   if (!s.ok()) throw FromStatus(s);
@@ -554,8 +577,8 @@ void Server::PostInteractions(const httplib::Request& req, httplib::Response& re
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<NodeId> items;
   HttpError refused{0, "", ""};
-  Status s = lease_.With([&](store::Store* primary, bool) -> Status {
-    MOSAIC_RETURN_IF_ERROR(Follow());
+  Status s = lease_.With([&](store::Store* primary, bool reopened) -> Status {
+    if (reopened) MOSAIC_RETURN_IF_ERROR(Follow());
     std::unique_ptr<store::Batch> batch;
     MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
     for (size_t i = 0; i < parsed.size(); ++i) {
@@ -576,9 +599,7 @@ void Server::PostInteractions(const httplib::Request& req, httplib::Response& re
     }
     MOSAIC_RETURN_IF_ERROR(batch->Commit());
     if (auto model = Model()) model->MarkInteracted(items);
-    auto write = follower_mu_.Write();
-    MOSAIC_RETURN_IF_ERROR(follower_->CatchUp());
-    followed_sequence_ = follower_->LatestSequence();
+    followed_sequence_ = primary->LatestSequence();
     return Status::OK();
   });
   if (!s.ok()) throw FromStatus(s);
@@ -666,7 +687,7 @@ Status Server::Run() {
   const bool listened = http_.listen_after_bind();
   stopping_ = true;
   maintenance.join();
-  lease_.ReleaseIfIdle(/*force=*/true);
+  lease_.Release();
   if (!listened && !g_stop_requested) return Status::IOError("the server stopped listening on " + url);
   if (!ctx_.json) std::printf("stopped\n");
   return Status::OK();
