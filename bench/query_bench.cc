@@ -379,6 +379,8 @@ int RunPostLatency(const std::string& url, const std::string& user, int n, const
   }
   httplib::Client client(host, port);
   client.set_keep_alive(true);
+  // As curl does: without it a POST's body waits for the server's delayed ACK of its headers (~40 ms).
+  client.set_tcp_nodelay(true);
   client.set_read_timeout(10, 0);
   const std::string tag = std::to_string(getpid()) + "-" +
                           std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);

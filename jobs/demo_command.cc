@@ -251,6 +251,7 @@ Status ServeTour(const Context& ctx, nlohmann::json* report) {
     return Status::IOError("`mosaic serve` did not start (it printed '" + line + "')");
   }
   httplib::Client client("127.0.0.1", listening["port"].get<int>());
+  client.set_tcp_nodelay(true);  // else the POST's body waits for a delayed ACK of its headers
   auto timed = [](auto&& call, double* ms) {
     const auto start = std::chrono::steady_clock::now();
     auto result = call();

@@ -196,6 +196,7 @@ class ServerProcess {
 
   std::unique_ptr<httplib::Client> Client(int timeout_s = 30) const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    c->set_tcp_nodelay(true);  // a POST body must not wait for a delayed ACK
     c->set_connection_timeout(5, 0);
     c->set_read_timeout(timeout_s, 0);
     c->set_write_timeout(timeout_s, 0);
