@@ -34,6 +34,9 @@ command -v wrk >/dev/null || { echo "bench: wrk missing (apt-get install wrk)" >
 command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2; exit 1; }
 [ -d "$lk" ] || { echo "bench: $lk is absent; nothing to measure" >&2; exit 1; }
 
+# The wrk scripts share bench/serve_common.lua.
+export LUA_PATH="$here/bench/?.lua;;"
+
 tmp=$(mktemp -d)
 server_pid=""; poster_pid=""
 cleanup() {

@@ -7,6 +7,7 @@
 -- request. Counts 201 (created) apart from any other status; done() prints "RESULT {json}" and
 -- "FIRST_BAD ..." like serve_mix.lua.
 
+local common = require("serve_common")
 local threads = {}
 
 function setup(thread)
@@ -20,7 +21,7 @@ function init(args)
   prefix = assert(args[1], "PREFIX missing")
   pause = tonumber(args[2] or "20")
   n = 0
-  created, bad, first_bad = 0, 0, ""
+  ok, bad, first_bad = 0, 0, ""  -- ok counts 201 (created)
 end
 
 function request()
@@ -37,28 +38,5 @@ function delay()
   return pause
 end
 
-function response(status, headers, body)
-  if status == 201 then
-    created = created + 1
-  else
-    bad = bad + 1
-    if first_bad == "" then first_bad = status .. " " .. string.sub(body or "", 1, 200) end
-  end
-end
-
-function done(summary, latency, requests)
-  local total_created, total_bad, fb = 0, 0, ""
-  for _, t in ipairs(threads) do
-    total_created = total_created + (t:get("created") or 0)
-    total_bad = total_bad + (t:get("bad") or 0)
-    if fb == "" then fb = t:get("first_bad") or "" end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests":%d,"duration_us":%d,"rps":%.2f,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,' ..
-    '"ok":%d,"non2xx":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d}\n',
-    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    total_created, total_bad, e.connect, e.read, e.write, e.timeout))
-  if fb ~= "" then io.write("FIRST_BAD " .. fb:gsub("\n", " ") .. "\n") end
-end
+response = common.counter(function(status) return status == 201 end)
+done = common.report(threads)
