@@ -6,7 +6,11 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <cassert>
@@ -203,6 +207,25 @@ namespace {
 constexpr const char* kWriterWaitingPrefix = "WRITER-WAITING-";  // + pid; RocksDB ignores such files
 }
 
+namespace {
+constexpr const char* kFollowerDirPrefix = "mosaic-follower-";  // + pid + "-" + counter, in the temp folder
+
+// A follower's folder outlives a process that was killed; the next follower removes those whose
+// process is gone.
+void RemoveDeadFollowerDirs() {
+  std::error_code ec;
+  for (fs::directory_iterator it(fs::temp_directory_path(ec), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kFollowerDirPrefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + std::strlen(kFollowerDirPrefix), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove_all(it->path(), ignored);
+    }
+  }
+}
+}  // namespace
+
 bool Store::WriterWaiting(const std::string& dir) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -283,7 +306,8 @@ Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
     // The secondary keeps every table file open (max_open_files -1) so that files the primary
     // deletes after a compaction stay readable until the next CatchUp.
     static std::atomic<uint64_t> followers{0};
-    store->follower_dir_ = (fs::temp_directory_path() / ("mosaic-follower-" + std::to_string(::getpid()) + "-" +
+    RemoveDeadFollowerDirs();
+    store->follower_dir_ = (fs::temp_directory_path() / (kFollowerDirPrefix + std::to_string(::getpid()) + "-" +
                                                          std::to_string(followers++)))
                                .string();
     db_options.max_open_files = -1;

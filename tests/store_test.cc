@@ -1,6 +1,8 @@
 #include "store/store.h"
 
 #include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -303,10 +305,18 @@ TEST(StoreTest, FollowerSeesWritesOfLaterPrimariesAfterCatchUp) {
     return s->NewReadView()->FindNode(NodeKind::kItem, key, &id).ok();
   };
   write_item("a");
+  // The folder a killed follower left behind (its process is gone) is removed by the next one.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::filesystem::path left =
+      std::filesystem::temp_directory_path() / ("mosaic-follower-" + std::to_string(dead) + "-0");
+  std::filesystem::create_directories(left);
   std::unique_ptr<Store> follower;
   OpenOptions o;
   o.follower = true;
   ASSERT_OK(Store::Open(dir, o, &follower));
+  EXPECT_FALSE(std::filesystem::exists(left));
   EXPECT_TRUE(has_item(follower.get(), "a"));
   std::unique_ptr<Batch> refused;
   EXPECT_TRUE(follower->BeginBatch(&refused).IsInvalidArgument());
