@@ -176,7 +176,11 @@ struct ItemIndex::Hnsw {
   std::vector<float> lifted;   // Add's scratch (Add runs on one thread at a time)
 };
 
-ItemIndex::ItemIndex(int64_t dim) : dim_(dim), blocks_(new std::unique_ptr<float[]>[kMaxBlocks]) {
+ItemIndex::ItemIndex(int64_t dim)
+    : dim_(dim),
+      blocks_(new std::unique_ptr<float[]>[kMaxBlocks]),
+      code_blocks_(new std::unique_ptr<int8_t[]>[kMaxBlocks]),
+      code_meta_(new std::unique_ptr<float[]>[kMaxBlocks]) {
   if (dim <= 0) throw std::invalid_argument("ItemIndex: the width must be positive");
 }
 
@@ -207,6 +211,11 @@ void ItemIndex::Add(const float* rows, int64_t n) {
     if (!blocks_[b]) blocks_[b].reset(new float[size_t(kBlockRows * dim_)]);  // untouched pages cost no memory
     const int64_t take = std::min(n - done, kBlockRows - offset);
     std::memcpy(blocks_[b].get() + offset * dim_, rows + done * dim_, size_t(take * dim_) * sizeof(float));
+    if (!code_blocks_[b]) {
+      code_blocks_[b].reset(new int8_t[size_t(kBlockRows * dim_)]);
+      code_meta_[b].reset(new float[size_t(kBlockRows * 3)]);
+    }
+    for (int64_t j = 0; j < take; ++j) Encode(id + j);
     done += take;
   }
   size_.store(first + n, std::memory_order_release);
@@ -452,12 +461,107 @@ void ItemIndex::SetEfSearch(int ef) {
   }
 }
 
+void ItemIndex::Encode(int64_t id) {
+  const float* x = Row(id);
+  int8_t* code = code_blocks_[id / kBlockRows].get() + (id % kBlockRows) * dim_;
+  float* meta = code_meta_[id / kBlockRows].get() + (id % kBlockRows) * 3;
+  float largest = 0;
+  for (int64_t j = 0; j < dim_; ++j) largest = std::max(largest, std::fabs(x[j]));
+  const float scale = largest > 0 ? largest / 127.0f : 1.0f;
+  double residual = 0, coded = 0;
+  for (int64_t j = 0; j < dim_; ++j) {
+    const long c = std::clamp(std::lround(x[j] / scale), -127L, 127L);
+    code[j] = int8_t(c);
+    const double r = double(x[j]) - double(scale) * double(c);
+    residual += r * r;
+    coded += double(scale) * double(c) * double(scale) * double(c);
+  }
+  meta[0] = scale;
+  meta[1] = float(std::sqrt(residual));
+  meta[2] = float(std::sqrt(coded));
+}
+
+bool ItemIndex::SearchExactByCodes(const float* query, int64_t k, int64_t n, const std::vector<int64_t>* excluded,
+                                   TopK* out) const {
+  const int64_t d = dim_;
+  float largest = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    if (!std::isfinite(query[j])) return false;
+    largest = std::max(largest, std::fabs(query[j]));
+  }
+  if (!(largest > 0)) return false;
+  const float query_scale = largest / 127.0f;
+  std::vector<int16_t> query_code(size_t(d), 0);
+  double residual = 0, coded = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    const long c = std::clamp(std::lround(query[j] / query_scale), -127L, 127L);
+    query_code[size_t(j)] = int16_t(c);
+    const double r = double(query[j]) - double(query_scale) * double(c);
+    residual += r * r;
+    coded += double(query_scale) * double(c) * double(query_scale) * double(c);
+  }
+  // A margin over the bound for the float arithmetic of the approximations and of the exact scores.
+  constexpr float kMargin = 1.001f, kRelative = 1e-4f;
+  const float query_residual = float(std::sqrt(residual)), query_coded = float(std::sqrt(coded));
+  if (!std::isfinite(query_coded) || !std::isfinite(query_residual)) return false;  // beyond float: no bound
+
+  Scratch& scratch = ThreadScratch();
+  scratch.scores.resize(size_t(n));  // approximate scores
+  scratch.rows.resize(size_t(n));    // their error bounds
+  float* approx = scratch.scores.data();
+  float* error = scratch.rows.data();
+  const bool has_excluded = excluded && !excluded->empty();
+  auto is_excluded = [&, ex = has_excluded ? excluded->begin() : std::vector<int64_t>::const_iterator()](int64_t id) mutable {
+    if (!has_excluded) return false;
+    ex = std::lower_bound(ex, excluded->end(), id);
+    return ex != excluded->end() && *ex == id;
+  };
+  std::vector<float> floor;  // min-heap of the k largest lower bounds
+  floor.reserve(size_t(k));
+  const int16_t* q = query_code.data();
+  for (int64_t id = 0; id < n; ++id) {
+    const int8_t* code = code_blocks_[id / kBlockRows].get() + (id % kBlockRows) * d;
+    const float* meta = code_meta_[id / kBlockRows].get() + (id % kBlockRows) * 3;
+    int32_t dot = 0;
+    for (int64_t j = 0; j < d; ++j) dot += int32_t(int16_t(code[j]) * q[j]);
+    const float a = float(dot) * meta[0] * query_scale;
+    const float bound = (query_coded * meta[1] + query_residual * meta[2] + query_residual * meta[1]) * kMargin;
+    approx[id] = a;
+    error[id] = bound + kRelative * (std::fabs(a) + bound);
+    if (is_excluded(id)) {
+      error[id] = -1;  // marks the row as never a candidate
+      continue;
+    }
+    const float low = a - error[id];
+    if (int64_t(floor.size()) < k) {
+      floor.push_back(low);
+      std::push_heap(floor.begin(), floor.end(), std::greater<float>());
+    } else if (low > floor.front()) {
+      std::pop_heap(floor.begin(), floor.end(), std::greater<float>());
+      floor.back() = low;
+      std::push_heap(floor.begin(), floor.end(), std::greater<float>());
+    }
+  }
+  // Fewer than k admissible rows: every one of them is a candidate.
+  const float threshold = int64_t(floor.size()) < k ? -std::numeric_limits<float>::infinity() : floor.front();
+  Selector selector(k);
+  for (int64_t id = 0; id < n; ++id) {
+    if (error[id] < 0 || approx[id] + error[id] < threshold) continue;
+    selector.OfferAscending(cblas_sdot(int(d), Row(id), 1, query, 1), id);
+  }
+  *out = selector.Finish();
+  return true;
+}
+
 TopK ItemIndex::SearchExact(const float* query, int64_t k, const SearchFilter& filter) const {
   if (k <= 0) throw std::invalid_argument("ItemIndex: k must be positive");
   if (!query) throw std::invalid_argument("ItemIndex: null query");
   const int64_t n = size();
   CheckList(filter.allowed, n, "allowed");
   CheckList(filter.excluded, n, "excluded");
+  TopK by_codes;
+  if (!filter.allowed && SearchExactByCodes(query, k, n, filter.excluded, &by_codes)) return by_codes;
+  // An allowed list (short: gathered and scanned), or a query the codes cannot bound: float32 scan.
   Selector selector(k);
   Scratch& scratch = ThreadScratch();
   scratch.scores.resize(size_t(kChunkRows));
