@@ -79,7 +79,8 @@ echo; echo "== POST /items -> /recommend?new_only=1 (mosaic serve)"
 post_status=skipped
 if "$mosaic" serve --help >/dev/null 2>&1; then
   # The user with the most plays, and the artist (item) they played most: the new items name it.
-  user=${BENCH_USER:-$(awk -F'\t' 'NR>1{p[$1]+=$3} END{for(u in p) print p[u]"\t"u}' "$lk/user_artists.dat" 2>/dev/null | sort -rn | head -1 | cut -f2)}
+  # (One awk, no `| head`: under pipefail a SIGPIPE in the pipeline would end the script.)
+  user=${BENCH_USER:-$(awk -F'\t' 'NR>1{p[$1]+=$3} END{for(u in p) if(p[u]>m){m=p[u]; best=u}; print best}' "$lk/user_artists.dat" 2>/dev/null || true)}
   rec=$("$mosaic" --store "$s" recommend --user "${user:-2}" -k 50 --json 2>/dev/null || true)
   [ -n "$rec" ] || echo "bench: user ${user:-2} is unknown to the model (set BENCH_USER)" >&2
   artist=$(echo "$rec" | jq -r '[.results[] | select(.plays)] | .[0].label // empty' 2>/dev/null || true)
