@@ -117,6 +117,8 @@ void Lift(const float* x, int64_t d, double norm, float* out) {
 
 // Per-thread scratch (scores of a chunk, gathered rows, lifted query), reused across searches.
 struct Scratch {
+  std::vector<float> approx;  // SearchExactByCodes: approximate scores
+  std::vector<float> bound;   // and their error bounds (negative: excluded row)
   std::vector<float> scores;
   std::vector<float> rows;
   std::vector<int64_t> ids;
@@ -506,10 +508,10 @@ bool ItemIndex::SearchExactByCodes(const float* query, int64_t k, int64_t n, con
   if (!std::isfinite(query_coded) || !std::isfinite(query_residual)) return false;  // beyond float: no bound
 
   Scratch& scratch = ThreadScratch();
-  scratch.scores.resize(size_t(n));  // approximate scores
-  scratch.rows.resize(size_t(n));    // their error bounds
-  float* approx = scratch.scores.data();
-  float* error = scratch.rows.data();
+  scratch.approx.resize(size_t(n));
+  scratch.bound.resize(size_t(n));
+  float* approx = scratch.approx.data();
+  float* error = scratch.bound.data();
   const bool has_excluded = excluded && !excluded->empty();
   auto is_excluded = [&, ex = has_excluded ? excluded->begin() : std::vector<int64_t>::const_iterator()](int64_t id) mutable {
     if (!has_excluded) return false;

@@ -171,6 +171,11 @@ void LoadedModel::Index() {
   }
 }
 
+Status PutPlacement(store::Batch* batch, store::NodeId item, uint64_t version, std::vector<float> values,
+                    const char* source) {
+  return batch->PutFeature(item, kModelFeature, {kModelExtractor, uint32_t(version), std::move(values), source});
+}
+
 Status OpenModelStore(const Context& ctx, bool read_only, std::unique_ptr<store::Store>* store) {
   store::OpenOptions options;
   options.read_only = read_only;

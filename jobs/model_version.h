@@ -94,6 +94,12 @@ struct LoadedModel {
 // `mosaic rebuild`" before the first rebuild, Corruption when a record is missing or malformed.
 Status LoadCurrentModel(const store::ReadView& view, LoadedModel* model);
 
+// Puts `values`, the representation of item `item` computed with model `version` after its training,
+// as the item's "model" feature; `source` says what placed it ("placed" by import, ingest or serve,
+// "rebuild" for items that arrived during one).
+Status PutPlacement(store::Batch* batch, store::NodeId item, uint64_t version, std::vector<float> values,
+                    const char* source);
+
 // The current version number alone; *found false before the first rebuild.
 Status CurrentModelVersion(const store::ReadView& view, uint64_t* version, bool* found);
 

@@ -383,8 +383,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
     for (size_t i = 0; i < late.size(); ++i) {
       at::Tensor row = late_reps[int64_t(i)].contiguous();
       std::vector<float> values(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-      MOSAIC_RETURN_IF_ERROR(batch->PutFeature(late[i], kModelFeature,
-                                               {kModelExtractor, uint32_t(version), std::move(values), "rebuild"}));
+      MOSAIC_RETURN_IF_ERROR(PutPlacement(batch, late[i], version, std::move(values), "rebuild"));
     }
     return Status::OK();
   });

@@ -145,8 +145,7 @@ Status PlaceNewItems(const Context& ctx, store::Store* store, const std::vector<
     for (size_t i = 0; i < todo.size(); ++i) {
       at::Tensor row = reps[int64_t(i)].contiguous();
       std::vector<float> values(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-      MOSAIC_RETURN_IF_ERROR(batch->PutFeature(todo[i], kModelFeature,
-                                               {kModelExtractor, uint32_t(m.version), std::move(values), "placed"}));
+      MOSAIC_RETURN_IF_ERROR(PutPlacement(batch.get(), todo[i], m.version, std::move(values), "placed"));
     }
     MOSAIC_RETURN_IF_ERROR(batch->Commit());
     *placed = todo.size();

@@ -511,8 +511,7 @@ void Server::PostItems(const httplib::Request& req, httplib::Response& res, cons
       MOSAIC_RETURN_IF_ERROR(model->Place(*view, {id}, &reps));
       if (!reps.empty()) {
         MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
-        MOSAIC_RETURN_IF_ERROR(batch->PutFeature(
-            id, kModelFeature, {kModelExtractor, uint32_t(model->version()), std::move(reps[0].second), "placed"}));
+        MOSAIC_RETURN_IF_ERROR(PutPlacement(batch.get(), id, model->version(), std::move(reps[0].second), "placed"));
         MOSAIC_RETURN_IF_ERROR(batch->Commit());
       }
       placed = model->HasColumn(id);
