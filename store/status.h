@@ -1,5 +1,10 @@
 // Status: the result of every fallible call in Mosaic, in the style of rocksdb::Status.
-// Expected failures (a missing key, a malformed input line) are Statuses; programmer errors assert.
+// Expected failures (a missing key, a malformed input line, a damaged stored record, a media file
+// that cannot be decoded, a missing model file) are Statuses; only broken preconditions throw.
+//
+// This header depends on the standard library alone, so that every folder (fusion/, modalities/
+// and encoders/ included, which depend on no other folder of Mosaic) can use it through the CMake
+// target mosaic_status. It lives in store/ because the top-level layout is fixed.
 #pragma once
 
 #include <string>
@@ -17,6 +22,7 @@ class [[nodiscard]] Status {
     kIOError,          ///< the file system or RocksDB failed
     kVersionMismatch,  ///< the store was written with another schema version
     kBusy,             ///< the store is locked by another process
+    kInternal,         ///< a bug or an unexpected exception, caught at an API boundary
   };
 
   Status() = default;
@@ -27,12 +33,14 @@ class [[nodiscard]] Status {
   static Status IOError(std::string msg) { return Status(Code::kIOError, std::move(msg)); }
   static Status VersionMismatch(std::string msg) { return Status(Code::kVersionMismatch, std::move(msg)); }
   static Status Busy(std::string msg) { return Status(Code::kBusy, std::move(msg)); }
+  static Status Internal(std::string msg) { return Status(Code::kInternal, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsInvalidArgument() const { return code_ == Code::kInvalidArgument; }
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsVersionMismatch() const { return code_ == Code::kVersionMismatch; }
+  bool IsInternal() const { return code_ == Code::kInternal; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
