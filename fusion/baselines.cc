@@ -496,29 +496,25 @@ class TextKnn : public Baseline {
   void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>&) override {
     num_items_ = data.num_items;
     user_rows_ = BuildUserRows(data, train);
-    if (!data.item_text.empty() && data.item_text.size() != num_items_) {
-      throw std::invalid_argument("item_text has " + std::to_string(data.item_text.size()) +
-                                  " rows, expected num_items = " + std::to_string(num_items_));
-    }
-    dim_ = 0;
-    for (const auto& text : data.item_text) {
-      if (text.empty()) continue;
-      if (dim_ == 0) dim_ = text.size();
-      if (text.size() != dim_) {
-        throw std::invalid_argument("item text vectors differ in length: " + std::to_string(dim_) + " and " +
-                                    std::to_string(text.size()));
-      }
-    }
     // Unit rows in one dense block: cosine becomes a dot product, and scoring streams memory once.
+    const auto text = data.modalities.find("text");
+    dim_ = text == data.modalities.end() ? 0 : size_t(text->second.dim);
     unit_text_.assign(size_t(num_items_) * dim_, 0.0f);
     has_text_.assign(num_items_, 0);
-    for (uint32_t i = 0; i < data.item_text.size(); ++i) {
-      const auto& text = data.item_text[i];
+    if (dim_ == 0) return;
+    const ModalityMatrix& m = text->second;
+    if (m.values.size() != size_t(num_items_) * dim_ || m.present.size() != num_items_) {
+      throw std::invalid_argument("the text modality has " + std::to_string(m.present.size()) +
+                                  " rows, expected num_items = " + std::to_string(num_items_));
+    }
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      if (!m.present[i]) continue;
+      const float* row = m.Row(i);
       double norm = 0.0;
-      for (float v : text) norm += double(v) * v;
-      if (text.empty() || norm <= 0.0) continue;  // a zero vector has no direction: treated as no text
+      for (size_t d = 0; d < dim_; ++d) norm += double(row[d]) * row[d];
+      if (norm <= 0.0) continue;  // a zero vector has no direction: treated as no text
       const float inv = float(1.0 / std::sqrt(norm));
-      for (size_t d = 0; d < dim_; ++d) unit_text_[i * dim_ + d] = text[d] * inv;
+      for (size_t d = 0; d < dim_; ++d) unit_text_[i * dim_ + d] = row[d] * inv;
       has_text_[i] = 1;
     }
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,13 +16,22 @@ struct Interaction {
   float weight = 1.0f;  ///< play count or rating
 };
 
+// One modality of the items' content.
+struct ModalityMatrix {
+  int64_t dim = 0;               ///< width of a vector
+  std::vector<float> values;     ///< num_items * dim, row-major; rows of absent items are zero
+  std::vector<uint8_t> present;  ///< num_items flags
+
+  const float* Row(uint32_t item) const { return values.data() + size_t(item) * size_t(dim); }
+};
+
 struct EvalData {
   uint32_t num_users = 0;
   uint32_t num_items = 0;
   uint32_t num_entities = 0;                          ///< KG entities (not items), dense
   std::vector<Interaction> interactions;              ///< every observed (user, item), unique pairs
   std::vector<std::vector<uint32_t>> item_entities;   ///< per item: the KG entities it links to (num_items rows)
-  std::vector<std::vector<float>> item_text;          ///< per item: its text vector, or empty (num_items rows)
+  std::map<std::string, ModalityMatrix> modalities;   ///< item content by modality name ("text", "visual", "audio")
   std::vector<bool> item_in_kg;                       ///< per item: linked to the KG (the KGCN CTR protocol's items)
   // The KG's triples among items and entities, forward direction: a node is an item index i (< num_items)
   // or an entity index e written num_items + e. Relation types are dense in [0, num_kg_relations).

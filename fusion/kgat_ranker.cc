@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
-#include <unordered_set>
 
 namespace mosaic::fusion {
 namespace {
@@ -19,7 +18,7 @@ class KgatRanker : public Baseline {
   std::string name() const override { return options_.name; }
 
   void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
-    TrainingGraph graph = BuildGraph(data, train);
+    TrainingGraph graph = BuildTrainingGraph(data, train, options_.use_kg);
     const TrainOptions& o = options_.train;
     Trainer trainer(std::move(graph), o);
     const auto users = static_cast<int64_t>(data.num_users), items = static_cast<int64_t>(data.num_items);
@@ -96,42 +95,6 @@ class KgatRanker : public Baseline {
   }
 
  private:
-  TrainingGraph BuildGraph(const EvalData& data, const std::vector<uint32_t>& train) const {
-    TrainingGraph g;
-    g.num_users = data.num_users;
-    g.num_items = data.num_items;
-    g.num_entities = data.num_entities;
-    std::unordered_set<uint64_t> pairs;
-    for (uint32_t index : train) {
-      if (index >= data.interactions.size()) throw std::invalid_argument("train index out of range");
-      const auto& x = data.interactions[index];
-      if (pairs.insert((uint64_t(x.user) << 32) | x.item).second) g.interactions.emplace_back(x.user, x.item);
-    }
-    if (options_.use_kg) {
-      g.num_kg_relations = data.num_kg_relations;
-      const uint32_t base = data.num_users;
-      for (const auto& t : data.kg_triples) g.triples.push_back({base + t.head, t.relation, base + t.tail});
-    }
-    int64_t text_dim = 0;
-    for (const auto& v : data.item_text)
-      if (!v.empty()) text_dim = static_cast<int64_t>(v.size());
-    if (text_dim > 0) {
-      ModalityMatrix m;
-      m.dim = text_dim;
-      m.values.assign(static_cast<size_t>(data.num_items) * static_cast<size_t>(text_dim), 0.0f);
-      m.present.assign(data.num_items, 0);
-      for (uint32_t i = 0; i < data.num_items; ++i) {
-        const auto& v = data.item_text[i];
-        if (v.empty()) continue;
-        if (static_cast<int64_t>(v.size()) != text_dim) throw std::invalid_argument("text vectors differ in length");
-        std::copy(v.begin(), v.end(), m.values.begin() + static_cast<long>(i) * text_dim);
-        m.present[i] = 1;
-      }
-      g.modalities["text"] = std::move(m);
-    }
-    return g;
-  }
-
   KgatRankerOptions options_;
   std::vector<float> reps_;  // [num_users + num_items, dim_] rows of the best validated epoch
   int64_t dim_ = 0;

@@ -24,41 +24,9 @@
 #include <vector>
 
 #include "fusion/kgat.h"
+#include "fusion/training_graph.h"
 
 namespace mosaic::fusion {
-
-// A KG triple; head and tail are node indices (Kgat numbering) of items or entities.
-struct Triple {
-  uint32_t head = 0;
-  uint32_t relation = 0;  ///< KG relation type in [0, TrainingGraph::num_kg_relations)
-  uint32_t tail = 0;
-};
-
-// One modality of the items' content.
-struct ModalityMatrix {
-  int64_t dim = 0;               ///< width of a vector
-  std::vector<float> values;     ///< num_items * dim, row-major; rows of absent items are never read
-  std::vector<uint8_t> present;  ///< num_items flags
-};
-
-// The collaborative knowledge graph, nodes numbered as in Kgat: users [0, U), items [U, U+I),
-// entities [U+I, U+I+E).
-struct TrainingGraph {
-  int64_t num_users = 0;
-  int64_t num_items = 0;
-  int64_t num_entities = 0;
-  int64_t num_kg_relations = 0;  ///< KG relation types; the model adds their inverses and `interacted` both ways
-  std::vector<std::pair<uint32_t, uint32_t>> interactions;  ///< (user, item) positives, dense indices
-  std::vector<Triple> triples;                              ///< KG triples, forward direction only
-  std::map<std::string, ModalityMatrix> modalities;         ///< "text", "visual", "audio" (any subset)
-  std::vector<uint8_t> cold;  ///< per item: no id embedding (empty = items without interactions)
-};
-
-// Model relation numbering: KG relation r -> r, its inverse -> R + r, interacted (user -> item) -> 2R,
-// interacted-by (item -> user) -> 2R + 1.
-inline int64_t InverseRelation(int64_t r, int64_t num_kg_relations) { return num_kg_relations + r; }
-inline int64_t InteractedRelation(int64_t num_kg_relations) { return 2 * num_kg_relations; }
-inline int64_t InteractedByRelation(int64_t num_kg_relations) { return 2 * num_kg_relations + 1; }
 
 // Defaults: the settings docs/results.md reports (tried on Last.FM warm validation).
 struct TrainOptions {
