@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "fusion/random.h"
+
 namespace mosaic::fusion {
 namespace {
 
@@ -85,34 +87,6 @@ std::vector<std::vector<uint32_t>> CleanEntities(const EvalData& data) {
   }
   return entities;
 }
-
-// SplitMix64: a small generator whose output is fixed by the seed on every platform, unlike the
-// std distributions, whose algorithms are implementation-defined.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-
-  // Uniform in [0, n), n > 0, without modulo bias (rejects the incomplete top block).
-  uint64_t Below(uint64_t n) {
-    const uint64_t limit = (0 - n) % n;  // 2^64 mod n: draws below it would over-weight small values
-    uint64_t r;
-    do r = Next(); while (r < limit);
-    return r % n;
-  }
-
-  // Uniform in [-1, 1), from the top 24 bits so every value is exact in a float.
-  float Symmetric() { return float(Next() >> 40) * (2.0f / 16777216.0f) - 1.0f; }
-
- private:
-  uint64_t state_;  ///< advanced by the golden-ratio increment per draw
-};
 
 // Dot product with eight independent partial sums: without -ffast-math the compiler may not
 // reorder a single float accumulator, so this is what lets it use SIMD lanes (scoring all items
@@ -242,15 +216,15 @@ class BprMf : public Baseline {
     CheckIndices(data, valid, "valid");
     num_items_ = data.num_items;
     const UserRows rows = BuildUserRows(data, train);
-    Rng rng(seed_);
+    SplitMix64 rng(seed_);
 
     // Uniform init with std 0.1. Much smaller and the factors need many epochs to outgrow the
     // item biases, so validation recall sits on a popularity plateau and patience stops training
     // before any personalisation (seen on Last.FM-sized synthetic data); much larger is noise.
     user_factors_.resize(size_t(data.num_users) * factors_);
     item_factors_.resize(size_t(num_items_) * factors_);
-    for (float& v : user_factors_) v = kInitScale * rng.Symmetric();
-    for (float& v : item_factors_) v = kInitScale * rng.Symmetric();
+    for (float& v : user_factors_) v = kInitScale * (2.0f * rng.UniformFloat() - 1.0f);
+    for (float& v : item_factors_) v = kInitScale * (2.0f * rng.UniformFloat() - 1.0f);
     item_bias_.assign(num_items_, 0.0f);
 
     const ValidationSet validation = SampleValidation(data, rows, valid, &rng);
@@ -336,7 +310,7 @@ class BprMf : public Baseline {
   };
 
   ValidationSet SampleValidation(const EvalData& data, const UserRows& rows, const std::vector<uint32_t>& valid,
-                                 Rng* rng) const {
+                                 SplitMix64* rng) const {
     std::vector<std::vector<uint32_t>> by_user(data.num_users);
     for (uint32_t index : valid) {
       const Interaction& x = data.interactions[index];
@@ -349,10 +323,9 @@ class BprMf : public Baseline {
     for (uint32_t u = 0; u < data.num_users; ++u) {
       if (!by_user[u].empty()) candidates.push_back(u);
     }
-    // Partial Fisher-Yates: the first kValidationUsers entries become a uniform sample.
-    const size_t take = std::min(kValidationUsers, candidates.size());
-    for (size_t k = 0; k < take; ++k) std::swap(candidates[k], candidates[k + rng->Below(candidates.size() - k)]);
-    candidates.resize(take);
+    // The first kValidationUsers entries become a uniform sample.
+    PartialShuffle(candidates.begin(), candidates.end(), kValidationUsers, *rng);
+    candidates.resize(std::min(kValidationUsers, candidates.size()));
     std::sort(candidates.begin(), candidates.end());
     ValidationSet set;
     set.users = candidates;
@@ -390,7 +363,7 @@ class BprMf : public Baseline {
   // Uniform item the user has not interacted with in training. Rejection sampling: users hold a
   // tiny share of the catalogue, so it almost always succeeds at once; gives up (false) after a
   // bounded number of tries so a user who has played everything cannot stall training.
-  bool DrawNegative(const UserRows& rows, uint32_t user, Rng* rng, uint32_t* item) const {
+  bool DrawNegative(const UserRows& rows, uint32_t user, SplitMix64* rng, uint32_t* item) const {
     const auto first = rows.items.begin() + rows.begin(user);
     const auto last = rows.items.begin() + rows.end(user);
     for (int attempt = 0; attempt < 64; ++attempt) {

@@ -6,10 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <random>
 #include <stdexcept>
 #include <utility>
 #include <vector>
+
+#include "fusion/random.h"
 
 namespace mosaic::fusion {
 
@@ -24,41 +25,6 @@ enum Stream : uint64_t {
   kCtrUser = 4,
   kCtrShuffle = 5,
 };
-
-// SplitMix64's finaliser: a bijection that spreads every input bit over the output.
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// A generator for (seed, stream, index): depends on nothing else.
-std::mt19937_64 MakeRng(uint64_t seed, Stream stream, uint64_t index) {
-  return std::mt19937_64(Mix(Mix(Mix(seed) ^ stream) ^ index));
-}
-
-// Uniform in [0, bound), bound > 0, by rejection: draws below 2^64 mod bound are discarded so
-// every residue is equally likely. Unlike uniform_int_distribution, the same on every platform.
-uint64_t Bounded(std::mt19937_64& rng, uint64_t bound) {
-  const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-  for (;;) {
-    const uint64_t r = rng();
-    if (r >= threshold) return r % bound;
-  }
-}
-
-// Fisher–Yates over the first `take` positions: v[0..take) becomes a uniform random sample
-// without replacement, in random order. take = v.size() shuffles everything.
-template <typename T>
-void PartialShuffle(std::vector<T>& v, size_t take, std::mt19937_64& rng) {
-  const size_t n = v.size();
-  take = std::min(take, n);
-  for (size_t i = 0; i < take && i + 1 < n; ++i) {
-    const size_t j = i + static_cast<size_t>(Bounded(rng, n - i));
-    std::swap(v[i], v[j]);
-  }
-}
 
 // round(n / 10) with halves rounded up, in integers so no floating-point rounding can differ.
 size_t Tenth(size_t n) { return (n + 5) / 10; }
@@ -93,14 +59,14 @@ void GroupByUser(const EvalData& data, std::vector<uint32_t>* order, std::vector
 
 // Shuffles one user's interaction indices and deals them out: test first, then valid, then the
 // rest to train. Users with fewer than 3 interactions keep all in train.
-void DealUser(std::vector<uint32_t>& mine, bool with_test, std::mt19937_64& rng, Split* split) {
+void DealUser(std::vector<uint32_t>& mine, bool with_test, SplitMix64& rng, Split* split) {
   const size_t n = mine.size();
   size_t n_test = 0, n_valid = 0;
   if (n >= 3) {
     n_test = with_test ? std::max<size_t>(1, Tenth(n)) : 0;
     n_valid = std::max<size_t>(1, Tenth(n));
   }
-  PartialShuffle(mine, n_test + n_valid, rng);
+  PartialShuffle(mine.begin(), mine.end(), n_test + n_valid, rng);
   split->test.insert(split->test.end(), mine.begin(), mine.begin() + n_test);
   split->valid.insert(split->valid.end(), mine.begin() + n_test, mine.begin() + n_test + n_valid);
   split->train.insert(split->train.end(), mine.begin() + n_test + n_valid, mine.end());
@@ -223,7 +189,7 @@ Split WarmSplit(const EvalData& data, uint64_t seed) {
   std::vector<uint32_t> mine;
   for (uint32_t u = 0; u < data.num_users; ++u) {
     mine.assign(order.begin() + offsets[u], order.begin() + offsets[u + 1]);
-    std::mt19937_64 rng = MakeRng(seed, kWarmUser, u);
+    SplitMix64 rng(StreamSeed(seed, kWarmUser, u));
     DealUser(mine, /*with_test=*/true, rng, &split);
   }
   SortSplit(&split);
@@ -239,8 +205,8 @@ Split ColdSplit(const EvalData& data, uint64_t seed) {
     if (seen[i]) items.push_back(i);
   }
   const size_t n_cold = (2 * items.size() + 5) / 10;  // round(0.2 m), halves up
-  std::mt19937_64 item_rng = MakeRng(seed, kColdItems, 0);
-  PartialShuffle(items, n_cold, item_rng);
+  SplitMix64 item_rng(StreamSeed(seed, kColdItems, 0));
+  PartialShuffle(items.begin(), items.end(), n_cold, item_rng);
 
   Split split;
   split.cold_items.assign(items.begin(), items.begin() + n_cold);
@@ -262,7 +228,7 @@ Split ColdSplit(const EvalData& data, uint64_t seed) {
         mine.push_back(i);
       }
     }
-    std::mt19937_64 rng = MakeRng(seed, kColdUser, u);
+    SplitMix64 rng(StreamSeed(seed, kColdUser, u));
     DealUser(mine, /*with_test=*/false, rng, &split);
   }
   SortSplit(&split);
@@ -304,8 +270,8 @@ CtrSplit KgcnCtrSplit(const EvalData& data, uint64_t seed) {
         if (!touched[i]) pool.push_back(i);
       }
       const size_t n_neg = std::min(positives, pool.size());
-      std::mt19937_64 rng = MakeRng(seed, kCtrUser, u);
-      PartialShuffle(pool, n_neg, rng);
+      SplitMix64 rng(StreamSeed(seed, kCtrUser, u));
+      PartialShuffle(pool.begin(), pool.end(), n_neg, rng);
       for (size_t k = 0; k < n_neg; ++k) all.push_back({u, pool[k], 0});
     }
     for (size_t k = offsets[u]; k < offsets[u + 1]; ++k) {
@@ -313,8 +279,8 @@ CtrSplit KgcnCtrSplit(const EvalData& data, uint64_t seed) {
     }
   }
 
-  std::mt19937_64 rng = MakeRng(seed, kCtrShuffle, 0);
-  PartialShuffle(all, all.size(), rng);
+  SplitMix64 rng(StreamSeed(seed, kCtrShuffle, 0));
+  Shuffle(all.begin(), all.end(), rng);
   const size_t n_valid = all.size() * 2 / 10;
   const size_t n_test = all.size() * 2 / 10;
   const size_t n_train = all.size() - n_valid - n_test;

@@ -1,11 +1,11 @@
 // Deterministic train/valid/test splits of EvalData for the three evaluation protocols of
 // ../shared/datasets/README.md: warm top-K (KGAT/RecBole), cold-start items, and KGCN's CTR task.
 //
-// Every random choice comes from std::mt19937_64 (whose output sequence the standard fixes)
-// seeded from (seed, purpose, user or item) and from our own unbiased bounded draws, never
-// from std::shuffle or std::uniform_int_distribution, whose results differ between standard
-// libraries. So a fixed seed gives byte-identical splits on every platform, and one user's
-// split depends only on the seed and that user's own interactions.
+// Every random choice comes from fusion/random.h (SplitMix64 seeded from (seed, purpose, user or
+// item), its unbiased bounded draw and Fisher-Yates shuffle), never from std::shuffle or
+// std::uniform_int_distribution, whose results differ between standard libraries. So a fixed seed
+// gives byte-identical splits on every platform, and one user's split depends only on the seed and
+// that user's own interactions.
 #pragma once
 
 #include <cstdint>

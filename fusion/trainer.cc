@@ -1,6 +1,5 @@
 #include "fusion/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -11,8 +10,11 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
+
+#include "fusion/random.h"
 
 namespace mosaic::fusion {
 namespace {
@@ -21,33 +23,8 @@ void Check(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument("Trainer: " + message);
 }
 
-// SplitMix64 (Steele et al. 2014): small, fast, and the same on every platform.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// The seed of one purpose (`stream`) in one epoch.
-uint64_t EpochSeed(uint64_t seed, int epoch, uint64_t stream) { return Mix(Mix(seed ^ Mix(uint64_t(epoch))) + stream); }
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() { return state_ = Mix(state_); }
-  // Uniform in [0, n) without modulo bias (Lemire's multiply-shift with rejection).
-  uint64_t Below(uint64_t n) {
-    for (;;) {
-      const unsigned __int128 m = static_cast<unsigned __int128>(Next()) * n;
-      const uint64_t low = static_cast<uint64_t>(m);
-      if (low >= n || low >= (-n) % n) return static_cast<uint64_t>(m >> 64);
-    }
-  }
-
- private:
-  uint64_t state_;
-};
+// The seed of one purpose (`stream`) in one epoch: a resumed run draws what an uninterrupted one would.
+uint64_t EpochSeed(uint64_t seed, int epoch, uint64_t stream) { return StreamSeed(seed, stream, uint64_t(epoch)); }
 
 // Shapes of every parameter and buffer: Module::load replaces tensors wholesale (set_), so a
 // checkpoint of another configuration would load silently without this comparison.
@@ -229,13 +206,12 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
 
   // (1) Items made cold for this epoch, then neighbour sampling: heads with more than
   // max_neighbours edges keep a random subset.
-  Rng sample_rng(EpochSeed(seed, epoch, 2));
+  SplitMix64 sample_rng(EpochSeed(seed, epoch, 2));
   const int64_t users = g.num_users;
   std::vector<uint8_t> cold(static_cast<size_t>(g.num_items), 0);
   const auto* base_cold = s.modalities.cold.data_ptr<bool>();
   for (int64_t i = 0; i < g.num_items; ++i)
-    cold[i] = base_cold[i] || (s.options.cold_share > 0 &&
-                               sample_rng.Below(1u << 30) < static_cast<uint64_t>(s.options.cold_share * (1u << 30)));
+    cold[i] = base_cold[i] || (s.options.cold_share > 0 && sample_rng.UniformDouble() < s.options.cold_share);
   const auto* rel_of = s.full.edge_rel.data_ptr<int64_t>();
   const auto* tail_of = s.full.edge_tail.data_ptr<int64_t>();
   const int64_t interacted = InteractedRelation(g.num_kg_relations);
@@ -259,10 +235,7 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
       keep.insert(keep.end(), scratch.begin(), scratch.end());
       continue;
     }
-    for (int64_t k = 0; k < cap; ++k) {  // partial Fisher-Yates
-      const int64_t j = k + static_cast<int64_t>(sample_rng.Below(static_cast<uint64_t>(degree - k)));
-      std::swap(scratch[k], scratch[j]);
-    }
+    PartialShuffle(scratch.begin(), scratch.end(), static_cast<size_t>(cap), sample_rng);
     std::sort(scratch.begin(), scratch.begin() + cap);
     keep.insert(keep.end(), scratch.begin(), scratch.begin() + cap);
   }
@@ -282,12 +255,13 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
   }
 
   // (3) Mini-batches of interactions (BPR) and KG triples (TransR).
-  auto gen = at::detail::createCPUGenerator(EpochSeed(seed, epoch, 3));
   const int64_t positives = static_cast<int64_t>(g.interactions.size());
   const int64_t steps = std::max<int64_t>(1, (positives + s.options.batch_size - 1) / s.options.batch_size);
-  const auto order = torch::randperm(std::max<int64_t>(positives, 1), gen);
-  const auto* order_ptr = order.data_ptr<int64_t>();
-  Rng draw(EpochSeed(seed, epoch, 4));
+  std::vector<size_t> order(g.interactions.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  SplitMix64 order_rng(EpochSeed(seed, epoch, 3));
+  Shuffle(order.begin(), order.end(), order_rng);
+  SplitMix64 draw(EpochSeed(seed, epoch, 4));
   const int64_t items = g.num_items;
   const int64_t triples = static_cast<int64_t>(g.triples.size());
   EpochReport report;
@@ -297,7 +271,7 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
     const int64_t end = std::min(positives, begin + s.options.batch_size);
     std::vector<int64_t> users, pos, neg;
     for (int64_t k = begin; k < end; ++k) {
-      const auto& [u, i] = g.interactions[static_cast<size_t>(order_ptr[k])];
+      const auto& [u, i] = g.interactions[order[static_cast<size_t>(k)]];
       const auto& seen = s.user_items[u];
       for (int64_t n = 0; n < s.options.negatives; ++n) {
         int64_t j = 0;
