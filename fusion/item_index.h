@@ -9,8 +9,8 @@
 // fixed when the graph is built; items added later with a larger norm are clamped to M in the
 // lifted coordinate, which only weakens their recall in the graph, never their exact score.
 //
-// Ordering, like ExactTopK: best score first, equal scores by lower id first; NaN scores never
-// returned. Ids are insertion order: the i-th row ever added has id i.
+// Ordering: best score first, equal scores by lower id first; NaN scores never returned. Ids are
+// insertion order: the i-th row ever added has id i.
 //
 // Thread safety: Search*, size(), dim() and has_hnsw() may run concurrently with each other and
 // with one thread calling Add (rows are published only once written: a search sees at least the
@@ -45,9 +45,13 @@
 #include <string>
 #include <vector>
 
-#include "fusion/retrieval.h"
-
 namespace mosaic::fusion {
+
+// The k best items of one search.
+struct TopK {
+  std::vector<int64_t> ids;   ///< item ids, best first
+  std::vector<float> scores;  ///< their dot products with the query
+};
 
 // The graph's space. kInnerProduct: hnswlib's InnerProductSpace over the rows (distance 1 - dot; not
 // a metric, but the graph then links the large-norm rows that win inner products, ip-NSW, Morozov &

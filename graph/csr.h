@@ -1,5 +1,5 @@
 // CsrGraph: an immutable compressed-sparse-row snapshot of the collaborative knowledge graph
-// (Boost.Graph's compressed_sparse_row_graph), for traversal and neighbour sampling. Every
+// (Boost.Graph's compressed_sparse_row_graph), for traversal. Every
 // stored triple appears twice: as h -> t and, flagged `reverse`, as t -> h.
 #pragma once
 

@@ -1,8 +1,5 @@
-#include <map>
-
 #include "graph/csr.h"
 #include "graph/import.h"
-#include "graph/sampling.h"
 #include "graph/text.h"
 #include "tests/test_util.h"
 
@@ -114,27 +111,6 @@ TEST_F(CsrTest, NeighborhoodFiltersRelations) {
   with_users.hops = 1;
   auto u = Neighborhood(csr_, a_, with_users);
   EXPECT_EQ(u.size(), 3u);  // genre, artist and the user
-}
-
-TEST_F(CsrTest, SamplingCapsHubsAndIsRepeatable) {
-  const SampledEdges all = SampleNeighbours(csr_, 0, 1);
-  EXPECT_EQ(all.head.size(), csr_.num_edges());  // fanout 0 keeps every edge
-  const SampledEdges one = SampleNeighbours(csr_, 1, 7);
-  std::map<NodeId, int> per_head;
-  for (NodeId h : one.head) ++per_head[h];
-  for (const auto& [node, n] : per_head) EXPECT_EQ(n, 1) << node;
-  EXPECT_EQ(per_head.size(), 6u);  // every node has an edge
-  const SampledEdges again = SampleNeighbours(csr_, 1, 7);
-  EXPECT_EQ(one.tail, again.tail);
-  EXPECT_EQ(one.relation, again.relation);
-  // Each sampled edge is a real edge of the graph.
-  for (size_t i = 0; i < one.head.size(); ++i) {
-    bool found = false;
-    csr_.ForEachNeighbor(one.head[i], [&](NodeId to, const CsrEdge& e) {
-      found |= to == one.tail[i] && e.relation == one.relation[i] && e.reverse == bool(one.reverse[i]);
-    });
-    EXPECT_TRUE(found);
-  }
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/exact_topk.h"
+
 namespace mosaic::fusion {
 namespace {
 

@@ -1,5 +1,6 @@
-// Exact top-k retrieval: score queries against items by one matrix product and keep the k best per
-// query. Tensors in (on any device), plain vectors out (on the CPU). No store, no model.
+// ExactTopK: the reference the tests hold fusion::ItemIndex to (production searches with ItemIndex).
+// Scores queries against items by one matrix product and keeps the k best per query. Tensors in (on
+// any device), plain vectors out (on the CPU).
 //
 // Ordering: best score first; equal scores are ordered by lower item id first, and when equal scores
 // straddle the k-th place the lowest ids among them are the ones kept. at::topk gives no such promise,
@@ -18,12 +19,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace mosaic::fusion {
+#include "fusion/item_index.h"
 
-struct TopK {
-  std::vector<int64_t> ids;   ///< item ids (rows of `items`), best first
-  std::vector<float> scores;  ///< their dot products with the query
-};
+namespace mosaic::fusion {
 
 // Exact top-k of `queries` [Q, d] against `items` [N, d] (floating point, same device; differing
 // dtypes are promoted). One result per query row.

@@ -1,4 +1,4 @@
-#include "fusion/retrieval.h"
+#include "tests/exact_topk.h"
 
 #include <ATen/ATen.h>
 
