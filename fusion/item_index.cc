@@ -134,25 +134,34 @@ void Append(std::string* out, const T& value) {
   out->append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
+// Reads fixed-size values in order. Reading past the end yields zeros and marks the reader
+// truncated, so the parser checks truncated() once per section rather than after every field.
 class Reader {
  public:
   explicit Reader(const std::string& bytes) : bytes_(bytes) {}
   template <typename T>
   T Get() {
-    T value;
+    T value{};
     Take(&value, sizeof value);
     return value;
   }
   void Take(void* out, size_t n) {
-    if (n > bytes_.size() - pos_) throw std::invalid_argument("LoadHnsw: the graph bytes are truncated");
+    if (n > remaining()) {
+      truncated_ = true;
+      pos_ = bytes_.size();
+      std::memset(out, 0, n);
+      return;
+    }
     std::memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
   }
-  bool done() const { return pos_ == bytes_.size(); }
+  size_t remaining() const { return bytes_.size() - pos_; }
+  bool truncated() const { return truncated_; }
 
  private:
   const std::string& bytes_;
   size_t pos_ = 0;
+  bool truncated_ = false;  ///< a read went past the end
 };
 
 }  // namespace
@@ -349,26 +358,30 @@ std::string ItemIndex::SaveHnsw() const {
   return out;
 }
 
-void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
+Status ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
   if (options.ef_search < 1) throw std::invalid_argument("LoadHnsw: ef_search must be >= 1");
-  auto bad = [](const std::string& what) { return std::invalid_argument("LoadHnsw: " + what); };
+  const Status truncated = Status::Corruption("the graph bytes are truncated");
   Reader in(bytes);
   char magic[sizeof kMagic];
   in.Take(magic, sizeof magic);
-  if (std::memcmp(magic, kMagic, sizeof kMagic) != 0) throw bad("not an HNSW graph of Mosaic");
-  if (in.Get<uint32_t>() != kFormatVersion) throw bad("unknown graph format version");
+  if (in.truncated()) return truncated;
+  if (std::memcmp(magic, kMagic, sizeof kMagic) != 0) return Status::Corruption("not an HNSW graph of Mosaic");
+  if (in.Get<uint32_t>() != kFormatVersion) return Status::Corruption("unknown graph format version");
   const auto metric = in.Get<uint32_t>();
   if (metric != uint32_t(HnswMetric::kInnerProduct) && metric != uint32_t(HnswMetric::kLiftedL2)) {
-    throw bad("unknown graph metric");
+    return Status::Corruption("unknown graph metric");
   }
   const int64_t dim = in.Get<int64_t>(), rows = in.Get<int64_t>();
   const double norm = in.Get<double>();
-  if (dim != dim_) throw bad("the graph is of width " + std::to_string(dim) + ", the index " + std::to_string(dim_));
+  if (in.truncated()) return truncated;
+  if (dim != dim_) {
+    return Status::Corruption("the graph is of width " + std::to_string(dim) + ", the index " + std::to_string(dim_));
+  }
   const int64_t n = size();
   if (rows < 0 || rows > n) {
-    throw bad("the graph holds " + std::to_string(rows) + " rows, the index " + std::to_string(n));
+    return Status::Corruption("the graph holds " + std::to_string(rows) + " rows, the index " + std::to_string(n));
   }
-  if (!std::isfinite(norm) || norm < 0) throw bad("bad lift norm");
+  if (!std::isfinite(norm) || norm < 0) return Status::Corruption("bad lift norm");
 
   const auto offset_level0 = in.Get<size_t>();
   in.Get<size_t>();  // max_elements
@@ -383,9 +396,10 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
   const auto m = in.Get<size_t>();
   const auto mult = in.Get<double>();
   const auto ef_construction = in.Get<size_t>();
-  if (count != size_t(rows)) throw bad("the graph's element count differs from its header");
+  if (in.truncated()) return truncated;
+  if (count != size_t(rows)) return Status::Corruption("the graph's element count differs from its header");
   if (m < 2 || m > 10000 || max_m != m || max_m0 != 2 * m || ef_construction < 1 || ef_construction > (size_t(1) << 24)) {
-    throw bad("bad graph parameters");
+    return Status::Corruption("bad graph parameters");
   }
 
   auto h = std::make_unique<Hnsw>(dim_, HnswMetric(metric));
@@ -396,19 +410,21 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
   Graph& g = *h->graph;
   if (offset_level0 != g.offsetLevel0_ || size_data_per_element != g.size_data_per_element_ ||
       label_offset != g.label_offset_ || offset_data != g.offsetData_ || mult != g.mult_) {
-    throw bad("the graph's layout does not fit hnswlib's for this width and M");
+    return Status::Corruption("the graph's layout does not fit hnswlib's for this width and M");
   }
   if (count > 0 ? (enterpoint >= count || maxlevel < 0) : (enterpoint != hnswlib::tableint(-1) || maxlevel != -1)) {
-    throw bad("bad entry point");
+    return Status::Corruption("bad entry point");
   }
   in.Take(g.data_level0_memory_, count * size_data_per_element);
+  if (in.truncated()) return truncated;
   g.cur_element_count = count;  // from here on the destructor frees the link lists read so far
   for (size_t i = 0; i < count; ++i) g.element_levels_[i] = 0;
   for (size_t i = 0; i < count; ++i) {
     const auto size = in.Get<uint32_t>();
-    if (size % g.size_links_per_element_ != 0) throw bad("bad link list size");
+    if (size % g.size_links_per_element_ != 0) return Status::Corruption("bad link list size");
     const size_t levels = size / g.size_links_per_element_;
-    if (int64_t(levels) > maxlevel) throw bad("an element above the top level");
+    if (int64_t(levels) > maxlevel) return Status::Corruption("an element above the top level");
+    if (size > in.remaining()) return truncated;  // before allocating what a damaged size asks for
     if (levels > 0) {
       g.linkLists_[i] = static_cast<char*>(std::malloc(size));
       if (!g.linkLists_[i]) throw std::bad_alloc();
@@ -418,28 +434,35 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
       g.linkLists_[i] = nullptr;
     }
   }
-  if (!in.done()) throw bad("trailing bytes after the graph");
-  if (count > 0 && g.element_levels_[enterpoint] != maxlevel) throw bad("the entry point is not on the top level");
+  if (in.truncated()) return truncated;
+  if (in.remaining() > 0) return Status::Corruption("trailing bytes after the graph");
+  if (count > 0 && g.element_levels_[enterpoint] != maxlevel) {
+    return Status::Corruption("the entry point is not on the top level");
+  }
   // Every neighbour list within bounds, every label a row of this index holding that row's vector.
   auto check_list = [&](const uint32_t* list, size_t max) {
     const uint32_t k = *list;  // hnswlib's list count (low 16 bits used)
-    if ((k & 0xFFFF) > max || (k >> 16) != 0) throw bad("bad neighbour list");
+    if ((k & 0xFFFF) > max || (k >> 16) != 0) return Status::Corruption("bad neighbour list");
     for (uint32_t j = 0; j < k; ++j) {
-      if (list[1 + j] >= count) throw bad("a neighbour outside the graph");
+      if (list[1 + j] >= count) return Status::Corruption("a neighbour outside the graph");
     }
+    return Status::OK();
   };
   std::vector<uint8_t> seen(count, 0);
   for (size_t i = 0; i < count; ++i) {
     const char* element = g.data_level0_memory_ + i * g.size_data_per_element_;
-    check_list(reinterpret_cast<const uint32_t*>(element + g.offsetLevel0_), g.maxM0_);
+    MOSAIC_RETURN_IF_ERROR(check_list(reinterpret_cast<const uint32_t*>(element + g.offsetLevel0_), g.maxM0_));
     for (int l = 1; l <= g.element_levels_[i]; ++l) {
-      check_list(reinterpret_cast<const uint32_t*>(g.linkLists_[i] + size_t(l - 1) * g.size_links_per_element_), g.maxM_);
+      MOSAIC_RETURN_IF_ERROR(check_list(
+          reinterpret_cast<const uint32_t*>(g.linkLists_[i] + size_t(l - 1) * g.size_links_per_element_), g.maxM_));
     }
     const hnswlib::labeltype label = g.getExternalLabel(hnswlib::tableint(i));
-    if (label >= count || seen[label]) throw bad("the graph's labels are not the ids 0.." + std::to_string(count));
+    if (label >= count || seen[label]) {
+      return Status::Corruption("the graph's labels are not the ids 0.." + std::to_string(count));
+    }
     seen[label] = 1;
     if (std::memcmp(element + g.offsetData_, Row(int64_t(label)), size_t(dim_) * sizeof(float)) != 0) {
-      throw bad("the graph's vector of row " + std::to_string(label) + " differs from the index's");
+      return Status::Corruption("the graph's vector of row " + std::to_string(label) + " differs from the index's");
     }
     g.label_lookup_[label] = hnswlib::tableint(i);
   }
@@ -452,6 +475,7 @@ void ItemIndex::LoadHnsw(const std::string& bytes, const HnswOptions& options) {
     hnsw_ = std::move(h);
   }
   for (int64_t id = rows; id < n; ++id) InsertIntoGraph(id);  // rows added after the graph was saved
+  return Status::OK();
 }
 
 void ItemIndex::SetEfSearch(int ef) {

@@ -45,6 +45,8 @@
 #include <string>
 #include <vector>
 
+#include "store/status.h"
+
 namespace mosaic::fusion {
 
 // The k best items of one search.
@@ -99,13 +101,16 @@ class ItemIndex {
   void BuildHnsw(const HnswOptions& options, const std::function<void(int64_t)>& progress = {});
 
   // The graph as bytes (hnswlib's format after a small header: magic, format version, metric,
-  // width, rows, lift norm M), and back; SaveHnsw returns an empty
-  // string when there is no graph. LoadHnsw throws std::invalid_argument when the bytes are not a
-  // graph of this index's width and of its first rows (every stored vector is compared with its
-  // row); rows added after the graph was saved (the bytes hold fewer rows than size()) are
-  // inserted into it. From `options` only ef_search applies (the rest is in the bytes).
+  // width, rows, lift norm M); an empty string when there is no graph.
   std::string SaveHnsw() const;
-  void LoadHnsw(const std::string& bytes, const HnswOptions& options);
+
+  // Replaces the graph with the one SaveHnsw wrote as `bytes` and returns OK; rows added after the
+  // graph was saved (the bytes hold fewer rows than size()) are inserted into it. Returns
+  // Corruption, naming what is wrong, when the bytes are damaged or not a graph of this index's
+  // width and of its first rows (every stored vector is compared with its row); the index is then
+  // left as it was. From `options` only ef_search applies (the rest is in the bytes); ef_search < 1
+  // throws std::invalid_argument.
+  Status LoadHnsw(const std::string& bytes, const HnswOptions& options);
 
   // The candidate list of graph searches from now on (BuildHnsw's and LoadHnsw's ef_search until
   // then); ef < 1 throws std::invalid_argument. Safe beside searches.

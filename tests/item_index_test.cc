@@ -11,9 +11,11 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/exact_topk.h"
+#include "tests/test_util.h"
 
 namespace mosaic::fusion {
 namespace {
@@ -43,6 +45,12 @@ std::vector<int64_t> RandomSubset(int64_t n, double share, std::mt19937& rng) {
 void ExpectSame(const TopK& got, const TopK& want, const std::string& what) {
   EXPECT_EQ(got.ids, want.ids) << what;
   EXPECT_EQ(got.scores, want.scores) << what;
+}
+
+// A Corruption status whose message contains `mentions`.
+void ExpectCorruption(const Status& s, const std::string& mentions) {
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find(mentions), std::string::npos) << s.ToString();
 }
 
 TEST(ItemIndex, ExactEqualsExactTopKWithTiesAndFilters) {
@@ -142,8 +150,11 @@ TEST(ItemIndex, BadInputThrows) {
   bad.m = 1;
   EXPECT_THROW(index.BuildHnsw(bad), std::invalid_argument);
   EXPECT_EQ(index.SaveHnsw(), "");  // no graph
-  EXPECT_THROW(index.LoadHnsw("not a graph", {}), std::invalid_argument);
-  EXPECT_THROW(index.LoadHnsw("", {}), std::invalid_argument);
+  EXPECT_TRUE(index.LoadHnsw("not a graph", {}).IsCorruption());
+  EXPECT_TRUE(index.LoadHnsw("", {}).IsCorruption());
+  HnswOptions no_ef;
+  no_ef.ef_search = 0;
+  EXPECT_THROW((void)index.LoadHnsw("", no_ef), std::invalid_argument);
 }
 
 // Clustered, non-normalised rows: cluster centres of differing norms (a factor of 1.6 apart), points
@@ -249,7 +260,7 @@ TEST_P(ItemIndexMetric, SaveLoadRoundTripGivesIdenticalResults) {
 
   ItemIndex loaded(d);
   loaded.Add(rows.data(), n);
-  loaded.LoadHnsw(bytes, options);
+  ASSERT_OK(loaded.LoadHnsw(bytes, options));
   ASSERT_TRUE(loaded.has_hnsw());
   for (int64_t q = 0; q < 50; ++q) {
     ExpectSame(loaded.Search(queries.data() + q * d, 20), index.Search(queries.data() + q * d, 20), "query " + std::to_string(q));
@@ -260,7 +271,7 @@ TEST_P(ItemIndexMetric, SaveLoadRoundTripGivesIdenticalResults) {
   ItemIndex longer(d);
   longer.Add(rows.data(), n);
   longer.Add(rows.data(), 100);  // rows n..n+99 repeat rows 0..99
-  longer.LoadHnsw(bytes, options);
+  ASSERT_OK(longer.LoadHnsw(bytes, options));
   double hits = 0, total = 0;
   int64_t copies_found = 0;  // reachable only through the graph: proof they were inserted
   for (int64_t x = 0; x < 100; ++x) {
@@ -276,26 +287,38 @@ TEST_P(ItemIndexMetric, SaveLoadRoundTripGivesIdenticalResults) {
   EXPECT_GE(hits / total, 0.9);
   EXPECT_GT(copies_found, 0);
 
-  // Not this index's graph: another width, other rows, fewer rows, damaged bytes.
+  // Not this index's graph: another width, other rows, fewer rows, damaged bytes. Each is
+  // Corruption naming the fault, and leaves the index as it was.
   ItemIndex narrow(d - 1);
-  EXPECT_THROW(narrow.LoadHnsw(bytes, options), std::invalid_argument);
+  ExpectCorruption(narrow.LoadHnsw(bytes, options), "width");
   ItemIndex other(d);
   std::vector<float> changed = rows;
   changed[size_t(3 * d)] += 1.0f;
   other.Add(changed.data(), n);
-  EXPECT_THROW(other.LoadHnsw(bytes, options), std::invalid_argument);
+  ExpectCorruption(other.LoadHnsw(bytes, options), "vector of row 3 differs");
   EXPECT_FALSE(other.has_hnsw());
   ItemIndex shorter(d);
   shorter.Add(rows.data(), n - 1);
-  EXPECT_THROW(shorter.LoadHnsw(bytes, options), std::invalid_argument);
+  ExpectCorruption(shorter.LoadHnsw(bytes, options), "rows");
   ItemIndex same(d);
   same.Add(rows.data(), n);
-  EXPECT_THROW(same.LoadHnsw(bytes.substr(0, bytes.size() - 3), options), std::invalid_argument);
-  EXPECT_THROW(same.LoadHnsw(bytes + "x", options), std::invalid_argument);
   std::string corrupt = bytes;
   corrupt[80] ^= 0x55;  // inside hnswlib's header fields
-  EXPECT_THROW(same.LoadHnsw(corrupt, options), std::invalid_argument);
-  EXPECT_FALSE(same.has_hnsw());
+  const std::vector<std::pair<std::string, std::string>> damaged = {
+      {bytes.substr(0, bytes.size() - 3), "truncated"},
+      {bytes.substr(0, 20), "truncated"},
+      {bytes + "x", "trailing bytes"},
+      {corrupt, ""}};
+  for (const auto& [damage, mentions] : damaged) {
+    ExpectCorruption(same.LoadHnsw(damage, options), mentions);
+    EXPECT_FALSE(same.has_hnsw());
+  }
+  ASSERT_OK(same.LoadHnsw(bytes, options));
+  for (const auto& [damage, mentions] : damaged) {
+    ExpectCorruption(same.LoadHnsw(damage, options), mentions);
+    EXPECT_TRUE(same.has_hnsw());
+    EXPECT_EQ(same.SaveHnsw(), bytes);  // the graph loaded before is kept
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Metrics, ItemIndexMetric,
@@ -308,7 +331,7 @@ TEST(ItemIndex, AnEmptyGraphSavesLoadsAndGrows) {
   const std::string bytes = empty.SaveHnsw();
   ASSERT_FALSE(bytes.empty());
   ItemIndex loaded(4);
-  loaded.LoadHnsw(bytes, {});
+  ASSERT_OK(loaded.LoadHnsw(bytes, {}));
   ASSERT_TRUE(loaded.has_hnsw());
   const float rows[12] = {1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 3, 0};
   loaded.Add(rows, 3);
@@ -358,7 +381,7 @@ TEST(ItemIndex, RowsAddedAfterTheGraphAreFound) {
   ItemIndex copy(d);
   copy.Add(rows.data(), n);
   copy.Add(fresh.data(), added);
-  copy.LoadHnsw(index.SaveHnsw(), options);
+  ASSERT_OK(copy.LoadHnsw(index.SaveHnsw(), options));
   EXPECT_EQ(copy.Search(queries.data() + 5 * d, 1).ids, std::vector<int64_t>{n + 5});
 }
 
