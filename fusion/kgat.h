@@ -44,8 +44,9 @@ struct KgatConfig {
   int64_t dim = 64;            ///< width of layer 0 (embeddings and projected modalities)
   int64_t relation_dim = 64;   ///< width of the TransR relation space
   std::vector<int64_t> layer_dims{64, 32, 16};  ///< output widths of the propagation layers
-  /// Input width of each modality; the mask's columns follow this map's (sorted) order.
-  std::map<std::string, int64_t> modality_dims{{"text", 512}, {"visual", 36}, {"audio", 173}};
+  /// Input width of each modality (from the training data; none by default); the mask's columns
+  /// follow this map's (sorted) order.
+  std::map<std::string, int64_t> modality_dims;
   double id_dropout = 0.5;       ///< probability of zeroing a warm item's id embedding in training
   double message_dropout = 0.1;  ///< dropout on each propagation layer's output in training
   double l2 = 1e-5;              ///< weight of the L2 terms in BprLoss and TransRLoss

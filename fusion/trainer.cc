@@ -92,7 +92,6 @@ KgatConfig Trainer::ModelConfig(const TrainingGraph& graph, const TrainOptions& 
   c.dim = options.dim;
   c.relation_dim = options.relation_dim;
   c.layer_dims = options.layer_dims;
-  c.modality_dims.clear();
   for (const auto& [name, m] : graph.modalities) c.modality_dims[name] = m.dim;
   c.id_dropout = options.id_dropout;
   c.message_dropout = options.message_dropout;

@@ -16,12 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "modalities/registry.h"
+
 namespace mosaic::modalities {
 
-inline constexpr const char* kAudioExtractorName = "mosaic-audio";
-inline constexpr int kAudioExtractorVersion = 1;
-inline constexpr int kAudioSampleRate = 16000;  // input is mono float at this rate
-inline constexpr int kAudioFeatureDim = 173;    // length of AudioFeatures::vector
+inline constexpr const char* kAudioExtractorName = kAudioModality.extractor;
+inline constexpr int kAudioExtractorVersion = int(kAudioModality.version);
+inline constexpr int kAudioSampleRate = 16000;                 // input is mono float at this rate
+inline constexpr int kAudioFeatureDim = kAudioModality.width;  // length of AudioFeatures::vector
 
 struct AudioFeatures {
   std::vector<float> vector;          ///< kAudioFeatureDim values, layout in AudioFeatureNames() and docs/features.md

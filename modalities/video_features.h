@@ -8,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "modalities/registry.h"
+
 namespace mosaic::modalities {
 
-inline constexpr const char* kVisualExtractorName = "mosaic-visual";
-inline constexpr int kVisualExtractorVersion = 1;
-inline constexpr int kVisualFeatureDim = 36;
+inline constexpr const char* kVisualExtractorName = kVisualModality.extractor;
+inline constexpr int kVisualExtractorVersion = int(kVisualModality.version);
+inline constexpr int kVisualFeatureDim = kVisualModality.width;
 
 struct VisualFeatures {
   std::vector<float> vector;     ///< kVisualFeatureDim values

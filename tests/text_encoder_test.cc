@@ -18,6 +18,7 @@
 #include "encoders/model_error.h"
 #include "encoders/tfjs_weights.h"
 #include "encoders/use_lite.h"
+#include "modalities/registry.h"
 #include "tests/test_util.h"
 
 namespace mosaic::encoders {
@@ -330,6 +331,14 @@ TEST(TextEncoderLoadTest, Devices) {
   const std::vector<std::string> texts = {"I love dogs", "", "Heavy metal guitar solo live concert"};
   const auto a = encoder->Encode(texts), b = cpu->Encode(texts);
   for (size_t i = 0; i < texts.size(); ++i) EXPECT_LT(MaxAbsDiff(a[i], b[i]), 1e-4) << texts[i];
+}
+
+// modalities/registry.h writes the text row out (modalities/ may not include encoders/): it must be
+// what this encoder produces and stores.
+TEST(TextModalityTest, RegistryRowIsThisEncoders) {
+  static_assert(modalities::kTextModality.width == kUseLiteDim);
+  EXPECT_STREQ(modalities::kTextModality.extractor, kTextModelName);
+  EXPECT_EQ(modalities::kTextModality.version, uint32_t(kTextModelVersion));
 }
 
 // --- ComposeItemText -------------------------------------------------------------------------

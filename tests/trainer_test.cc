@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace mosaic::fusion {
@@ -170,6 +172,11 @@ TEST(TrainerTest, CheckpointOfAnotherModelIsRejected) {
   Trainer different(World(), other);
   EXPECT_THROW(different.LoadCheckpoint(small.SaveCheckpoint()), std::invalid_argument);
   EXPECT_THROW(different.LoadCheckpoint("not a checkpoint"), std::invalid_argument);
+}
+
+TEST(TrainerTest, ModalityWidthsComeFromTheGraph) {
+  EXPECT_EQ(Trainer::ModelConfig(World(), SmallOptions()).modality_dims, (std::map<std::string, int64_t>{{"text", 4}}));
+  EXPECT_TRUE(Trainer::ModelConfig(World(true, false), SmallOptions()).modality_dims.empty());
 }
 
 TEST(TrainerTest, ConfigRoundTripsThroughJson) {
