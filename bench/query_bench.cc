@@ -42,7 +42,7 @@
 #include <vector>
 
 #include "fusion/item_index.h"
-#include "jobs/model_version.h"
+#include "jobs/service/version.h"
 #include "store/store.h"
 
 namespace {
@@ -97,8 +97,8 @@ bool LoadVectors(const std::string& store_dir, int64_t n, double noise, double j
   store::OpenOptions options;
   options.read_only = true;
   Status s = store::Store::Open(store_dir, options, &store);
-  jobs::LoadedModel m;
-  if (s.ok()) s = jobs::LoadCurrentModel(*store->NewReadView(), &m);
+  jobs::service::LoadedModel m;
+  if (s.ok()) s = jobs::service::LoadCurrentModel(*store->NewReadView(), &m);
   if (!s.ok()) {
     std::fprintf(stderr, "query_bench: %s: %s\n", store_dir.c_str(), s.ToString().c_str());
     return false;

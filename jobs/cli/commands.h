@@ -1,5 +1,6 @@
-// The `mosaic` subcommands. Each returns a Status; main.cc is the one place that turns a
-// Status into a message on stderr and an exit code.
+// The `mosaic` subcommands: thin layers that parse nothing (main.cc does) and print what the
+// components and the model-service layer (jobs/service/) return. Each returns a Status; main.cc is
+// the one place that turns a Status into a message on stderr and an exit code.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -7,6 +8,8 @@
 #include <vector>
 
 #include "graph/import.h"
+#include "jobs/service/add_items.h"
+#include "jobs/service/query.h"
 #include "store/status.h"
 
 namespace mosaic::store {
@@ -18,6 +21,9 @@ class TextModel;
 }
 namespace mosaic::graph {
 struct TextFeatureHook;
+}
+namespace mosaic::fusion {
+struct EvalData;
 }
 
 namespace mosaic::jobs {
@@ -114,6 +120,38 @@ struct EvalArgs {
   bool ablation = false;   ///< also the model with its KG removed (always on for the cold protocol)
 };
 Status RunEval(const Context& ctx, const EvalArgs& args);
+// The data eval splits: the snapshot `mosaic rebuild` trains on (jobs/service/snapshot.h).
+Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data);
+
+// mosaic rebuild
+struct RebuildArgs {
+  int epochs = 0;             ///< 0 = the trainer's default
+  uint64_t seed = 2026;       ///< initialisation, sampling and dropout seed
+  bool resume = false;        ///< continue from the last checkpoint of an interrupted rebuild
+  std::string hnsw = "auto";  ///< auto|on|off: store an HNSW graph of the items with the version
+  nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
+};
+Status RunRebuild(const Context& ctx, const RebuildArgs& args);
+
+// mosaic serve (docs/serving.md)
+struct ServeArgs {
+  std::string host = "127.0.0.1";  ///< address to listen on
+  int port = 8080;                 ///< 0: any free port (printed)
+  int threads = 0;                 ///< request threads; 0 = 8 x cores, at least 32
+  size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
+  const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
+};
+
+Status RunServe(const Context& ctx, const ServeArgs& args);
+
+// mosaic recommend / audience / similar: the answer (QueryModel), printed as a table or JSON.
+Status QueryModel(const Context& ctx, const service::Query& query, service::QueryResult* result);
+void PrintQueryResult(const service::QueryResult& result);
+Status RunModelQuery(const Context& ctx, const service::Query& query);
+
+// What import and ingest placed: a "placed" entry of their JSON result, and a line for people.
+void AddPlacement(const service::PlaceReport& report, nlohmann::json* result);
+void PrintPlacement(const service::PlaceReport& report);
 
 // mosaic check: verifies the store's invariants.
 Status RunCheck(const Context& ctx);

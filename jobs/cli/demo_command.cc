@@ -12,9 +12,9 @@
 #include <fstream>
 
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/demo_data.h"
-#include "jobs/model_plugin.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/demo_data.h"
+#include "jobs/cli/model_plugin.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -113,34 +113,33 @@ const char* const kNewPieceCatalogue =
 // The model part of the tour: train, recommend with reasons, then a new item that nobody has played
 // placed by the trained model at once.
 Status ModelTour(const Context& ctx, const fs::path& media, nlohmann::json* report) {
-  const ModelPlugin& plugin = LoadModelPlugin();
   Heading(ctx, "train the graph-attention model (mosaic rebuild)");
   RebuildArgs rebuild;
   rebuild.epochs = 25;
   nlohmann::json rebuilt;
   rebuild.summary = &rebuilt;
-  MOSAIC_RETURN_IF_ERROR(plugin.rebuild(ctx, rebuild));
+  MOSAIC_RETURN_IF_ERROR(RunRebuild(ctx, rebuild));
   (*report)["rebuild"] = rebuilt;
   if (!ctx.json) {
     std::printf("model v%llu: %d epochs in %.1f s (BPR + TransR on the plays and the knowledge graph), final BPR loss %.3f\n",
                 rebuilt["version"].get<unsigned long long>(), rebuilt["epochs"].get<int>(), rebuilt["seconds"].get<double>(),
                 rebuilt["final_loss"].is_null() ? 0.0 : rebuilt["final_loss"]["bpr"].get<double>());
   }
-  auto query = [&](const char* heading, const char* name, const QueryArgs& args, const char* key) -> Status {
+  auto query = [&](const char* heading, const service::Query& q, const char* key) -> Status {
     Heading(ctx, heading);
-    nlohmann::json result;
-    MOSAIC_RETURN_IF_ERROR(plugin.query(ctx, name, args, &result));
-    (*report)[key] = result;
-    if (!ctx.json) plugin.print_query(result);
+    service::QueryResult result;
+    MOSAIC_RETURN_IF_ERROR(QueryModel(ctx, q, &result));
+    (*report)[key] = service::ToJson(result);
+    if (!ctx.json) PrintQueryResult(result);
     return Status::OK();
   };
-  QueryArgs ana;
+  service::Query ana;
   ana.user = "ana";
   ana.k = 5;
   ana.exclude_seen = true;
   ana.explain = true;
-  MOSAIC_RETURN_IF_ERROR(query("recommend --user ana --exclude-seen --explain (what she has not played yet)",
-                               "recommend", ana, "recommend"));
+  MOSAIC_RETURN_IF_ERROR(
+      query("recommend --user ana --exclude-seen --explain (what she has not played yet)", ana, "recommend"));
 
   // A new piece: ingested from a generated clip when ffmpeg is there, else imported as a catalogue row.
   Heading(ctx, "a brand-new piece nobody has played: \"Arabesque No. 1\" by Claude Debussy");
@@ -179,29 +178,30 @@ Status ModelTour(const Context& ctx, const fs::path& media, nlohmann::json* repo
     MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &imported));
     if (!ctx.json) std::printf("imported it as a catalogue row (no ffmpeg to make a clip)\n");
   }
-  size_t placed = 0;
-  uint64_t version = 0;
-  MOSAIC_RETURN_IF_ERROR(PlaceCreatedItems(ctx, store.get(), first_new, &placed, &version));
-  (*report)["placed"] = {{"items", placed}, {"model_version", version}};
+  PluginPlacer placer;
+  service::PlaceReport placed;
+  MOSAIC_RETURN_IF_ERROR(service::PlaceCreatedItems(store.get(), first_new, &placer, &placed));
+  AddPlacement(placed, report);
   if (!ctx.json) {
     std::printf("placed %zu new item with model v%llu: its representation comes from its content and its\n"
                 "knowledge-graph neighbours (Claude Debussy, Classical, Impressionism), with no retraining\n",
-                placed, static_cast<unsigned long long>(version));
+                placed.placed, static_cast<unsigned long long>(placed.model_version));
   }
   store.reset();
 
-  QueryArgs audience;
+  service::Query audience;
+  audience.kind = service::QueryKind::kAudience;
   audience.item = item;
   audience.k = 3;
   audience.explain = true;
-  MOSAIC_RETURN_IF_ERROR(query("audience --item \"Arabesque No. 1\" --explain (who should hear it first)", "audience",
-                               audience, "audience"));
-  QueryArgs fresh = ana;
+  MOSAIC_RETURN_IF_ERROR(
+      query("audience --item \"Arabesque No. 1\" --explain (who should hear it first)", audience, "audience"));
+  service::Query fresh = ana;
   fresh.new_only = true;
   fresh.exclude_seen = false;
   fresh.k = 3;
-  return query("recommend --user ana --new-only --explain (where it ranks among items nobody has played)", "recommend",
-               fresh, "recommend_new");
+  return query("recommend --user ana --new-only --explain (where it ranks among items nobody has played)", fresh,
+               "recommend_new");
 }
 
 const char* const kServedFilm =

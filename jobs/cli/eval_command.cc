@@ -16,9 +16,10 @@
 #include "fusion/metrics.h"
 #include "fusion/split.h"
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/model_plugin.h"
-#include "jobs/progress.h"
+#include "jobs/service/snapshot.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/model_plugin.h"
+#include "jobs/cli/progress.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -76,83 +77,6 @@ Status FindDataset(const EvalArgs& args, DatasetFiles* files) {
   return Status::OK();
 }
 
-// Reads the store into dense arrays: users and items with interactions or KG links, entities
-// reachable from items in one hop (either direction, `interacted` excluded).
-Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
-  std::map<store::RelationId, std::string> relations;
-  MOSAIC_RETURN_IF_ERROR(view.ListRelations(&relations));
-  store::RelationId interacted = UINT32_MAX;
-  for (const auto& [id, name] : relations) {
-    if (name == store::kInteractedRelation) interacted = id;
-  }
-  std::unordered_map<NodeId, uint32_t> user_index, item_index, entity_index;
-  std::vector<NodeKind> kinds;
-  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId id, const store::NodeRecord& r) {
-    if (r.kind == NodeKind::kItem) {
-      item_index.emplace(id, uint32_t(data->item_keys.size()));
-      data->item_keys.push_back(r.key);
-    }
-    return true;
-  }));
-  data->num_items = uint32_t(data->item_keys.size());
-  MOSAIC_RETURN_IF_ERROR(view.ForEachInteraction([&](const store::Interaction& x) {
-    if (x.kind != store::InteractionKind::kConsumption) return true;
-    auto [it, added] = user_index.emplace(x.user, uint32_t(user_index.size()));
-    if (added) {
-      store::NodeRecord r;
-      data->user_keys.push_back(view.GetNode(x.user, &r).ok() ? r.key : std::to_string(x.user));
-    }
-    data->interactions.push_back({it->second, item_index.at(x.item), float(x.weight)});
-    return true;
-  }));
-  data->num_users = uint32_t(user_index.size());
-  data->item_entities.assign(data->num_items, {});
-  data->item_text.assign(data->num_items, {});
-  data->item_in_kg.assign(data->num_items, false);
-  Status failed;
-  for (const auto& [node, item] : item_index) {
-    auto add = [&](NodeId other, store::RelationId rel) {
-      if (rel == interacted) return true;
-      store::NodeRecord r;
-      failed = view.GetNode(other, &r);
-      if (!failed.ok()) return false;
-      data->item_in_kg[item] = true;
-      if (r.kind != NodeKind::kEntity) return true;
-      auto [e, added] = entity_index.emplace(other, uint32_t(entity_index.size()));
-      data->item_entities[item].push_back(e->second);
-      return true;
-    };
-    MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(node, [&](const store::Edge& e) { return add(e.dst, e.relation); }));
-    MOSAIC_RETURN_IF_ERROR(failed);
-    MOSAIC_RETURN_IF_ERROR(view.ForEachInEdge(node, [&](const store::Edge& e) { return add(e.src, e.relation); }));
-    MOSAIC_RETURN_IF_ERROR(failed);
-    auto& ents = data->item_entities[item];
-    std::sort(ents.begin(), ents.end());
-    ents.erase(std::unique(ents.begin(), ents.end()), ents.end());
-    store::FeatureVector f;
-    Status s = view.GetFeature(node, graph::kTextModality, &f);
-    if (s.ok()) data->item_text[item] = std::move(f.values);
-    if (!s.ok() && !s.IsNotFound()) return s;
-  }
-  data->num_entities = uint32_t(entity_index.size());
-  // Every KG triple whose ends are both items or entities of the data, relations renumbered densely.
-  std::unordered_map<store::RelationId, uint32_t> relation_index;
-  auto kg_node = [&](NodeId id, uint32_t* out) {
-    if (auto it = item_index.find(id); it != item_index.end()) return *out = it->second, true;
-    if (auto it = entity_index.find(id); it != entity_index.end()) return *out = data->num_items + it->second, true;
-    return false;
-  };
-  MOSAIC_RETURN_IF_ERROR(view.ForEachEdge([&](const store::Edge& e) {
-    uint32_t head, tail;
-    if (e.relation == interacted || !kg_node(e.src, &head) || !kg_node(e.dst, &tail)) return true;
-    auto [r, added] = relation_index.emplace(e.relation, uint32_t(relation_index.size()));
-    data->kg_triples.push_back({head, r->second, tail});
-    return true;
-  }));
-  data->num_kg_relations = uint32_t(relation_index.size());
-  return Status::OK();
-}
-
 // Scores users in parallel and accumulates ranking metrics: for each user with relevant items,
 // `candidates(user)` are ranked by the baseline's scores.
 template <typename Candidates, typename Relevant>
@@ -196,37 +120,41 @@ struct Row {
 
 // The models of one protocol, in table order: the baselines, then the graph-attention model (and
 // its KG-less ablation) from the model library.
-std::vector<std::unique_ptr<fusion::Baseline>> MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed,
-                                                          bool have_text) {
-  std::vector<std::unique_ptr<fusion::Baseline>> models;
+Status MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed, bool have_text,
+                  std::vector<std::unique_ptr<fusion::Baseline>>* models) {
   if (args.protocol == "cold") {
-    models.push_back(fusion::MakeAttributePopularity());
-    models.push_back(fusion::MakeKgOverlap());
-    if (have_text) models.push_back(fusion::MakeTextKnn());
+    models->push_back(fusion::MakeAttributePopularity());
+    models->push_back(fusion::MakeKgOverlap());
+    if (have_text) models->push_back(fusion::MakeTextKnn());
   } else {
-    models.push_back(fusion::MakeMostPopular());
-    models.push_back(fusion::MakeItemKnn());
-    models.push_back(fusion::MakeBprMf(64, seed));
+    models->push_back(fusion::MakeMostPopular());
+    models->push_back(fusion::MakeItemKnn());
+    models->push_back(fusion::MakeBprMf(64, seed));
   }
-  if (args.no_model) return models;
-  const ModelPlugin& plugin = LoadModelPlugin();
+  if (args.no_model) return Status::OK();
+  const ModelPlugin* plugin = nullptr;
+  MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
   nlohmann::json options = {{"seed", seed}, {"kg", true}, {"device", ctx.device}};
   if (args.epochs > 0) options["epochs"] = args.epochs;
-  models.push_back(plugin.new_ranker(options));
+  std::unique_ptr<fusion::Baseline> ranker;
+  MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
+  models->push_back(std::move(ranker));
   if (args.ablation || args.protocol == "cold") {
     options["kg"] = false;
-    models.push_back(plugin.new_ranker(options));
+    MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
+    models->push_back(std::move(ranker));
   }
-  return models;
+  return Status::OK();
 }
 
 // Fits and measures every model on one split (seed), appending a row per model.
-void RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
-             bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
+Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
+               bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
   auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
-  auto models = MakeModels(ctx, args, seed, have_text);
+  std::vector<std::unique_ptr<fusion::Baseline>> models;
+  MOSAIC_RETURN_IF_ERROR(MakeModels(ctx, args, seed, have_text, &models));
   if (args.protocol == "ctr") {
     const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, seed);
     if (dump) {
@@ -274,7 +202,7 @@ void RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& d
                        {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
                        seconds_since(t0)});
     }
-    return;
+    return Status::OK();
   }
   const bool cold = args.protocol == "cold";
   const fusion::Split split = cold ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed);
@@ -318,6 +246,7 @@ void RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& d
     row.metrics["users"] = double(r.users);
     rows->push_back(std::move(row));
   }
+  return Status::OK();
 }
 
 // Per model (in first-seen order): the mean of each metric and of the seconds over the runs, and
@@ -351,6 +280,13 @@ std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
 }
 
 }  // namespace
+
+Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
+  service::Snapshot snapshot;
+  MOSAIC_RETURN_IF_ERROR(service::TakeSnapshot(view, &snapshot));
+  *data = std::move(snapshot.data);
+  return Status::OK();
+}
 
 Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
@@ -401,16 +337,12 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
                            {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
                            {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
   std::vector<std::vector<Row>> runs;
-  try {
-    for (int run = 0; run < args.runs; ++run) {
-      nlohmann::json split;
-      runs.emplace_back();
-      RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr, run == 0 && !args.dump_split.empty(),
-              &split, &runs.back());
-      if (run == 0) header["split"] = split;
-    }
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("evaluation: ") + e.what());
+  for (int run = 0; run < args.runs; ++run) {
+    nlohmann::json split;
+    runs.emplace_back();
+    MOSAIC_RETURN_IF_ERROR(RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr,
+                                   run == 0 && !args.dump_split.empty(), &split, &runs.back()));
+    if (run == 0) header["split"] = split;
   }
   const std::vector<Row> rows = MeanRows(runs);
   header["seconds"] = seconds_since(start);

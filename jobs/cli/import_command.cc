@@ -4,9 +4,9 @@
 #include <filesystem>
 
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/model_plugin.h"
-#include "jobs/progress.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/model_plugin.h"
+#include "jobs/cli/progress.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -87,10 +87,10 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
     return s;
   }
   // New items become recommendable now, from the current model (when there is one).
-  size_t placed = 0;
-  uint64_t model_version = 0;
-  MOSAIC_RETURN_IF_ERROR(PlaceCreatedItems(ctx, store.get(), first_new, &placed, &model_version));
-  if (model_version > 0) result["placed"] = {{"items", placed}, {"model_version", model_version}};
+  PluginPlacer placer;
+  service::PlaceReport placed;
+  MOSAIC_RETURN_IF_ERROR(service::PlaceCreatedItems(store.get(), first_new, &placer, &placed));
+  AddPlacement(placed, &result);
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
@@ -101,7 +101,7 @@ Status RunImport(const Context& ctx, const graph::ImportRequest& base_request) {
       std::printf(", %s item texts encoded", WithThousands(result["text_features"]).c_str());
     }
     std::printf("\n");
-    if (placed > 0) std::printf("placed %zu new items with model v%llu\n", placed, static_cast<unsigned long long>(model_version));
+    PrintPlacement(placed);
   }
   return Status::OK();
 }

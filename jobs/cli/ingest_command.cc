@@ -15,11 +15,13 @@
 #include "graph/import.h"
 #include "graph/text.h"
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/model_plugin.h"
-#include "jobs/progress.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/model_plugin.h"
+#include "jobs/cli/progress.h"
+#include "jobs/service/add_items.h"
 #include "modalities/ffmpeg_log.h"
 #include "modalities/media.h"
+#include "modalities/registry.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -234,34 +236,28 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
         return;
       }
       const modalities::MediaAnalysis analysis = modalities::AnalyzeMedia(path, options);
-      graph::CatalogueItem item = DescribeMedia(path, key, analysis, meta.Find(path));
-      r->title = item.label;
-      r->summary = {{"kind", item.attributes["kind"]}, {"duration_s", analysis.info.duration_s},
+      service::NewItem item;
+      item.item = DescribeMedia(path, key, analysis, meta.Find(path));
+      r->title = item.item.label;
+      r->summary = {{"kind", item.item.attributes["kind"]}, {"duration_s", analysis.info.duration_s},
                     {"visual", bool(analysis.visual)}, {"audio", bool(analysis.audio)}};
-      std::unique_ptr<store::Batch> batch;
-      Status s = store->BeginBatch(&batch);
-      if (s.ok() && batch->FindNode(NodeKind::kItem, key, &existing).ok()) {
-        r->status = "present";  // an identical file earlier in this run
-        return;
+      if (analysis.visual) {
+        const modalities::ModalityInfo& m = modalities::kVisualModality;
+        item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, analysis.visual->vector, key});
       }
-      NodeId id = 0;
-      if (s.ok()) s = graph::WriteCatalogueItem(batch.get(), item, &id);
-      if (s.ok() && analysis.visual) {
-        s = batch->PutFeature(id, "visual", {modalities::kVisualExtractorName, modalities::kVisualExtractorVersion,
-                                             analysis.visual->vector, key});
+      if (analysis.audio) {
+        const modalities::ModalityInfo& m = modalities::kAudioModality;
+        item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, analysis.audio->vector, key});
       }
-      if (s.ok() && analysis.audio) {
-        s = batch->PutFeature(id, "audio", {modalities::kAudioExtractorName, modalities::kAudioExtractorVersion,
-                                            analysis.audio->vector, key});
-      }
-      if (s.ok() && text) {
-        size_t encoded = 0;
-        s = graph::UpdateTextFeatures(batch.get(), {id}, *text, &encoded);
-      }
-      if (s.ok()) s = batch->Commit();
+      service::WrittenItem written;
+      Status s = service::WriteItem(store, item, text, /*skip_existing=*/true, &written);
       if (!s.ok()) {
         r->status = "failed";
         r->error = s.ToString();
+        return;
+      }
+      if (!written.created) {
+        r->status = "present";  // an identical file earlier in this run
         return;
       }
       r->status = "ingested";
@@ -355,17 +351,17 @@ Status RunIngest(const Context& ctx, const IngestArgs& args) {
   }
   MOSAIC_RETURN_IF_ERROR(s);
   // The ingested items become recommendable now, from the current model (when there is one).
-  size_t placed = 0;
-  uint64_t model_version = 0;
+  PluginPlacer placer;
+  service::PlaceReport placed;
   if (result["ingested"].get<size_t>() > 0) {
-    MOSAIC_RETURN_IF_ERROR(PlaceCreatedItems(ctx, store.get(), first_new, &placed, &model_version));
+    MOSAIC_RETURN_IF_ERROR(service::PlaceCreatedItems(store.get(), first_new, &placer, &placed));
   }
-  if (model_version > 0) result["placed"] = {{"items", placed}, {"model_version", model_version}};
+  AddPlacement(placed, &result);
   if (ctx.json) {
     std::printf("%s\n", result.dump().c_str());
   } else {
     PrintIngest(result);
-    if (placed > 0) std::printf("placed %zu new items with model v%llu\n", placed, static_cast<unsigned long long>(model_version));
+    PrintPlacement(placed);
   }
   const size_t failed = result["failed"];
   if (failed > 0) {

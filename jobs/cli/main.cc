@@ -5,13 +5,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
 
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/model_plugin.h"
-#include "jobs/progress.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/model_plugin.h"
+#include "jobs/cli/progress.h"
 
 namespace {
+
+using namespace mosaic;
 
 std::string DefaultStore() {
   const char* env = std::getenv("MOSAIC_STORE");
@@ -20,123 +26,165 @@ std::string DefaultStore() {
 
 std::string FormatHelp() {
   std::string help = "input format, one of:";
-  for (const auto& f : mosaic::graph::ImportFormats()) help += std::string("\n  ") + f.name + ": " + f.description;
+  for (const auto& f : graph::ImportFormats()) help += std::string("\n  ") + f.name + ": " + f.description;
   return help;
+}
+
+// Each subcommand and what runs when it is chosen (after parsing, with the parsed options).
+struct Command {
+  CLI::App* app;
+  std::function<Status()> run;
+};
+
+void AddGlobalOptions(CLI::App& app, jobs::Context* ctx) {
+  ctx->store_dir = DefaultStore();
+  app.add_option("--store", ctx->store_dir, "Store folder (default: $MOSAIC_STORE or ./mosaic-store)");
+  app.add_flag("--json", ctx->json, "Print machine-readable JSON on stdout; no progress line");
+  ctx->model_dir = jobs::DefaultModelDir();
+  app.add_option("--model", ctx->model_dir,
+                 "Folder of the USE-lite text model (default: $MOSAIC_MODEL_DIR or the one scripts/setup fetches)");
+  app.add_option("--device", ctx->device, "Where models run: auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_flag("--no-text", ctx->no_text, "Import and ingest without text embeddings (no text model needed)");
+}
+
+// import, ingest, stats, neighbors, show, check: the store and its catalogue.
+void AddStoreCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Command>* out) {
+  auto request = std::make_shared<graph::ImportRequest>();
+  auto format = std::make_shared<std::string>();
+  auto* import_cmd = app.add_subcommand("import", "Import catalogue, interaction or knowledge-graph files");
+  import_cmd->add_option("--format", *format, FormatHelp())->required();
+  import_cmd->add_option("files", request->files, "Input files, imported in order")->required();
+  import_cmd->add_option("--links", request->links_file,
+                         "With --format kg: item<TAB>entity file aligning items with KG entities");
+  out->push_back({import_cmd, [&ctx, request, format] {
+                    MOSAIC_RETURN_IF_ERROR(graph::ParseImportFormat(*format, &request->format));
+                    return jobs::RunImport(ctx, *request);
+                  }});
+
+  auto ingest = std::make_shared<jobs::IngestArgs>();
+  auto* ingest_cmd = app.add_subcommand("ingest", "Analyse media files (video, music) and add them as items");
+  ingest_cmd->add_option("paths", ingest->paths, "Media files or folders (scanned recursively)")->required();
+  ingest_cmd->add_option("--meta", ingest->meta_file,
+                         "JSONL of per-file metadata {path, title, description, tags, artist, album, genre, kind}");
+  ingest_cmd->add_option("--jobs", ingest->jobs, "Files analysed in parallel (default: all cores)");
+  ingest_cmd->add_flag("--verbose", ingest->verbose, "Print FFmpeg's warnings");
+  out->push_back({ingest_cmd, [&ctx, ingest] { return jobs::RunIngest(ctx, *ingest); }});
+
+  auto* stats_cmd = app.add_subcommand("stats", "Count users, items, entities, relations and interactions");
+  out->push_back({stats_cmd, [&ctx] { return jobs::RunStats(ctx); }});
+
+  auto neighbors = std::make_shared<jobs::NeighborsArgs>();
+  auto* neighbors_cmd = app.add_subcommand("neighbors", "Show an item's knowledge-graph neighbourhood");
+  neighbors_cmd->add_option("item", neighbors->item, "Item id, or its exact title")->required();
+  neighbors_cmd->add_option("--hops", neighbors->hops, "Walk this many hops (1-4, default 2)");
+  neighbors_cmd->add_option("--relation", neighbors->relations,
+                            "Walk only this relation (repeatable; default: all but interacted)");
+  neighbors_cmd->add_option("--limit", neighbors->limit, "Nodes shown per hop (0 = all, default 20)");
+  out->push_back({neighbors_cmd, [&ctx, neighbors] { return jobs::RunNeighbors(ctx, *neighbors); }});
+
+  auto show_item = std::make_shared<std::string>();
+  auto* show_cmd = app.add_subcommand("show", "Print an item's metadata, KG links and features");
+  show_cmd->add_option("item", *show_item, "Item id, media file path, or exact title")->required();
+  out->push_back({show_cmd, [&ctx, show_item] { return jobs::RunShow(ctx, *show_item); }});
+
+  auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
+  out->push_back({check_cmd, [&ctx] { return jobs::RunCheck(ctx); }});
+}
+
+// embed, similar-text: the text model alone.
+void AddTextCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Command>* out) {
+  auto texts = std::make_shared<std::vector<std::string>>();
+  auto* embed_cmd = app.add_subcommand("embed", "Print the USE-lite embedding of each text (--json adds token ids)");
+  embed_cmd->add_option("texts", *texts, "Texts to embed")->required();
+  out->push_back({embed_cmd, [&ctx, texts] { return jobs::RunEmbed(ctx, *texts); }});
+
+  auto query = std::make_shared<std::string>();
+  auto k = std::make_shared<size_t>(10);
+  auto* similar_text_cmd = app.add_subcommand("similar-text", "Rank stored items by text similarity to a query");
+  similar_text_cmd->add_option("query", *query, "Query text")->required();
+  similar_text_cmd->add_option("-k", *k, "How many items (default 10)");
+  out->push_back({similar_text_cmd, [&ctx, query, k] { return jobs::RunSimilarText(ctx, *query, *k); }});
+}
+
+// eval, rebuild, recommend, audience, similar, serve: the model.
+void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Command>* out) {
+  auto eval = std::make_shared<jobs::EvalArgs>();
+  auto* eval_cmd = app.add_subcommand("eval", "Measure the model beside the baselines by a published protocol");
+  eval_cmd->add_option("--data", eval->data, "Dataset folder")->required();
+  eval_cmd->add_option("--dataset", eval->dataset, "lastfm-kgcn or movielens")->required();
+  eval_cmd->add_option("--protocol", eval->protocol, "warm, cold or ctr")->required();
+  eval_cmd->add_option("--kg", eval->kg, "KG triples head<TAB>relation<TAB>tail to use instead");
+  eval_cmd->add_option("--links", eval->links, "item<TAB>entity links for --kg");
+  eval_cmd->add_option("--names", eval->names, "lastfm-kgcn: HetRec artists.dat (default: beside --data)");
+  eval_cmd->add_option("--seed", eval->seed, "Seed of the split and the models (default 2026)");
+  eval_cmd->add_option("--runs", eval->runs, "Repeat with seeds seed, seed+1, ... and report means (default 1)");
+  eval_cmd->add_option("--epochs", eval->epochs, "The model's epoch limit (default: its own)");
+  eval_cmd->add_flag("--no-model", eval->no_model, "Baselines only");
+  eval_cmd->add_flag("--ablation", eval->ablation, "Also the model without its KG (always on for cold)");
+  eval_cmd->add_option("--dump-split", eval->dump_split, "Write the split as TSV files into this folder");
+  out->push_back({eval_cmd, [&ctx, eval] { return jobs::RunEval(ctx, *eval); }});
+
+  auto rebuild = std::make_shared<jobs::RebuildArgs>();
+  auto* rebuild_cmd = app.add_subcommand(
+      "rebuild", "Train the graph-attention model on a snapshot of the store and switch queries to the new version");
+  rebuild_cmd->add_option("--epochs", rebuild->epochs, "Training epochs (default 80)");
+  rebuild_cmd->add_option("--seed", rebuild->seed, "Seed of initialisation, sampling and dropout (default 2026)");
+  rebuild_cmd->add_flag("--resume", rebuild->resume,
+                        "Continue an interrupted rebuild from its last checkpoint (its seed and epochs; "
+                        "refused when the store changed since)");
+  rebuild_cmd->add_option("--hnsw", rebuild->hnsw,
+                          "Store an HNSW graph of the items with the version: auto (from 200,000 items on), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  out->push_back({rebuild_cmd, [&ctx, rebuild] { return jobs::RunRebuild(ctx, *rebuild); }});
+
+  const std::map<jobs::service::QueryKind, const char*> descriptions = {
+      {jobs::service::QueryKind::kRecommend, "Top items for a user, from the current model"},
+      {jobs::service::QueryKind::kAudience, "Users most likely to enjoy an item, from the current model"},
+      {jobs::service::QueryKind::kSimilar, "Items most like an item in the model's representation space"}};
+  for (jobs::service::QueryKind kind : jobs::service::kQueryKinds) {
+    auto query = std::make_shared<jobs::service::Query>();
+    query->kind = kind;
+    auto* cmd = app.add_subcommand(jobs::service::QueryKindName(kind), descriptions.at(kind));
+    if (jobs::service::AsksAboutUser(kind)) {
+      cmd->add_option("--user", query->user, "User id")->required();
+      cmd->add_flag("--new-only", query->new_only, "Only items nobody has played yet (cold start)");
+      cmd->add_flag("--exclude-seen", query->exclude_seen, "Leave out items the user has played");
+    } else {
+      cmd->add_option("--item", query->item, "Item id, or its exact title")->required();
+    }
+    cmd->add_option("-k", query->k, "How many results (default 10)");
+    cmd->add_flag("--explain", query->explain, "Say which graph paths contributed most, by attention weight");
+    out->push_back({cmd, [&ctx, query] { return jobs::RunModelQuery(ctx, *query); }});
+  }
+
+  auto serve = std::make_shared<jobs::ServeArgs>();
+  auto* serve_cmd = app.add_subcommand("serve", "Answer recommendation queries and take new items over HTTP/JSON");
+  serve_cmd->add_option("--host", serve->host, "Address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--port", serve->port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--threads", serve->threads, "Request threads, one per open connection (default 8 x cores, at least 32)")
+      ->check(CLI::Range(0, 1024));
+  serve_cmd->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)")
+      ->check(CLI::Range(size_t(1024), size_t(1) << 30));
+  out->push_back({serve_cmd, [&ctx, serve] { return jobs::RunServe(ctx, *serve); }});
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace mosaic;
   CLI::App app{"Mosaic: knowledge-graph and multimodal recommendations for video and music catalogues"};
   app.require_subcommand(1);
   app.fallthrough();  // --store and --json may also follow the subcommand
   app.set_help_all_flag("--help-all", "Show help for every command");
   jobs::Context ctx;
-  ctx.store_dir = DefaultStore();
-  app.add_option("--store", ctx.store_dir, "Store folder (default: $MOSAIC_STORE or ./mosaic-store)");
-  app.add_flag("--json", ctx.json, "Print machine-readable JSON on stdout; no progress line");
-  ctx.model_dir = jobs::DefaultModelDir();
-  app.add_option("--model", ctx.model_dir, "Folder of the USE-lite text model (default: $MOSAIC_MODEL_DIR or the one scripts/setup fetches)");
-  app.add_option("--device", ctx.device, "Where models run: auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_flag("--no-text", ctx.no_text, "Import and ingest without text embeddings (no text model needed)");
-
-  graph::ImportRequest import_request;
-  std::string format_name;
-  auto* import_cmd = app.add_subcommand("import", "Import catalogue, interaction or knowledge-graph files");
-  import_cmd->add_option("--format", format_name, FormatHelp())->required();
-  import_cmd->add_option("files", import_request.files, "Input files, imported in order")->required();
-  import_cmd->add_option("--links", import_request.links_file,
-                         "With --format kg: item<TAB>entity file aligning items with KG entities");
-
-  auto* stats_cmd = app.add_subcommand("stats", "Count users, items, entities, relations and interactions");
-
-  jobs::NeighborsArgs neighbors_args;
-  auto* neighbors_cmd = app.add_subcommand("neighbors", "Show an item's knowledge-graph neighbourhood");
-  neighbors_cmd->add_option("item", neighbors_args.item, "Item id, or its exact title")->required();
-  neighbors_cmd->add_option("--hops", neighbors_args.hops, "Walk this many hops (1-4, default 2)");
-  neighbors_cmd->add_option("--relation", neighbors_args.relations,
-                            "Walk only this relation (repeatable; default: all but interacted)");
-  neighbors_cmd->add_option("--limit", neighbors_args.limit, "Nodes shown per hop (0 = all, default 20)");
-
-  jobs::IngestArgs ingest_args;
-  auto* ingest_cmd = app.add_subcommand("ingest", "Analyse media files (video, music) and add them as items");
-  ingest_cmd->add_option("paths", ingest_args.paths, "Media files or folders (scanned recursively)")->required();
-  ingest_cmd->add_option("--meta", ingest_args.meta_file,
-                         "JSONL of per-file metadata {path, title, description, tags, artist, album, genre, kind}");
-  ingest_cmd->add_option("--jobs", ingest_args.jobs, "Files analysed in parallel (default: all cores)");
-  ingest_cmd->add_flag("--verbose", ingest_args.verbose, "Print FFmpeg's warnings");
-
-  std::string show_item;
-  auto* show_cmd = app.add_subcommand("show", "Print an item's metadata, KG links and features");
-  show_cmd->add_option("item", show_item, "Item id, media file path, or exact title")->required();
-
-  std::vector<std::string> embed_texts;
-  auto* embed_cmd = app.add_subcommand("embed", "Print the USE-lite embedding of each text (--json adds token ids)");
-  embed_cmd->add_option("texts", embed_texts, "Texts to embed")->required();
-
-  std::string similar_query;
-  size_t similar_k = 10;
-  auto* similar_text_cmd = app.add_subcommand("similar-text", "Rank stored items by text similarity to a query");
-  similar_text_cmd->add_option("query", similar_query, "Query text")->required();
-  similar_text_cmd->add_option("-k", similar_k, "How many items (default 10)");
-
-  jobs::EvalArgs eval_args;
-  auto* eval_cmd = app.add_subcommand("eval", "Measure the model beside the baselines by a published protocol");
-  eval_cmd->add_option("--data", eval_args.data, "Dataset folder")->required();
-  eval_cmd->add_option("--dataset", eval_args.dataset, "lastfm-kgcn or movielens")->required();
-  eval_cmd->add_option("--protocol", eval_args.protocol, "warm, cold or ctr")->required();
-  eval_cmd->add_option("--kg", eval_args.kg, "KG triples head<TAB>relation<TAB>tail to use instead");
-  eval_cmd->add_option("--links", eval_args.links, "item<TAB>entity links for --kg");
-  eval_cmd->add_option("--names", eval_args.names, "lastfm-kgcn: HetRec artists.dat (default: beside --data)");
-  eval_cmd->add_option("--seed", eval_args.seed, "Seed of the split and the models (default 2026)");
-  eval_cmd->add_option("--runs", eval_args.runs, "Repeat with seeds seed, seed+1, ... and report means (default 1)");
-  eval_cmd->add_option("--epochs", eval_args.epochs, "The model's epoch limit (default: its own)");
-  eval_cmd->add_flag("--no-model", eval_args.no_model, "Baselines only");
-  eval_cmd->add_flag("--ablation", eval_args.ablation, "Also the model without its KG (always on for cold)");
-  eval_cmd->add_option("--dump-split", eval_args.dump_split, "Write the split as TSV files into this folder");
-
-  jobs::RebuildArgs rebuild_args;
-  auto* rebuild_cmd = app.add_subcommand(
-      "rebuild", "Train the graph-attention model on a snapshot of the store and switch queries to the new version");
-  rebuild_cmd->add_option("--epochs", rebuild_args.epochs, "Training epochs (default 30)");
-  rebuild_cmd->add_option("--seed", rebuild_args.seed, "Seed of initialisation, sampling and dropout (default 2026)");
-  rebuild_cmd->add_flag("--resume", rebuild_args.resume,
-                        "Continue an interrupted rebuild from its last checkpoint (its seed and epochs; "
-                        "refused when the store changed since)");
-  rebuild_cmd->add_option("--hnsw", rebuild_args.hnsw,
-                          "Store an HNSW graph of the items with the version: auto (from 200,000 items on), on, off")
-      ->check(CLI::IsMember({"auto", "on", "off"}));
-
-  jobs::QueryArgs recommend_args, audience_args, similar_args;
-  auto* recommend_cmd = app.add_subcommand("recommend", "Top items for a user, from the current model");
-  recommend_cmd->add_option("--user", recommend_args.user, "User id")->required();
-  recommend_cmd->add_flag("--new-only", recommend_args.new_only, "Only items nobody has played yet (cold start)");
-  recommend_cmd->add_flag("--exclude-seen", recommend_args.exclude_seen, "Leave out items the user has played");
-  auto* audience_cmd = app.add_subcommand("audience", "Users most likely to enjoy an item, from the current model");
-  audience_cmd->add_option("--item", audience_args.item, "Item id, or its exact title")->required();
-  auto* similar_cmd = app.add_subcommand("similar", "Items most like an item in the model's representation space");
-  similar_cmd->add_option("--item", similar_args.item, "Item id, or its exact title")->required();
-  for (auto [cmd, args] : {std::pair{recommend_cmd, &recommend_args}, std::pair{audience_cmd, &audience_args},
-                           std::pair{similar_cmd, &similar_args}}) {
-    cmd->add_option("-k", args->k, "How many results (default 10)");
-    cmd->add_flag("--explain", args->explain, "Say which graph paths contributed most, by attention weight");
-  }
-
-  jobs::ServeArgs serve_args;
-  auto* serve_cmd = app.add_subcommand("serve", "Answer recommendation queries and take new items over HTTP/JSON");
-  serve_cmd->add_option("--host", serve_args.host, "Address to listen on (default 127.0.0.1)");
-  serve_cmd->add_option("--port", serve_args.port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-  serve_cmd->add_option("--threads", serve_args.threads, "Request threads, one per open connection (default 8 x cores, at least 32)")
-      ->check(CLI::Range(0, 1024));
-  serve_cmd->add_option("--max-body", serve_args.max_body, "Largest request body in bytes (default 1 MiB)")
-      ->check(CLI::Range(size_t(1024), size_t(1) << 30));
-
-  auto* check_cmd = app.add_subcommand("check", "Verify the store's invariants (edges both ways, dictionary, counters)");
-
-  jobs::DemoArgs demo_args;
+  AddGlobalOptions(app, &ctx);
+  std::vector<Command> commands;
+  AddStoreCommands(app, ctx, &commands);
+  AddTextCommands(app, ctx, &commands);
+  AddModelCommands(app, ctx, &commands);
+  auto demo = std::make_shared<jobs::DemoArgs>();
   auto* demo_cmd = app.add_subcommand("demo", "Build a store from the embedded demo catalogue and tour it");
-  demo_cmd->add_option("--dir", demo_args.dir, "New folder for the demo (default: a fresh temporary folder)");
+  demo_cmd->add_option("--dir", demo->dir, "New folder for the demo (default: a fresh temporary folder)");
+  commands.push_back({demo_cmd, [&ctx, demo] { return jobs::RunDemo(ctx, *demo); }});
 
   try {
     app.parse(argc, argv);
@@ -152,48 +200,8 @@ int main(int argc, char** argv) {
 
   Status s;
   try {
-    if (*import_cmd) {
-      s = graph::ParseImportFormat(format_name, &import_request.format);
-      if (s.ok()) s = jobs::RunImport(ctx, import_request);
-    } else if (*stats_cmd) {
-      s = jobs::RunStats(ctx);
-    } else if (*neighbors_cmd) {
-      s = jobs::RunNeighbors(ctx, neighbors_args);
-    } else if (*ingest_cmd) {
-      s = jobs::RunIngest(ctx, ingest_args);
-    } else if (*show_cmd) {
-      s = jobs::RunShow(ctx, show_item);
-    } else if (*embed_cmd) {
-      s = jobs::RunEmbed(ctx, embed_texts);
-    } else if (*similar_text_cmd) {
-      s = jobs::RunSimilarText(ctx, similar_query, similar_k);
-    } else if (*eval_cmd) {
-      s = jobs::RunEval(ctx, eval_args);
-    } else if (*rebuild_cmd) {
-      s = jobs::LoadModelPlugin().rebuild(ctx, rebuild_args);
-    } else if (*recommend_cmd || *audience_cmd || *similar_cmd) {
-      const char* query = *recommend_cmd ? "recommend" : *audience_cmd ? "audience" : "similar";
-      const jobs::QueryArgs& args = *recommend_cmd ? recommend_args : *audience_cmd ? audience_args : similar_args;
-      const jobs::ModelPlugin& plugin = jobs::LoadModelPlugin();
-      nlohmann::json result;
-      s = plugin.query(ctx, query, args, &result);
-      if (s.ok()) {
-        if (ctx.json) {
-          std::printf("%s\n", result.dump().c_str());
-        } else {
-          plugin.print_query(result);
-        }
-      }
-    } else if (*serve_cmd) {
-      std::shared_ptr<const encoders::TextModel> encoder;
-      std::unique_ptr<graph::TextFeatureHook> text;
-      if (!ctx.no_text) s = jobs::LoadTextHook(ctx, &encoder, &text);
-      serve_args.text = text.get();
-      if (s.ok()) s = jobs::LoadModelPlugin().serve(ctx, serve_args);
-    } else if (*check_cmd) {
-      s = jobs::RunCheck(ctx);
-    } else if (*demo_cmd) {
-      s = jobs::RunDemo(ctx, demo_args);
+    for (const Command& c : commands) {
+      if (*c.app) s = c.run();
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mosaic: error: %s\n", e.what());

@@ -1,17 +1,15 @@
-#include "jobs/model_plugin.h"
+#include "jobs/cli/model_plugin.h"
 
 #include <dlfcn.h>
 
 #include <cstdlib>
 #include <mutex>
-#include <stdexcept>
 
-#include "graph/catalogue.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
 
-const ModelPlugin& LoadModelPlugin() {
+Status LoadModelPlugin(const ModelPlugin** out) {
   // Opened once and never closed: LibTorch does not support being unloaded.
   static const ModelPlugin* plugin = nullptr;
   static std::string failure;
@@ -34,25 +32,19 @@ const ModelPlugin& LoadModelPlugin() {
     }
     plugin = entry();
   });
-  if (!plugin) throw std::runtime_error(failure);
-  return *plugin;
+  *out = plugin;
+  return plugin ? Status::OK() : Status::IOError(failure);
 }
 
-Status PlaceCreatedItems(const Context& ctx, store::Store* store, uint32_t first_new, size_t* placed,
-                         uint64_t* version) {
-  *placed = 0;
-  *version = 0;
-  auto view = store->NewReadView();
-  Status s = view->GetCurrentModel(version);
-  if (s.IsNotFound()) {
-    *version = 0;
-    return Status::OK();
-  }
+Status PluginPlacer::Place(store::Store* store, const std::vector<store::NodeId>& items, service::PlaceReport* report) {
+  *report = service::PlaceReport();
+  uint64_t version = 0;
+  Status s = store->NewReadView()->GetCurrentModel(&version);
+  if (s.IsNotFound()) return Status::OK();
   MOSAIC_RETURN_IF_ERROR(s);
-  std::vector<store::NodeId> items;
-  MOSAIC_RETURN_IF_ERROR(graph::ItemsCreatedSince(*view, first_new, &items));
-  if (items.empty()) return Status::OK();
-  return LoadModelPlugin().place_new_items(ctx, store, items, placed);
+  const ModelPlugin* plugin = nullptr;
+  MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
+  return plugin->place(store, items, report);
 }
 
 }  // namespace mosaic::jobs

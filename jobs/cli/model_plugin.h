@@ -1,7 +1,8 @@
-// The commands that train or run the graph-attention model live in a shared library of their own
+// The commands that train or run the model live in a shared library of their own
 // (libmosaic_model_jobs.so, which pulls in LibTorch), opened with dlopen on first use, so that the
 // commands that need no model never pay LibTorch's load time. This header is the whole interface
-// between the `mosaic` binary and that library.
+// between the `mosaic` binary and that library. Every entry returns a Status and lets no exception
+// out (each is wrapped once in MOSAIC_API_BEGIN/END).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,7 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "jobs/commands.h"
+#include "jobs/cli/commands.h"
+#include "jobs/service/add_items.h"
+#include "jobs/service/query.h"
+#include "jobs/service/rebuild.h"
 #include "store/status.h"
 
 namespace mosaic::fusion {
@@ -20,69 +24,34 @@ class Baseline;
 namespace mosaic::graph {
 struct TextFeatureHook;
 }
-namespace mosaic::store {
-class Batch;
-class Store;
-}
 
 namespace mosaic::jobs {
 
-// mosaic rebuild
-struct RebuildArgs {
-  int epochs = 0;         ///< 0 = the default for the store's size
-  uint64_t seed = 2026;   ///< initialisation, sampling and dropout seed
-  bool resume = false;    ///< continue from the last checkpoint of an interrupted rebuild
-  std::string hnsw = "auto";  ///< auto|on|off: store an HNSW graph of the items (auto: from kHnswMinItems items on)
-  nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
-};
-
-// mosaic recommend / audience / similar
-struct QueryArgs {
-  std::string user;           ///< recommend: user key
-  std::string item;           ///< audience, similar: item id, key or exact title
-  size_t k = 10;              ///< results
-  bool new_only = false;      ///< recommend: only items with no interactions (cold start)
-  bool exclude_seen = false;  ///< recommend: leave out items the user interacted with
-  bool explain = false;       ///< add the neighbours and relations that contributed most
-};
-
-// mosaic serve (docs/serving.md)
-struct ServeArgs {
-  std::string host = "127.0.0.1";  ///< address to listen on
-  int port = 8080;                 ///< 0: any free port (printed)
-  int threads = 0;                 ///< request threads; 0 = 8 x cores, at least 32
-  size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
-  const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
-};
-
 struct ModelPlugin {
-  // mosaic rebuild: trains on a snapshot of the store and switches queries to the new version.
-  Status (*rebuild)(const Context& ctx, const RebuildArgs& args);
-  // mosaic recommend / audience / similar (`query` names which) into *result (printed by the caller
-  // through print_query).
-  Status (*query)(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result);
-  void (*print_query)(const nlohmann::json& result);
-  // Computes, with the current model, the representations of `items` (new items just written by
-  // import or ingest, not in the current model version) and stores them in one batch of their own, so
-  // that they are recommendable when it returns. Does nothing (OK, *placed = 0) before the first rebuild.
-  Status (*place_new_items)(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items,
-                            size_t* placed);
-  // A ranker for `mosaic eval` (fusion::Baseline interface) with the graph-attention model inside;
-  // options: {"seed": S, "kg": true|false, "epochs": N, "device": D}.
-  std::unique_ptr<fusion::Baseline> (*new_ranker)(const nlohmann::json& options);
+  // mosaic rebuild: service::Rebuild.
+  Status (*rebuild)(const std::string& store_dir, const service::RebuildOptions& options,
+                    service::RebuildReport* report);
+  // mosaic recommend / audience / similar: answers `query` from the current version of the store.
+  Status (*query)(const std::string& store_dir, const service::Query& query, service::QueryResult* result);
+  // Places `items` (just written, not in the current version) with the current version and stores
+  // the placements in one batch of their own. OK with report->model_version = 0 before the first rebuild.
+  Status (*place)(store::Store* store, const std::vector<store::NodeId>& items, service::PlaceReport* report);
+  // A ranker for `mosaic eval` (fusion::Baseline interface) with the model inside; options:
+  // {"seed": S, "kg": true|false, "epochs": N, "device": D}.
+  Status (*new_ranker)(const nlohmann::json& options, std::unique_ptr<fusion::Baseline>* ranker);
   // mosaic serve: answers HTTP requests until SIGINT or SIGTERM.
   Status (*serve)(const Context& ctx, const ServeArgs& args);
 };
 
-// For import and ingest, after they commit: places the items with node ids >= `first_new` (those the
-// command created) with the current model, through the plugin. Without a current model it does
-// nothing and never loads the library (so stores without a model never load LibTorch). On success
-// *placed is the number placed and *version the model version used (0 when none).
-Status PlaceCreatedItems(const Context& ctx, store::Store* store, uint32_t first_new, size_t* placed,
-                         uint64_t* version);
+// Opens the library once and returns its table. IOError naming the library and the loader's message
+// when it cannot be loaded; $MOSAIC_MODEL_JOBS_LIBRARY overrides its path.
+Status LoadModelPlugin(const ModelPlugin** plugin);
 
-// Opens the library once and returns its table; throws std::runtime_error (naming the library and
-// the loader's message) when it cannot be loaded. $MOSAIC_MODEL_JOBS_LIBRARY overrides its path.
-const ModelPlugin& LoadModelPlugin();
+// The placer of import and ingest: the library's placement, which it loads only when the store has a
+// current model (so that stores without one never load LibTorch).
+class PluginPlacer : public service::ItemPlacer {
+ public:
+  Status Place(store::Store* store, const std::vector<store::NodeId>& items, service::PlaceReport* report) override;
+};
 
 }  // namespace mosaic::jobs

@@ -1,42 +1,63 @@
-// The table that libmosaic_model_jobs.so hands to the `mosaic` binary (jobs/model_plugin.h). Every
-// entry catches what LibTorch throws, so no exception crosses the library boundary.
+// The table that libmosaic_model_jobs.so hands to the `mosaic` binary (jobs/cli/model_plugin.h):
+// each entry is the service call it names, wrapped once in the error boundary.
 #include <exception>
 
 #include "fusion/kgat_ranker.h"
-#include "jobs/model_jobs.h"
+#include "jobs/cli/model_plugin.h"
+#include "jobs/http/server.h"
+#include "jobs/service/api_boundary.h"
+#include "jobs/service/placement.h"
+#include "jobs/service/serving_model.h"
 
 namespace mosaic::jobs {
 namespace {
 
-Status Rebuild(const Context& ctx, const RebuildArgs& args) {
-  try {
-    return RunRebuild(ctx, args);
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("rebuild: ") + e.what());
-  }
+Status Rebuild(const std::string& store_dir, const service::RebuildOptions& options, service::RebuildReport* report) {
+  MOSAIC_API_BEGIN();
+  return service::Rebuild(store_dir, options, report);
+  MOSAIC_API_END();
 }
 
-Status Query(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result) {
-  return RunModelQuery(ctx, query, args, result);
+Status Query(const std::string& store_dir, const service::Query& query, service::QueryResult* result) {
+  MOSAIC_API_BEGIN();
+  store::OpenOptions read_only;
+  read_only.read_only = true;
+  std::unique_ptr<store::Store> store;
+  MOSAIC_RETURN_IF_ERROR(store::Store::Open(store_dir, read_only, &store));
+  auto view = store->NewReadView();
+  std::unique_ptr<service::ServingModel> model;
+  MOSAIC_RETURN_IF_ERROR(service::ServingModel::Load(*view, &model));
+  return model->Run(*view, query, result);
+  MOSAIC_API_END();
 }
 
-void Print(const nlohmann::json& result) { PrintModelQuery(result); }
-
-Status Place(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items, size_t* placed) {
-  return PlaceNewItems(ctx, store, items, placed);
+Status Place(store::Store* store, const std::vector<store::NodeId>& items, service::PlaceReport* report) {
+  MOSAIC_API_BEGIN();
+  service::StoredModelPlacer placer;
+  return placer.Place(store, items, report);
+  MOSAIC_API_END();
 }
 
-std::unique_ptr<fusion::Baseline> NewRanker(const nlohmann::json& options) {
+Status NewRanker(const nlohmann::json& options, std::unique_ptr<fusion::Baseline>* ranker) {
+  MOSAIC_API_BEGIN();
   fusion::KgatRankerOptions o;
   o.train.seed = options.value("seed", o.train.seed);
   o.train.device = options.value("device", o.train.device);
   o.train.epochs = options.value("epochs", o.train.epochs);
   o.use_kg = options.value("kg", true);
   if (!o.use_kg) o.name = "Mosaic (no KG)";
-  return fusion::MakeKgatRanker(o);
+  *ranker = fusion::MakeKgatRanker(o);
+  return Status::OK();
+  MOSAIC_API_END();
 }
 
-const ModelPlugin kPlugin = {Rebuild, Query, Print, Place, NewRanker, RunServe};
+Status Serve(const Context& ctx, const ServeArgs& args) {
+  MOSAIC_API_BEGIN();
+  return http::RunServer(ctx, args);
+  MOSAIC_API_END();
+}
+
+const ModelPlugin kPlugin = {Rebuild, Query, Place, NewRanker, Serve};
 
 }  // namespace
 }  // namespace mosaic::jobs

@@ -1,4 +1,4 @@
-#include "jobs/progress.h"
+#include "jobs/cli/progress.h"
 
 #include <unistd.h>
 

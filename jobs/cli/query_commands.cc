@@ -4,8 +4,8 @@
 #include "graph/catalogue.h"
 #include "graph/csr.h"
 #include "graph/text.h"
-#include "jobs/commands.h"
-#include "jobs/progress.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/progress.h"
 #include "modalities/media.h"
 #include "store/store.h"
 

@@ -10,8 +10,8 @@
 #include "encoders/item_text.h"
 #include "encoders/text_model.h"
 #include "graph/text_features.h"
-#include "jobs/commands.h"
-#include "jobs/progress.h"
+#include "jobs/cli/commands.h"
+#include "jobs/cli/progress.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {

@@ -1,14 +1,13 @@
-// --explain: the paths through the graph that tie a result to the query, ranked by the model's
-// attention (KGAT's pi on the layer-0 representations, softmax over each head's full edge list).
+#include "jobs/service/explain.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "jobs/model_jobs.h"
 
-namespace mosaic::jobs {
+namespace mosaic::jobs::service {
 
 using store::NodeId;
 using store::NodeKind;
@@ -225,8 +224,7 @@ Status PathsToPlays(ExplainContext& ctx, Walker& w, NodeId user, NodeId item,
   return w.Paths(item, factor, user, true, paths);
 }
 
-}  // namespace
-
+// recommend: paths from the item to what the user played.
 Status ExplainRecommend(ExplainContext& ctx, NodeId user, NodeId item, size_t limit, std::vector<std::string>* texts) {
   Walker w(ctx);
   std::unordered_map<NodeId, double> plays;
@@ -258,4 +256,16 @@ Status ExplainSimilar(ExplainContext& ctx, NodeId item, NodeId other, size_t lim
   return Status::OK();
 }
 
-}  // namespace mosaic::jobs
+}  // namespace
+
+Status Explain(ExplainContext& ctx, QueryKind kind, NodeId subject, NodeId result, size_t limit,
+               std::vector<std::string>* texts) {
+  switch (kind) {
+    case QueryKind::kRecommend: return ExplainRecommend(ctx, subject, result, limit, texts);
+    case QueryKind::kAudience: return ExplainAudience(ctx, subject, result, limit, texts);
+    case QueryKind::kSimilar: return ExplainSimilar(ctx, subject, result, limit, texts);
+  }
+  return Status::InvalidArgument("unknown query kind");
+}
+
+}  // namespace mosaic::jobs::service

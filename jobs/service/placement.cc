@@ -1,80 +1,14 @@
-// mosaic recommend / audience / similar (printing; the queries are ServingModel's), and the placement of
-// new items with the current model.
+#include "jobs/service/placement.h"
+
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <optional>
-#include <cstdio>
-#include <set>
-
-#include "fusion/retrieval.h"
-#include "fusion/trainer.h"
-#include "graph/catalogue.h"
-#include "graph/text.h"
-#include "jobs/model_jobs.h"
-#include "jobs/progress.h"
-#include "jobs/serving.h"
-
-namespace mosaic::jobs {
+namespace mosaic::jobs::service {
 
 using store::NodeId;
 using store::NodeKind;
 
-namespace {
-
-std::string Name(const nlohmann::json& j) {
-  const std::string label = j.value("label", "");
-  return label.empty() ? j.value("key", "?") : label;
-}
-
-}  // namespace
-
-Status RunModelQuery(const Context& ctx, const std::string& query, const QueryArgs& args, nlohmann::json* result) {
-  try {
-    std::unique_ptr<store::Store> store;
-    MOSAIC_RETURN_IF_ERROR(OpenModelStore(ctx, /*read_only=*/true, &store));
-    auto view = store->NewReadView();
-    std::unique_ptr<ServingModel> model;
-    MOSAIC_RETURN_IF_ERROR(ServingModel::Load(*view, &model));
-    return model->Query(*view, query, args, result);
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(query + ": " + e.what());
-  }
-}
-
-void PrintModelQuery(const nlohmann::json& r) {
-  const std::string query = r["query"];
-  if (query == "recommend") {
-    std::printf("recommendations for user %s (model v%llu%s%s)\n", Name(r["user"]).c_str(),
-                r["model_version"].get<unsigned long long>(), r.value("new_only", false) ? ", new items only" : "",
-                r.value("exclude_seen", false) ? ", unseen only" : "");
-  } else if (query == "audience") {
-    std::printf("listeners most likely to enjoy %s (model v%llu)\n", Name(r["item"]).c_str(),
-                r["model_version"].get<unsigned long long>());
-  } else {
-    std::printf("items most like %s (model v%llu)\n", Name(r["item"]).c_str(),
-                r["model_version"].get<unsigned long long>());
-  }
-  if (r["results"].empty()) {
-    std::printf("  no results%s\n", r.value("new_only", false) ? " (no item without interactions)" : "");
-    return;
-  }
-  std::printf("%4s  %9s  %-40s %s\n", "rank", "score", query == "audience" ? "user" : "item", "key");
-  for (const auto& x : r["results"]) {
-    const std::string name = FitColumn(Name(x), 40);
-    std::string note;
-    if (x.value("placed", false)) note += "  (new, placed)";
-    if (x.contains("plays")) note += "  (played " + std::to_string(int64_t(x["plays"].get<double>())) + "x)";
-    std::printf("%4d  %9.4f  %s %s%s\n", x["rank"].get<int>(), x["score"].get<double>(), name.c_str(),
-                ShortKey(x.value("key", "")).c_str(), note.c_str());
-    if (x.contains("explain")) {
-      for (const auto& t : x["explain"]) std::printf("%17s- %s\n", "", t.get<std::string>().c_str());
-    }
-  }
-}
-
-Status InferNewItems(const store::ReadView& view, const LoadedModel& m, fusion::Kgat& kgat,
-                     const std::vector<NodeId>& items, at::Tensor* reps) {
+Status InferItems(const store::ReadView& view, const LoadedModel& m, fusion::Kgat& kgat,
+                  const std::vector<NodeId>& items, at::Tensor* reps) {
   const int64_t n = int64_t(items.size());
   fusion::ModalityTensors mt;
   const auto names = kgat->ModalityNames();
@@ -119,40 +53,57 @@ Status InferNewItems(const store::ReadView& view, const LoadedModel& m, fusion::
   return Status::OK();
 }
 
-Status PlaceNewItems(const Context& ctx, store::Store* store, const std::vector<uint32_t>& items, size_t* placed) {
-  (void)ctx;
-  *placed = 0;
-  try {
-    auto view = store->NewReadView();
+std::vector<Placement> ToPlacements(const std::vector<NodeId>& items, const at::Tensor& reps) {
+  const at::Tensor rows = reps.to(torch::kCPU, torch::kFloat).contiguous();
+  std::vector<Placement> out;
+  out.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const float* row = rows[int64_t(i)].data_ptr<float>();
+    out.push_back({items[i], std::vector<float>(row, row + rows.size(1))});
+  }
+  return out;
+}
+
+Status PersistPlacements(store::Store* store, uint64_t version, const std::vector<Placement>& placements,
+                         const char* source) {
+  if (placements.empty()) return Status::OK();
+  std::unique_ptr<store::Batch> batch;
+  MOSAIC_RETURN_IF_ERROR(store->BeginBatch(&batch));
+  for (const Placement& p : placements) {
+    MOSAIC_RETURN_IF_ERROR(PutPlacement(batch.get(), p.item, version, p.values, source));
+  }
+  return batch->Commit();
+}
+
+StoredModelPlacer::StoredModelPlacer() = default;
+StoredModelPlacer::~StoredModelPlacer() = default;
+
+Status StoredModelPlacer::Place(store::Store* store, const std::vector<NodeId>& items, PlaceReport* report) {
+  *report = PlaceReport();
+  auto view = store->NewReadView();
+  if (!model_) {
     uint64_t version = 0;
     bool found = false;
     MOSAIC_RETURN_IF_ERROR(CurrentModelVersion(*view, &version, &found));
-    if (!found || items.empty()) return Status::OK();
-    LoadedModel m;
-    MOSAIC_RETURN_IF_ERROR(LoadCurrentModel(*view, &m));
-    std::vector<NodeId> todo;
-    for (NodeId id : items) {
-      store::NodeRecord r;
-      if (m.row_of.count(id) || !view->GetNode(id, &r).ok() || r.kind != NodeKind::kItem) continue;
-      todo.push_back(id);
-    }
-    if (todo.empty()) return Status::OK();
-    fusion::Kgat kgat = fusion::LoadWeights(m.config, m.weights, "cpu");
-    at::Tensor reps;
-    MOSAIC_RETURN_IF_ERROR(InferNewItems(*view, m, kgat, todo, &reps));
-    std::unique_ptr<store::Batch> batch;
-    MOSAIC_RETURN_IF_ERROR(store->BeginBatch(&batch));
-    for (size_t i = 0; i < todo.size(); ++i) {
-      at::Tensor row = reps[int64_t(i)].contiguous();
-      std::vector<float> values(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-      MOSAIC_RETURN_IF_ERROR(PutPlacement(batch.get(), todo[i], m.version, std::move(values), "placed"));
-    }
-    MOSAIC_RETURN_IF_ERROR(batch->Commit());
-    *placed = todo.size();
-    return Status::OK();
-  } catch (const std::exception& e) {
-    return Status::InvalidArgument(std::string("placing new items with the current model: ") + e.what());
+    if (!found) return Status::OK();
+    auto model = std::make_unique<LoadedModel>();
+    MOSAIC_RETURN_IF_ERROR(LoadCurrentModel(*view, model.get()));
+    MOSAIC_RETURN_IF_ERROR(LoadModelWeights(*model, &kgat_));
+    model_ = std::move(model);
   }
+  report->model_version = model_->version;
+  std::vector<NodeId> todo;
+  for (NodeId id : items) {
+    store::NodeRecord r;
+    if (model_->row_of.count(id) || !view->GetNode(id, &r).ok() || r.kind != NodeKind::kItem) continue;
+    todo.push_back(id);
+  }
+  if (todo.empty()) return Status::OK();
+  at::Tensor reps;
+  MOSAIC_RETURN_IF_ERROR(InferItems(*view, *model_, *kgat_, todo, &reps));
+  MOSAIC_RETURN_IF_ERROR(PersistPlacements(store, model_->version, ToPlacements(todo, reps), "placed"));
+  report->placed = todo.size();
+  return Status::OK();
 }
 
-}  // namespace mosaic::jobs
+}  // namespace mosaic::jobs::service

@@ -1,15 +1,13 @@
-#include "jobs/serving.h"
+#include "jobs/service/serving_model.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <optional>
 
 #include "fusion/trainer.h"
 #include "graph/catalogue.h"
-#include "jobs/model_jobs.h"
 
-namespace mosaic::jobs {
+namespace mosaic::jobs::service {
 
 using store::NodeId;
 using store::NodeKind;
@@ -26,14 +24,15 @@ Status HasInteractions(const store::ReadView& view, const LoadedModel& m, NodeId
   });
 }
 
-nlohmann::json Describe(const store::ReadView& view, NodeId id) {
+NodeRef Describe(const store::ReadView& view, NodeId id) {
   store::NodeRecord r;
-  nlohmann::json j = {{"id", id}};
+  NodeRef ref;
+  ref.id = id;
   if (view.GetNode(id, &r).ok()) {
-    j["key"] = r.key;
-    j["label"] = r.label;
+    ref.key = r.key;
+    ref.label = r.label;
   }
-  return j;
+  return ref;
 }
 
 // Rows of `t` as a contiguous CPU float tensor (the ItemIndex reads raw rows).
@@ -49,16 +48,21 @@ ServingModel::~ServingModel() = default;
 
 Status ServingModel::Load(const store::ReadView& view, std::unique_ptr<ServingModel>* out) {
   std::unique_ptr<ServingModel> s(new ServingModel());
-  LoadedModel& m = s->m_;
-  MOSAIC_RETURN_IF_ERROR(LoadCurrentModel(view, &m));
-  s->kgat_ = std::make_unique<fusion::Kgat>(fusion::LoadWeights(m.config, m.weights, "cpu"));
-  (*s->kgat_)->eval();
+  MOSAIC_RETURN_IF_ERROR(LoadCurrentModel(view, &s->m_));
+  MOSAIC_RETURN_IF_ERROR(LoadModelWeights(s->m_, &s->kgat_));
+  MOSAIC_RETURN_IF_ERROR(s->LoadColumns(view));
+  *out = std::move(s);
+  return Status::OK();
+}
+
+Status ServingModel::LoadColumns(const store::ReadView& view) {
+  const LoadedModel& m = m_;
   const int64_t U = m.num_users(), I = m.num_items(), dim = m.reps.size(1);
-  s->items_ = std::make_unique<fusion::ItemIndex>(dim);
-  s->normed_ = std::make_unique<fusion::ItemIndex>(dim);
-  s->users_ = std::make_unique<fusion::ItemIndex>(dim);
+  items_ = std::make_unique<fusion::ItemIndex>(dim);
+  normed_ = std::make_unique<fusion::ItemIndex>(dim);
+  users_ = std::make_unique<fusion::ItemIndex>(dim);
   const at::Tensor users = Rows(m.reps.narrow(0, 0, U));
-  s->users_->Add(users.data_ptr<float>(), U);
+  users_->Add(users.data_ptr<float>(), U);
 
   // Cold candidates: the version's items without interactions at its snapshot (the others can
   // only have more now), checked again against the store.
@@ -73,17 +77,16 @@ Status ServingModel::Load(const store::ReadView& view, std::unique_ptr<ServingMo
     MOSAIC_RETURN_IF_ERROR(HasInteractions(view, m, id, &has));
     cold[size_t(c->second)] = !has;
   }
-  MOSAIC_RETURN_IF_ERROR(s->AddColumns(version_items, m.reps.narrow(0, U, I), false));
-  s->cold_ = std::move(cold);
+  MOSAIC_RETURN_IF_ERROR(AddColumns(version_items, m.reps.narrow(0, U, I), false));
+  cold_ = std::move(cold);
   if (!m.hnsw.empty()) {
-    s->items_->LoadHnsw(m.hnsw, fusion::HnswOptions());
+    Status loaded = items_->LoadHnsw(m.hnsw, fusion::HnswOptions());
+    if (!loaded.ok()) return loaded.WithContext("model version " + std::to_string(m.version) + ": HNSW graph: ");
   } else if (I >= kHnswMinItems) {
-    s->items_->BuildHnsw(fusion::HnswOptions());
+    items_->BuildHnsw(fusion::HnswOptions());
   }
 
   // Items created after the snapshot: those placed by this version, then the others.
-  NodeId limit = 0;
-  MOSAIC_RETURN_IF_ERROR(view.NodeIdLimit(&limit));
   std::vector<NodeId> created;
   MOSAIC_RETURN_IF_ERROR(graph::ItemsCreatedSince(view, m.manifest.value("node_id_limit", NodeId(0)), &created));
   std::vector<NodeId> placed, unplaced;
@@ -102,15 +105,14 @@ Status ServingModel::Load(const store::ReadView& view, std::unique_ptr<ServingMo
   }
   if (!placed.empty()) {
     at::Tensor reps = torch::from_blob(values.data(), {int64_t(placed.size()), dim}, torch::kFloat);
-    MOSAIC_RETURN_IF_ERROR(s->AddColumns(placed, reps, true));
+    MOSAIC_RETURN_IF_ERROR(AddColumns(placed, reps, true));
     for (size_t i = 0; i < placed.size(); ++i) {
       bool has = false;
       MOSAIC_RETURN_IF_ERROR(HasInteractions(view, m, placed[i], &has));
-      if (has) s->cold_[size_t(I) + i] = 0;
+      if (has) cold_[size_t(I) + i] = 0;
     }
   }
-  if (!unplaced.empty()) MOSAIC_RETURN_IF_ERROR(s->Place(view, unplaced, nullptr));
-  *out = std::move(s);
+  if (!unplaced.empty()) MOSAIC_RETURN_IF_ERROR(Place(view, unplaced, nullptr));
   return Status::OK();
 }
 
@@ -143,7 +145,7 @@ bool ServingModel::HasColumn(NodeId item) const {
 }
 
 Status ServingModel::Place(const store::ReadView& view, const std::vector<NodeId>& items,
-                           std::vector<std::pair<NodeId, std::vector<float>>>* placed) {
+                           std::vector<Placement>* placed) {
   std::vector<NodeId> todo;
   for (NodeId id : items) {
     store::NodeRecord r;
@@ -154,15 +156,10 @@ Status ServingModel::Place(const store::ReadView& view, const std::vector<NodeId
   at::Tensor reps;
   {
     std::lock_guard<std::mutex> lock(kgat_mu_);
-    MOSAIC_RETURN_IF_ERROR(InferNewItems(view, m_, *kgat_, todo, &reps));
+    MOSAIC_RETURN_IF_ERROR(InferItems(view, m_, *kgat_, todo, &reps));
   }
   reps = Rows(reps);
-  if (placed) {
-    for (size_t i = 0; i < todo.size(); ++i) {
-      const float* row = reps[int64_t(i)].data_ptr<float>();
-      placed->emplace_back(todo[i], std::vector<float>(row, row + reps.size(1)));
-    }
-  }
+  if (placed) *placed = ToPlacements(todo, reps);
   return AddColumns(todo, reps, true);
 }
 
@@ -184,135 +181,134 @@ std::vector<int64_t> ServingModel::ColdColumns() const {
   return cold;
 }
 
-Status ServingModel::Query(const store::ReadView& view, const std::string& query, const QueryArgs& args,
-                           nlohmann::json* result) {
-  if (query != "recommend" && query != "audience" && query != "similar") {
-    return Status::InvalidArgument("unknown model query '" + query + "'");
-  }
-  if (args.k == 0 || args.k > kMaxQueryK) {
-    return Status::InvalidArgument("k must be between 1 and " + std::to_string(kMaxQueryK));
-  }
+int64_t ServingModel::ColumnOf(NodeId item) const {
+  std::lock_guard<std::mutex> lock(meta_mu_);
+  auto c = column_of_.find(item);
+  return c != column_of_.end() && c->second < items_->size() ? c->second : -1;
+}
+
+Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryResult* result) {
+  MOSAIC_RETURN_IF_ERROR(query.Validate());
   const LoadedModel& m = m_;
-  const int64_t k = int64_t(args.k);
-  nlohmann::json out = {{"query", query}, {"model_version", m.version}, {"k", args.k}};
+  QueryResult out;
+  out.query = query;
+  out.model_version = m.version;
   fusion::TopK top;
-  NodeId subject = 0;                        // the user (recommend) or the item (audience, similar)
   std::unordered_map<NodeId, double> plays;  // recommend: the user's items and play counts
-  if (query == "recommend") {
-    if (args.user.empty()) return Status::InvalidArgument("recommend needs a user");
-    Status s = view.FindNode(NodeKind::kUser, args.user, &subject);
-    if (s.IsNotFound()) return Status::NotFound("unknown user '" + args.user + "'");
+  NodeId subject = 0;
+  if (AsksAboutUser(query.kind)) {
+    Status s = view.FindNode(NodeKind::kUser, query.user, &subject);
+    if (s.IsNotFound()) return Status::NotFound("unknown user '" + query.user + "'");
     MOSAIC_RETURN_IF_ERROR(s);
-    auto row = m.row_of.find(subject);
-    if (row == m.row_of.end() || !m.IsUserRow(row->second)) {
-      return Status::NotFound("user '" + args.user + "' has no representation in model v" + std::to_string(m.version) +
-                              " (no plays when it was trained): it gets one at the next `mosaic rebuild`");
-    }
-    std::vector<NodeId> seen_items;
-    if (m.has_interacted) {
-      MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(subject, [&](const store::Edge& e) {
-        if (e.relation != m.interacted) return true;
-        plays[e.dst] = e.weight;
-        seen_items.push_back(e.dst);
-        return true;
-      }));
-    }
-    std::vector<int64_t> seen, allowed;
-    {
-      std::lock_guard<std::mutex> lock(meta_mu_);
-      for (NodeId id : seen_items) {
-        auto c = column_of_.find(id);
-        if (c != column_of_.end()) seen.push_back(c->second);
-      }
-    }
-    std::sort(seen.begin(), seen.end());
-    if (args.new_only) allowed = ColdColumns();
-    out["user"] = Describe(view, subject);
-    out["new_only"] = args.new_only;
-    out["exclude_seen"] = args.exclude_seen;
-    if (!args.new_only || !allowed.empty()) {
-      fusion::SearchFilter filter;
-      if (args.new_only) filter.allowed = &allowed;
-      if (args.exclude_seen) filter.excluded = &seen;
-      const at::Tensor q = Rows(m.reps[row->second]);
-      top = items_->Search(q.data_ptr<float>(), k, filter);
-    }
+    MOSAIC_RETURN_IF_ERROR(SearchForUser(view, query, subject, &plays, &top));
   } else {
-    if (args.item.empty()) return Status::InvalidArgument(query + " needs an item");
-    Status s = graph::FindItemByKeyOrTitle(view, args.item, &subject);
-    if (s.IsNotFound()) return Status::NotFound("unknown item '" + args.item + "': no item has that id or title");
+    Status s = graph::FindItemByKeyOrTitle(view, query.item, &subject);
+    if (s.IsNotFound()) return Status::NotFound("unknown item '" + query.item + "': no item has that id or title");
     MOSAIC_RETURN_IF_ERROR(s);
-    int64_t column = -1;
-    {
-      std::lock_guard<std::mutex> lock(meta_mu_);
-      auto c = column_of_.find(subject);
-      if (c != column_of_.end() && c->second < items_->size()) column = c->second;
-    }
+    const int64_t column = ColumnOf(subject);
     if (column < 0) {
-      return Status::NotFound("item '" + args.item + "' has no representation in model v" + std::to_string(m.version) +
+      return Status::NotFound("item '" + query.item + "' has no representation in model v" + std::to_string(m.version) +
                               " (added after it and not placed): run `mosaic rebuild`");
     }
-    out["item"] = Describe(view, subject);
-    std::vector<float> q(size_t(items_->dim()));
-    if (query == "audience") {
-      items_->Row(column, q.data());
-      top = users_->SearchExact(q.data(), k);
-    } else {
-      // Cosine: representations do not all have the same length.
-      normed_->Row(column, q.data());
-      const std::vector<int64_t> self = {column};
-      fusion::SearchFilter filter;
-      filter.excluded = &self;
-      top = normed_->Search(q.data(), k, filter);
-    }
+    MOSAIC_RETURN_IF_ERROR(SearchForItem(query, column, &top));
   }
-
-  ExplainContext ex;
-  std::unique_lock<std::mutex> kgat_lock(kgat_mu_, std::defer_lock);
-  std::unordered_map<int64_t, NodeId> column_ids;
+  out.subject = Describe(view, subject);
   {
     std::lock_guard<std::mutex> lock(meta_mu_);
-    for (int64_t c : top.ids) {
-      if (query != "audience") column_ids[c] = columns_[size_t(c)];
-    }
-    if (args.explain) {
-      const int64_t d = m.config.dim;
-      const int64_t placed = int64_t(placed_layer0_.size()) / d;
-      at::Tensor extra = torch::from_blob(placed_layer0_.data(), {placed, d}, torch::kFloat).clone();
-      ex.layer0 = torch::cat({m.reps.narrow(1, 0, d), extra}, 0);
-      for (int64_t p = 0; p < placed; ++p) {
-        ex.extra_rows[columns_[size_t(m.num_items() + p)]] = int64_t(m.nodes.size()) + p;
-      }
+    for (size_t r = 0; r < top.ids.size(); ++r) {
+      const int64_t c = top.ids[r];
+      Hit hit;
+      const NodeId id = query.kind == QueryKind::kAudience ? m.nodes[size_t(c)] : columns_[size_t(c)];
+      hit.node.id = id;
+      hit.score = top.scores[r];
+      hit.placed = query.kind != QueryKind::kAudience && c >= m.num_items();
+      if (auto p = plays.find(id); p != plays.end()) hit.plays = p->second;
+      out.hits.push_back(std::move(hit));
     }
   }
-  if (args.explain) {
-    kgat_lock.lock();
-    ex.view = &view;
-    ex.model = &m;
-    ex.kgat = kgat_.get();
-  }
-
-  nlohmann::json results = nlohmann::json::array();
-  for (size_t r = 0; r < top.ids.size(); ++r) {
-    const int64_t c = top.ids[r];
-    const NodeId id = query == "audience" ? m.nodes[size_t(c)] : column_ids.at(c);
-    nlohmann::json j = Describe(view, id);
-    j["rank"] = r + 1;
-    j["score"] = top.scores[r];
-    if (query != "audience") j["placed"] = c >= m.num_items();
-    if (query == "recommend" && plays.count(id)) j["plays"] = plays[id];
-    if (args.explain) {
-      std::vector<std::string> texts;
-      if (query == "recommend") MOSAIC_RETURN_IF_ERROR(ExplainRecommend(ex, subject, id, 3, &texts));
-      if (query == "audience") MOSAIC_RETURN_IF_ERROR(ExplainAudience(ex, subject, id, 3, &texts));
-      if (query == "similar") MOSAIC_RETURN_IF_ERROR(ExplainSimilar(ex, subject, id, 3, &texts));
-      j["explain"] = texts;
-    }
-    results.push_back(std::move(j));
-  }
-  out["results"] = std::move(results);
+  for (Hit& hit : out.hits) hit.node = Describe(view, hit.node.id);
+  if (query.explain) MOSAIC_RETURN_IF_ERROR(AddReasons(view, query, subject, &out));
   *result = std::move(out);
   return Status::OK();
 }
 
-}  // namespace mosaic::jobs
+Status ServingModel::SearchForUser(const store::ReadView& view, const Query& query, NodeId user,
+                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top) {
+  const LoadedModel& m = m_;
+  auto row = m.row_of.find(user);
+  if (row == m.row_of.end() || !m.IsUserRow(row->second)) {
+    return Status::NotFound("user '" + query.user + "' has no representation in model v" + std::to_string(m.version) +
+                            " (no plays when it was trained): it gets one at the next `mosaic rebuild`");
+  }
+  std::vector<NodeId> seen_items;
+  if (m.has_interacted) {
+    MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(user, [&](const store::Edge& e) {
+      if (e.relation != m.interacted) return true;
+      (*plays)[e.dst] = e.weight;
+      seen_items.push_back(e.dst);
+      return true;
+    }));
+  }
+  std::vector<int64_t> seen, allowed;
+  {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    for (NodeId id : seen_items) {
+      auto c = column_of_.find(id);
+      if (c != column_of_.end()) seen.push_back(c->second);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  if (query.new_only) {
+    allowed = ColdColumns();
+    if (allowed.empty()) return Status::OK();  // no item without interactions: no result
+  }
+  fusion::SearchFilter filter;
+  if (query.new_only) filter.allowed = &allowed;
+  if (query.exclude_seen) filter.excluded = &seen;
+  const at::Tensor q = Rows(m.reps[row->second]);
+  *top = items_->Search(q.data_ptr<float>(), int64_t(query.k), filter);
+  return Status::OK();
+}
+
+Status ServingModel::SearchForItem(const Query& query, int64_t column, fusion::TopK* top) {
+  std::vector<float> q(size_t(items_->dim()));
+  const int64_t k = int64_t(query.k);
+  if (query.kind == QueryKind::kAudience) {
+    items_->Row(column, q.data());
+    *top = users_->SearchExact(q.data(), k);
+  } else {
+    // Cosine: representations do not all have the same length.
+    normed_->Row(column, q.data());
+    const std::vector<int64_t> self = {column};
+    fusion::SearchFilter filter;
+    filter.excluded = &self;
+    *top = normed_->Search(q.data(), k, filter);
+  }
+  return Status::OK();
+}
+
+Status ServingModel::AddReasons(const store::ReadView& view, const Query& query, NodeId subject, QueryResult* result) {
+  const LoadedModel& m = m_;
+  ExplainContext ex;
+  {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    const int64_t d = m.config.dim;
+    const int64_t placed = int64_t(placed_layer0_.size()) / d;
+    at::Tensor extra = torch::from_blob(placed_layer0_.data(), {placed, d}, torch::kFloat).clone();
+    ex.layer0 = torch::cat({m.reps.narrow(1, 0, d), extra}, 0);
+    for (int64_t p = 0; p < placed; ++p) {
+      ex.extra_rows[columns_[size_t(m.num_items() + p)]] = int64_t(m.nodes.size()) + p;
+    }
+  }
+  std::lock_guard<std::mutex> kgat_lock(kgat_mu_);
+  ex.view = &view;
+  ex.model = &m;
+  ex.kgat = kgat_.get();
+  constexpr size_t kReasonsPerHit = 3;
+  for (Hit& hit : result->hits) {
+    MOSAIC_RETURN_IF_ERROR(Explain(ex, query.kind, subject, hit.node.id, kReasonsPerHit, &hit.reasons));
+  }
+  return Status::OK();
+}
+
+}  // namespace mosaic::jobs::service

@@ -1,38 +1,37 @@
-// The current model version as queries use it, shared by the CLI query commands (which load it
-// once per command) and `mosaic serve` (which keeps it and grows it as items arrive).
+// The current model version as queries use it, shared by the CLI query commands (which load it once
+// per command) and `mosaic serve` (which keeps it and grows it as items arrive).
 //
 // Item "columns" are the version's item rows, then the items placed after it (by import, ingest or
 // POST /items, or in memory at load for items that were written but never placed, e.g. after a
 // crash between the item's batch and its placement's). Columns are scored through ItemIndexes
 // (exact, or HNSW with exact re-scoring when the version carries a graph).
 //
-// Thread safety: Query may run on many threads at once, beside one thread calling Place /
-// AddPlaced / MarkInteracted.
+// Thread safety: Run may run on many threads at once, beside one thread calling Place /
+// MarkInteracted.
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <mutex>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "fusion/item_index.h"
 #include "fusion/kgat.h"
-#include "jobs/model_plugin.h"
-#include "jobs/model_version.h"
+#include "jobs/service/explain.h"
+#include "jobs/service/placement.h"
+#include "jobs/service/query.h"
+#include "jobs/service/version.h"
 #include "store/store.h"
 
-namespace mosaic::jobs {
-
-inline constexpr size_t kMaxQueryK = 1000;  ///< largest k a query accepts
+namespace mosaic::jobs::service {
 
 class ServingModel {
  public:
   // Loads the current version from `view`, with the items placed for it; items created after its
-  // snapshot and not placed are placed in memory. NotFound before the first rebuild.
+  // snapshot and not placed are placed in memory. NotFound before the first rebuild, Corruption for
+  // damaged stored records (an HNSW graph among them).
   static Status Load(const store::ReadView& view, std::unique_ptr<ServingModel>* out);
   ~ServingModel();
 
@@ -42,25 +41,30 @@ class ServingModel {
   int64_t num_placed() const { return items_->size() - m_.num_items(); }
   bool HasColumn(store::NodeId item) const;
 
-  // Representations of new items (not columns yet) from their content and edges in `view`, and
-  // adds them as cold columns. Items already columns are skipped. *placed (optional) receives the
-  // store ids and rows placed, for the caller to persist.
-  Status Place(const store::ReadView& view, const std::vector<store::NodeId>& items,
-               std::vector<std::pair<store::NodeId, std::vector<float>>>* placed);
+  // Representations of new items (not columns yet) from their content and edges in `view`, added as
+  // cold columns. Items already columns, and nodes that are not items, are skipped. *placed
+  // (optional) receives what was placed, for the caller to persist.
+  Status Place(const store::ReadView& view, const std::vector<store::NodeId>& items, std::vector<Placement>* placed);
 
   // The given items now have interactions: they leave the cold set.
   void MarkInteracted(const std::vector<store::NodeId>& items);
 
-  // recommend / audience / similar, in the JSON shape `mosaic recommend --json` prints. `view`
-  // supplies names and edges. InvalidArgument for bad arguments (k outside 1..kMaxQueryK, a
-  // missing user or item), NotFound for a user or item the store or the version does not know.
-  Status Query(const store::ReadView& view, const std::string& query, const QueryArgs& args,
-               nlohmann::json* result);
+  // Answers `query`; `view` supplies names and edges. InvalidArgument for bad arguments
+  // (Query::Validate), NotFound for a user or item the store or the version does not know.
+  Status Run(const store::ReadView& view, const Query& query, QueryResult* result);
 
  private:
   ServingModel() = default;
+  Status LoadColumns(const store::ReadView& view);
   Status AddColumns(const std::vector<store::NodeId>& items, const at::Tensor& reps, bool cold);
   std::vector<int64_t> ColdColumns() const;
+  int64_t ColumnOf(store::NodeId item) const;  ///< -1 when not a published column
+
+  // The searches behind Run, each filling *top with columns (users for audience) and scores.
+  Status SearchForUser(const store::ReadView& view, const Query& query, store::NodeId user,
+                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top);
+  Status SearchForItem(const Query& query, int64_t column, fusion::TopK* top);
+  Status AddReasons(const store::ReadView& view, const Query& query, store::NodeId subject, QueryResult* result);
 
   LoadedModel m_;
   std::unique_ptr<fusion::Kgat> kgat_;        ///< for placement and explanations
@@ -76,4 +80,4 @@ class ServingModel {
   std::vector<float> placed_layer0_;          ///< layer-0 part of placed columns' representations
 };
 
-}  // namespace mosaic::jobs
+}  // namespace mosaic::jobs::service

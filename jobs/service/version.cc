@@ -1,4 +1,4 @@
-#include "jobs/model_version.h"
+#include "jobs/service/version.h"
 
 #include <torch/torch.h>
 
@@ -6,9 +6,8 @@
 #include <cstring>
 
 #include "fusion/trainer.h"
-#include "jobs/model_jobs.h"
 
-namespace mosaic::jobs {
+namespace mosaic::jobs::service {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "reps and nodes records are stored as native little-endian");
 
@@ -32,6 +31,26 @@ int64_t LoadedModel::ModelRelation(store::RelationId relation, bool reverse) con
   auto it = kg_relation.find(relation);
   if (it == kg_relation.end()) return -1;
   return reverse ? fusion::InverseRelation(it->second, num_kg_relations) : it->second;
+}
+
+nlohmann::json VersionRelations(const Snapshot& snap) {
+  const int64_t R = int64_t(snap.kg_relations.size());
+  nlohmann::json relations = nlohmann::json::array();
+  for (bool inverse : {false, true}) {
+    for (int64_t r = 0; r < R; ++r) {
+      relations.push_back({{"index", inverse ? fusion::InverseRelation(r, R) : r},
+                           {"store_id", snap.kg_relations[size_t(r)]},
+                           {"name", snap.kg_relation_names[size_t(r)]},
+                           {"inverse", inverse}});
+    }
+  }
+  for (bool inverse : {false, true}) {
+    nlohmann::json r = {{"index", inverse ? fusion::InteractedByRelation(R) : fusion::InteractedRelation(R)},
+                        {"name", std::string(store::kInteractedRelation)}, {"inverse", inverse}};
+    r["store_id"] = snap.has_interacted ? nlohmann::json(snap.interacted) : nlohmann::json(nullptr);
+    relations.push_back(r);
+  }
+  return relations;
 }
 
 Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData data,
@@ -148,10 +167,6 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
   return Status::OK();
 }
 
-}  // namespace mosaic::jobs
-
-namespace mosaic::jobs {
-
 void LoadedModel::Index() {
   row_of.clear();
   row_of.reserve(nodes.size());
@@ -171,15 +186,19 @@ void LoadedModel::Index() {
   }
 }
 
+Status LoadModelWeights(const LoadedModel& m, std::unique_ptr<fusion::Kgat>* kgat) {
+  try {
+    *kgat = std::make_unique<fusion::Kgat>(fusion::LoadWeights(m.config, m.weights, "cpu"));
+  } catch (const std::exception& e) {  // fusion reports weights that do not fit by exception
+    return Status::Corruption("model version " + std::to_string(m.version) + ": weights: " + e.what());
+  }
+  (**kgat)->eval();
+  return Status::OK();
+}
+
 Status PutPlacement(store::Batch* batch, store::NodeId item, uint64_t version, std::vector<float> values,
                     const char* source) {
   return batch->PutFeature(item, kModelFeature, {kModelExtractor, uint32_t(version), std::move(values), source});
 }
 
-Status OpenModelStore(const Context& ctx, bool read_only, std::unique_ptr<store::Store>* store) {
-  store::OpenOptions options;
-  options.read_only = read_only;
-  return store::Store::Open(ctx.store_dir, options, store);
-}
-
-}  // namespace mosaic::jobs
+}  // namespace mosaic::jobs::service

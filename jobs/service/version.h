@@ -1,5 +1,5 @@
-// A trained model version as stored in the models column family (keys: version:u64 . record name),
-// and the loader the query commands use.
+// The immutable model-version format: a trained model as stored in the models column family (keys:
+// version:u64 . record name), its writer (rebuild) and its loader (serving, placement).
 //
 // A rebuild writes version = current + 1 (1 when there is none), with the records
 //   "config"          fusion::ConfigToJson of the Kgat configuration
@@ -29,15 +29,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "fusion/kgat.h"
+#include "jobs/service/snapshot.h"
 #include "store/status.h"
 #include "store/store.h"
 
-namespace mosaic::jobs {
+namespace mosaic::jobs::service {
 
 inline constexpr const char* kModelFeature = "model";          ///< feature name of placed items
 inline constexpr const char* kModelExtractor = "mosaic-kgat";  ///< their extractor
@@ -55,6 +57,9 @@ struct ModelVersionData {
   std::string hnsw;                ///< fusion::ItemIndex::SaveHnsw of the item rows; empty when none
   nlohmann::json manifest;         ///< see above; "reps_chunks" and "hnsw_chunks" are filled in by WriteModelVersion
 };
+
+// The "relations" record of a version trained on `snapshot` (see above).
+nlohmann::json VersionRelations(const Snapshot& snapshot);
 
 // Writes `data` as model `version` and makes it current. `last_batch`, when given, adds its own writes
 // to the batch that also holds the manifest and the pointer switch (so they commit together).
@@ -94,6 +99,10 @@ struct LoadedModel {
 // `mosaic rebuild`" before the first rebuild, Corruption when a record is missing or malformed.
 Status LoadCurrentModel(const store::ReadView& view, LoadedModel* model);
 
+// The version's module with its weights, on the CPU in eval mode. Corruption when the stored weights do
+// not fit the stored configuration.
+Status LoadModelWeights(const LoadedModel& model, std::unique_ptr<fusion::Kgat>* kgat);
+
 // Puts `values`, the representation of item `item` computed with model `version` after its training,
 // as the item's "model" feature; `source` says what placed it ("placed" by import, ingest or serve,
 // "rebuild" for items that arrived during one).
@@ -103,4 +112,4 @@ Status PutPlacement(store::Batch* batch, store::NodeId item, uint64_t version, s
 // The current version number alone; *found false before the first rebuild.
 Status CurrentModelVersion(const store::ReadView& view, uint64_t* version, bool* found);
 
-}  // namespace mosaic::jobs
+}  // namespace mosaic::jobs::service

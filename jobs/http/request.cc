@@ -1,0 +1,107 @@
+#include "jobs/http/request.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace mosaic::jobs::http {
+
+namespace {
+
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();  // dump() rejects ill-formed UTF-8
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+HttpError FromStatus(const Status& s, const std::string& field) {
+  switch (s.code()) {
+    case Status::Code::kOk: return {};
+    case Status::Code::kInvalidArgument: return {400, s.message(), field};
+    case Status::Code::kNotFound: return {404, s.message(), field};
+    case Status::Code::kBusy: return {503, s.message(), ""};
+    default: return {500, s.ToString(), ""};
+  }
+}
+
+void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
+}
+
+void SendError(httplib::Response& res, const HttpError& e) {
+  nlohmann::json body = {{"error", e.message}};
+  if (!e.field.empty()) body["field"] = e.field;
+  SendJson(res, e.status, body);
+}
+
+HttpError Param(const httplib::Request& req, const std::string& name, const std::string& fallback, std::string* value) {
+  if (!req.has_param(name.c_str())) {
+    *value = fallback;
+    return {};
+  }
+  *value = req.get_param_value(name.c_str());
+  if (!IsUtf8(*value)) return {400, "parameter '" + name + "' is not UTF-8", name};
+  return {};
+}
+
+HttpError RequiredParam(const httplib::Request& req, const std::string& name, std::string* value) {
+  MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, "", value));
+  if (value->empty()) return {400, "parameter '" + name + "' is required", name};
+  return {};
+}
+
+HttpError FlagParam(const httplib::Request& req, const std::string& name, bool* value) {
+  std::string v;
+  MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, "0", &v));
+  if (v == "1" || v == "true" || v.empty()) return *value = true, HttpError{};
+  if (v == "0" || v == "false") return *value = false, HttpError{};
+  return {400, "parameter '" + name + "' must be 0, 1, true or false, not '" + v + "'", name};
+}
+
+HttpError IntParam(const httplib::Request& req, const std::string& name, long long fallback, long long min,
+                   long long max, long long* value) {
+  std::string v;
+  MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, std::to_string(fallback), &v));
+  size_t used = 0;
+  try {
+    *value = std::stoll(v, &used);
+  } catch (const std::exception&) {  // std::stoll reports "not a number" and "too large" by exception
+    used = 0;
+  }
+  if (used == 0 || used != v.size()) return {400, "parameter '" + name + "' must be an integer, not '" + v + "'", name};
+  if (*value < min || *value > max) {
+    return {400, "parameter '" + name + "' must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", not " + v,
+            name};
+  }
+  return {};
+}
+
+HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohmann::json* json) {
+  const std::string type = req.get_header_value("Content-Type");
+  std::string media = type.substr(0, type.find(';'));
+  media.erase(0, media.find_first_not_of(" \t"));
+  media.erase(media.find_last_not_of(" \t") + 1);
+  std::transform(media.begin(), media.end(), media.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (media != "application/json") {
+    return {415, "the body must be JSON, sent with Content-Type: application/json (got '" + type + "')", ""};
+  }
+  *json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (json->is_discarded()) {
+    // Parsed again only to say where: the message names the byte and what was expected.
+    try {
+      (void)nlohmann::json::parse(body);
+    } catch (const nlohmann::json::parse_error& e) {
+      return {400, std::string("malformed JSON: ") + e.what(), ""};
+    }
+    return {400, "malformed JSON", ""};
+  }
+  return {};
+}
+
+}  // namespace mosaic::jobs::http

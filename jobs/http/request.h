@@ -1,0 +1,50 @@
+// The HTTP edge's vocabulary: a refusal (HttpError), the request parameters and JSON bodies read
+// with the checks every endpoint shares, and JSON replies.
+#pragma once
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "store/status.h"
+
+namespace mosaic::jobs::http {
+
+// A refusal: status 0 means none (the handler went on); otherwise the HTTP status, the message and
+// the parameter or field at fault (empty when no one field is).
+struct HttpError {
+  int status = 0;
+  std::string message;
+  std::string field;
+  bool ok() const { return status == 0; }
+};
+
+// Returns the refusal from the enclosing handler when there is one.
+#define MOSAIC_HTTP_RETURN_IF_ERROR(expr)               \
+  do {                                                  \
+    ::mosaic::jobs::http::HttpError _mosaic_e = (expr); \
+    if (!_mosaic_e.ok()) return _mosaic_e;              \
+  } while (0)
+
+// A Status from the store or the model as a refusal: InvalidArgument 400, NotFound 404, Busy 503,
+// anything else 500 (its message kept: it names the store's or the model's problem).
+HttpError FromStatus(const Status& s, const std::string& field = "");
+
+void SendJson(httplib::Response& res, int status, const nlohmann::json& body);
+void SendError(httplib::Response& res, const HttpError& e);
+
+// Query parameter `name` into *value: `fallback` when absent; 400 when it is not UTF-8.
+HttpError Param(const httplib::Request& req, const std::string& name, const std::string& fallback, std::string* value);
+// A parameter that must be present and non-empty.
+HttpError RequiredParam(const httplib::Request& req, const std::string& name, std::string* value);
+// 0, 1, true, false (present and empty: true); absent: false.
+HttpError FlagParam(const httplib::Request& req, const std::string& name, bool* value);
+// An integer in [min, max]; absent: fallback.
+HttpError IntParam(const httplib::Request& req, const std::string& name, long long fallback, long long min,
+                   long long max, long long* value);
+
+// The body as JSON: 415 unless sent as application/json, 400 when malformed.
+HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohmann::json* json);
+
+}  // namespace mosaic::jobs::http

@@ -1,0 +1,29 @@
+#include "jobs/http/routes.h"
+
+#include "jobs/service/query.h"
+
+namespace mosaic::jobs::http {
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> r = {{"/health", Method::kGet}, {"/metrics", Method::kGet}};
+    for (service::QueryKind kind : service::kQueryKinds) {
+      r.push_back({std::string("/") + service::QueryKindName(kind), Method::kGet});
+    }
+    r.push_back({"/items", Method::kPost});
+    r.push_back({"/interactions", Method::kPost});
+    return r;
+  }();
+  return routes;
+}
+
+std::string EndpointLabel(const std::string& path) {
+  for (const Route& route : Routes()) {
+    if (route.path == path) return path;
+  }
+  return "other";
+}
+
+const char* MethodName(Method method) { return method == Method::kGet ? "GET" : "POST"; }
+
+}  // namespace mosaic::jobs::http

@@ -1,0 +1,59 @@
+// Rebuild: trains the model on a snapshot of the store (jobs/service/snapshot.h), writes it as a new
+// immutable version (jobs/service/version.h) and makes it current. Items written while it trained are
+// placed with the new version in the batch that switches to it.
+//
+// The training takes a read-only snapshot and holds no lock; only the final write takes the store's
+// write lock (waiting for another writer). A checkpoint file per epoch (in the store folder) lets an
+// interrupted rebuild resume, refused when the store's graph changed since.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "fusion/training_graph.h"
+#include "jobs/service/snapshot.h"
+#include "store/status.h"
+
+namespace mosaic::jobs::service {
+
+enum class HnswMode { kAuto, kOn, kOff };  ///< kAuto: an HNSW graph from kHnswMinItems items on
+
+// Parses "auto", "on" or "off"; InvalidArgument otherwise.
+inline Status ParseHnswMode(const std::string& text, HnswMode* mode) {
+  if (text == "auto") return *mode = HnswMode::kAuto, Status::OK();
+  if (text == "on") return *mode = HnswMode::kOn, Status::OK();
+  if (text == "off") return *mode = HnswMode::kOff, Status::OK();
+  return Status::InvalidArgument("--hnsw must be auto, on or off, not '" + text + "'");
+}
+
+struct RebuildOptions {
+  int epochs = 0;                  ///< 0: the trainer's default (or the resumed run's)
+  uint64_t seed = 2026;            ///< initialisation, sampling and dropout
+  bool resume = false;             ///< continue from the last checkpoint
+  HnswMode hnsw = HnswMode::kAuto;
+  std::string device = "cpu";      ///< auto, cpu or cuda
+  int write_lock_wait_ms = 30000;  ///< how long the final write waits for another writer
+  std::function<void()> on_wait_for_lock;  ///< called when it starts waiting
+  /// After each training step: epoch (0-based), epochs, step (1-based), steps, last epoch's BPR loss.
+  std::function<void(int, int, int64_t, int64_t, double)> on_step;
+  std::function<void(int64_t done, int64_t total)> on_hnsw;  ///< while the HNSW graph is built
+};
+
+// What a rebuild did, as `mosaic rebuild --json` prints it: version, epochs, epochs_run,
+// resumed_from_epoch, seed, device, seconds, stages {snapshot, training, representations, hnsw,
+// write}, hnsw (its parameters or null), seconds_per_epoch, transr_triples, transr_triples_per_second,
+// final_loss, losses, counts {users, items, entities, interactions, kg_triples, kg_relations},
+// late_items_placed.
+using RebuildReport = nlohmann::json;
+
+// The graph a rebuild trains on: a snapshot of `view` with every interaction (fusion::BuildTrainingGraph).
+Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion::TrainingGraph* graph);
+
+// Runs a rebuild of the store in `store_dir`. InvalidArgument when there is nothing to train on, or
+// for a resume that does not fit; the store's errors otherwise. On error the current version stays.
+Status Rebuild(const std::string& store_dir, const RebuildOptions& options, RebuildReport* report);
+
+}  // namespace mosaic::jobs::service
