@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> texts;
   for (std::string line; std::getline(in, line);) texts.push_back(line);
   const size_t samples = argc > 3 ? std::stoul(argv[3]) : 300;
+  std::unique_ptr<mosaic::encoders::TextEncoder> encoder;
+  const mosaic::Status loaded = mosaic::encoders::TextEncoder::Load(argv[1], "cpu", &encoder);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "text_bench: %s\n", loaded.ToString().c_str());
+    return 1;
+  }
   try {
-    auto encoder = mosaic::encoders::TextEncoder::Load(argv[1]);
     using Clock = std::chrono::steady_clock;
     encoder->Encode({"warm up"});
     const auto t0 = Clock::now();

@@ -11,7 +11,6 @@
 #include <numeric>
 #include <thread>
 
-#include "encoders/model_error.h"
 #include "encoders/tfjs_weights.h"
 #include "encoders/tokenizer.h"
 #include "encoders/use_lite.h"
@@ -44,15 +43,20 @@ void SetThreadsOnce() {
   });
 }
 
-torch::Device ResolveDevice(const std::string& device) {
-  if (device == "cpu") return torch::kCPU;
-  if (device == "cuda" || device == "auto") {
-    if (torch::cuda::is_available()) return torch::kCUDA;
-    if (device == "auto") return torch::kCPU;
-    throw ModelError("text encoder: device \"cuda\" asked for, but LibTorch sees no CUDA GPU "
-                     "(this LibTorch may be a CPU-only build); use \"cpu\" or \"auto\"");
+// The device called `device` ("cpu", "cuda" or "auto").
+Status ResolveDevice(const std::string& device, torch::Device* out) {
+  if (device == "cpu") {
+    *out = torch::kCPU;
+  } else if (device == "cuda" || device == "auto") {
+    if (!torch::cuda::is_available() && device == "cuda") {
+      return Status::InvalidArgument("text encoder: device \"cuda\" asked for, but LibTorch sees no CUDA GPU "
+                                     "(this LibTorch may be a CPU-only build); use \"cpu\" or \"auto\"");
+    }
+    *out = torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
+  } else {
+    return Status::InvalidArgument("text encoder: unknown device \"" + device + "\" (cpu, cuda or auto)");
   }
-  throw ModelError("text encoder: unknown device \"" + device + "\" (cpu, cuda or auto)");
+  return Status::OK();
 }
 
 }  // namespace
@@ -67,34 +71,38 @@ struct TextEncoder::Impl {
 TextEncoder::TextEncoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TextEncoder::~TextEncoder() = default;
 
-std::unique_ptr<TextEncoder> TextEncoder::Load(const std::string& model_dir, const std::string& device) {
-  const torch::Device dev = ResolveDevice(device);
+Status TextEncoder::Load(const std::string& model_dir, const std::string& device,
+                         std::unique_ptr<TextEncoder>* encoder) {
+  torch::Device dev = torch::kCPU;
+  MOSAIC_RETURN_IF_ERROR(ResolveDevice(device, &dev));
   std::error_code ec;
-  if (model_dir.empty()) throw ModelError(std::string("text encoder: no model folder given; ") + kHowToGet);
+  if (model_dir.empty()) {
+    return Status::InvalidArgument(std::string("text encoder: no model folder given; ") + kHowToGet);
+  }
   for (const char* name : {"model.json", "vocab.json"}) {
     const fs::path file = fs::path(model_dir) / name;
-    if (!fs::is_regular_file(file, ec))
-      throw ModelError(file.string() + ": missing (the USE-lite text model is not installed there); " + kHowToGet);
+    if (!fs::is_regular_file(file, ec)) {
+      return Status::NotFound(file.string() + ": missing (the USE-lite text model is not installed there); " +
+                              kHowToGet);
+    }
   }
   SetThreadsOnce();
-  auto impl = std::make_unique<Impl>(Impl{Tokenizer::Load((fs::path(model_dir) / "vocab.json").string()),
-                                          UseLite(nullptr), dev, dev.is_cuda() ? "cuda" : "cpu"});
+  std::unique_ptr<Tokenizer> tokenizer;
+  MOSAIC_RETURN_IF_ERROR(Tokenizer::Load((fs::path(model_dir) / "vocab.json").string(), &tokenizer));
   std::map<std::string, at::Tensor> weights;
-  try {
-    weights = LoadTfjsWeights(model_dir);
-  } catch (const ModelError& e) {
-    // A shard gone missing is an incomplete install, like a missing model.json.
-    const std::string what = e.what();
-    if (what.find("missing") != std::string::npos) throw ModelError(what + "; " + kHowToGet);
-    throw;
-  }
+  Status s = LoadTfjsWeights(model_dir, &weights);
+  // A shard gone missing is an incomplete install, like a missing model.json.
+  if (s.IsNotFound()) return Status::NotFound(s.message() + "; " + kHowToGet);
+  MOSAIC_RETURN_IF_ERROR(s);
+  auto impl = std::make_unique<Impl>(Impl{std::move(*tokenizer), UseLite(), dev, dev.is_cuda() ? "cuda" : "cpu"});
+  MOSAIC_RETURN_IF_ERROR(impl->model->LoadWeights(weights));
   {
     torch::NoGradGuard no_grad;
-    impl->model = UseLite(weights);
     impl->model->eval();
     impl->model->to(dev);
   }
-  return std::unique_ptr<TextEncoder>(new TextEncoder(std::move(impl)));
+  encoder->reset(new TextEncoder(std::move(impl)));
+  return Status::OK();
 }
 
 const std::string& TextEncoder::device() const { return impl_->device_name; }
@@ -162,11 +170,13 @@ class PluginModel : public mosaic::encoders::TextModel {
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) mosaic::encoders::TextModel* mosaic_encoders_new_text_model(
-    const char* model_dir, const char* device, std::string* error) {
+    const char* model_dir, const char* device, mosaic::Status* status) {
   try {
-    return new PluginModel(mosaic::encoders::TextEncoder::Load(model_dir, device));
-  } catch (const std::exception& e) {
-    *error = e.what();
+    std::unique_ptr<mosaic::encoders::TextEncoder> encoder;
+    *status = mosaic::encoders::TextEncoder::Load(model_dir, device, &encoder);
+    if (status->ok()) return new PluginModel(std::move(encoder));
+  } catch (const std::exception& e) {  // LibTorch's own errors (moving to a device...)
+    *status = mosaic::Status::Internal(std::string("text encoder: ") + e.what());
   }
   return nullptr;
 }

@@ -11,20 +11,23 @@
 #include <vector>
 
 #include "encoders/text_model.h"
+#include "store/status.h"
 
 namespace mosaic::encoders {
-
 
 class TextEncoder {
  public:
   // Loads model.json, its weight shards and vocab.json from `model_dir` onto `device`: "cpu",
-  // "cuda" (ModelError when LibTorch sees no GPU) or "auto" (cuda when available, else cpu).
-  // Throws ModelError naming the file or tensor on failure; when the model files are missing the
-  // message says how to get them: "run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR".
+  // "cuda" or "auto" (cuda when available, else cpu). On success stores the encoder in *encoder and
+  // returns OK. On error leaves *encoder as it was and returns InvalidArgument for an unknown
+  // device, or cuda without a GPU LibTorch can see; NotFound when a model file is missing, the
+  // message then saying how to get them ("run scripts/fetch-model (or scripts/setup), or set
+  // MOSAIC_MODEL_DIR"); IOError or Corruption, naming the file or tensor, for one that cannot be
+  // read or is damaged (see Tokenizer::Load, LoadTfjsWeights, UseLite's LoadWeights).
   // The first call sets the threads for the process: LibTorch's intra-op pool 1 thread and
   // OpenBLAS one a core (two pools of one thread a core each thrash: see SetThreadsOnce in
   // text_encoder.cc); MOSAIC_TORCH_THREADS=N gives LibTorch N threads and OpenBLAS 1 instead.
-  static std::unique_ptr<TextEncoder> Load(const std::string& model_dir, const std::string& device = "cpu");
+  static Status Load(const std::string& model_dir, const std::string& device, std::unique_ptr<TextEncoder>* encoder);
   ~TextEncoder();
   TextEncoder(const TextEncoder&) = delete;
   TextEncoder& operator=(const TextEncoder&) = delete;

@@ -1,47 +1,40 @@
 #include "encoders/text_model.h"
 
-#include <dlfcn.h>
-
-#include <cstdlib>
 #include <mutex>
+#include <string>
 
-#include "encoders/model_error.h"
+#include "store/shared_library.h"
 
 namespace mosaic::encoders {
 
 namespace {
 
-using NewTextModel = TextModel* (*)(const char*, const char*, std::string*);
+using NewTextModel = TextModel* (*)(const char*, const char*, Status*);
 
-// Opens the plugin once; never closed (LibTorch does not support being unloaded).
-NewTextModel Plugin() {
-  static NewTextModel entry = nullptr;
-  static std::string failure;
+// The plugin's entry point, from the library opened on first use.
+Status Plugin(NewTextModel* entry) {
+  static void* found = nullptr;
+  static Status opened;
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* env = std::getenv("MOSAIC_ENCODERS_LIBRARY");
-    const std::string path = env && *env ? env : MOSAIC_ENCODERS_LIBRARY;
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char* why = dlerror();
-      failure = "cannot load the text encoder library '" + path + "': " + (why ? why : "unknown error") +
-                " (rebuild with scripts/setup, or set MOSAIC_ENCODERS_LIBRARY)";
-      return;
-    }
-    entry = reinterpret_cast<NewTextModel>(dlsym(handle, "mosaic_encoders_new_text_model"));
-    if (!entry) failure = "'" + path + "' has no mosaic_encoders_new_text_model";
+    opened = OpenLibrarySymbol("MOSAIC_ENCODERS_LIBRARY", MOSAIC_ENCODERS_LIBRARY, "text encoder library",
+                               "mosaic_encoders_new_text_model", &found);
   });
-  if (!entry) throw ModelError(failure);
-  return entry;
+  MOSAIC_RETURN_IF_ERROR(opened);
+  *entry = reinterpret_cast<NewTextModel>(found);
+  return Status::OK();
 }
 
 }  // namespace
 
-std::unique_ptr<TextModel> LoadTextModel(const std::string& model_dir, const std::string& device) {
-  std::string error;
-  TextModel* model = Plugin()(model_dir.c_str(), device.c_str(), &error);
-  if (!model) throw ModelError(error);
-  return std::unique_ptr<TextModel>(model);
+Status LoadTextModel(const std::string& model_dir, const std::string& device, std::unique_ptr<TextModel>* model) {
+  NewTextModel entry = nullptr;
+  MOSAIC_RETURN_IF_ERROR(Plugin(&entry));
+  Status s;
+  TextModel* loaded = entry(model_dir.c_str(), device.c_str(), &s);
+  if (!loaded) return s;
+  model->reset(loaded);
+  return Status::OK();
 }
 
 }  // namespace mosaic::encoders

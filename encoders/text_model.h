@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/status.h"
+
 namespace mosaic::encoders {
 
 inline constexpr const char* kTextModelName = "use-lite";  ///< feature extractor name
@@ -35,13 +37,15 @@ class TextModel {
 };
 
 // Opens libmosaic_encoders (once a process; $MOSAIC_ENCODERS_LIBRARY overrides where it is) and
-// loads the model from `model_dir` onto `device` (cpu, cuda or auto). Throws ModelError, saying
-// how to get the model when its files are missing.
-std::unique_ptr<TextModel> LoadTextModel(const std::string& model_dir, const std::string& device = "cpu");
+// loads the model from `model_dir` onto `device` (cpu, cuda or auto). On success stores it in
+// *model and returns OK. On error leaves *model as it was and returns IOError when the library
+// cannot be opened, else what TextEncoder::Load returns (NotFound, saying how to get the model,
+// when its files are missing), or Internal for an error LibTorch raised.
+Status LoadTextModel(const std::string& model_dir, const std::string& device, std::unique_ptr<TextModel>* model);
 
 }  // namespace mosaic::encoders
 
 // The plugin's entry point, looked up with dlsym: a new model, or nullptr with the reason in
-// *error (exceptions do not cross the dlopen boundary).
+// *status (exceptions do not cross the dlopen boundary).
 extern "C" mosaic::encoders::TextModel* mosaic_encoders_new_text_model(const char* model_dir, const char* device,
-                                                                      std::string* error);
+                                                                      mosaic::Status* status);

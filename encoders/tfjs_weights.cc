@@ -8,9 +8,9 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
-#include "encoders/model_error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "LoadTfjsWeights copies little-endian shards as they are: port it before building on a big-endian machine"
@@ -35,12 +35,13 @@ bool DtypeOf(const std::string& name, DtypeInfo* out) {
   return true;
 }
 
-std::string ReadWhole(const fs::path& path, const std::string& what) {
+// Appends the bytes of the file at `path` to *data.
+Status ReadWhole(const fs::path& path, const std::string& what, std::string* data) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError(path.string() + ": cannot open " + what);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw ModelError(path.string() + ": cannot read " + what);
-  return data;
+  if (!in) return Status::IOError(path.string() + ": cannot open " + what);
+  data->append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) return Status::IOError(path.string() + ": cannot read " + what);
+  return Status::OK();
 }
 
 // One manifest entry, checked, with where its bytes lie in its group's shards.
@@ -54,20 +55,22 @@ struct Entry {
 
 }  // namespace
 
-std::map<std::string, at::Tensor> LoadTfjsWeights(const std::string& model_dir) {
+Status LoadTfjsWeights(const std::string& model_dir, std::map<std::string, at::Tensor>* weights) {
   const fs::path dir(model_dir);
   const fs::path model_json = dir / "model.json";
   std::error_code ec;
-  if (!fs::is_regular_file(model_json, ec)) throw ModelError(model_json.string() + ": missing");
+  if (!fs::is_regular_file(model_json, ec)) return Status::NotFound(model_json.string() + ": missing");
+  std::string text;
+  MOSAIC_RETURN_IF_ERROR(ReadWhole(model_json, "the model description", &text));
   json model;
   try {
-    model = json::parse(ReadWhole(model_json, "the model description"));
+    model = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw ModelError(model_json.string() + ": malformed JSON: " + e.what());
+    return Status::Corruption(model_json.string() + ": malformed JSON: " + e.what());
   }
   const std::string where = model_json.string() + ": ";
   if (!model.is_object() || !model.contains("weightsManifest") || !model["weightsManifest"].is_array())
-    throw ModelError(where + "no \"weightsManifest\" array (not a TF.js model?)");
+    return Status::Corruption(where + "no \"weightsManifest\" array (not a TF.js model?)");
 
   std::map<std::string, at::Tensor> tensors;
   const json& manifest = model["weightsManifest"];
@@ -76,38 +79,38 @@ std::map<std::string, at::Tensor> LoadTfjsWeights(const std::string& model_dir) 
     const std::string gname = "weightsManifest[" + std::to_string(g) + "]";
     if (!group.is_object() || !group.contains("paths") || !group["paths"].is_array() ||
         !group.contains("weights") || !group["weights"].is_array())
-      throw ModelError(where + gname + " needs a \"paths\" array and a \"weights\" array");
+      return Status::Corruption(where + gname + " needs a \"paths\" array and a \"weights\" array");
 
     // The entries, checked before any shard is read.
     std::vector<Entry> entries;
     size_t needed = 0;
     for (const json& w : group["weights"]) {
       if (!w.is_object() || !w.contains("name") || !w["name"].is_string())
-        throw ModelError(where + gname + " has a weight without a \"name\"");
+        return Status::Corruption(where + gname + " has a weight without a \"name\"");
       Entry e;
       e.name = w["name"].get<std::string>();
       const std::string culprit = where + "tensor '" + e.name + "': ";
       if (w.contains("quantization"))
-        throw ModelError(culprit + "quantized weights are not supported (export the model unquantized)");
-      if (!w.contains("dtype") || !w["dtype"].is_string()) throw ModelError(culprit + "no \"dtype\"");
+        return Status::Corruption(culprit + "quantized weights are not supported (export the model unquantized)");
+      if (!w.contains("dtype") || !w["dtype"].is_string()) return Status::Corruption(culprit + "no \"dtype\"");
       const std::string dtype = w["dtype"].get<std::string>();
       if (!DtypeOf(dtype, &e.dtype))
-        throw ModelError(culprit + "unknown dtype \"" + dtype + "\" (float32, int32 and bool are read)");
-      if (!w.contains("shape") || !w["shape"].is_array()) throw ModelError(culprit + "no \"shape\" array");
+        return Status::Corruption(culprit + "unknown dtype \"" + dtype + "\" (float32, int32 and bool are read)");
+      if (!w.contains("shape") || !w["shape"].is_array()) return Status::Corruption(culprit + "no \"shape\" array");
       size_t count = 1;
       for (const json& d : w["shape"]) {
         if (!d.is_number_integer() || d.get<int64_t>() < 0)
-          throw ModelError(culprit + "bad shape " + w["shape"].dump());
+          return Status::Corruption(culprit + "bad shape " + w["shape"].dump());
         const auto dim = d.get<int64_t>();
         if (dim != 0 && count > std::numeric_limits<size_t>::max() / 16 / size_t(dim))
-          throw ModelError(culprit + "shape " + w["shape"].dump() + " is too large");
+          return Status::Corruption(culprit + "shape " + w["shape"].dump() + " is too large");
         count *= size_t(dim);
         e.shape.push_back(dim);
       }
       e.offset = needed;
       e.bytes = count * e.dtype.bytes;
       needed += e.bytes;
-      if (tensors.count(e.name)) throw ModelError(culprit + "named twice in the manifest");
+      if (tensors.count(e.name)) return Status::Corruption(culprit + "named twice in the manifest");
       tensors.emplace(e.name, at::Tensor());  // reserved, filled below
       entries.push_back(std::move(e));
     }
@@ -116,24 +119,24 @@ std::map<std::string, at::Tensor> LoadTfjsWeights(const std::string& model_dir) 
     std::string data;
     std::string last_shard = "(no shard)";
     for (const json& p : group["paths"]) {
-      if (!p.is_string()) throw ModelError(where + gname + ".paths holds a non-string");
+      if (!p.is_string()) return Status::Corruption(where + gname + ".paths holds a non-string");
       const fs::path shard = dir / p.get<std::string>();
       last_shard = shard.string();
-      if (!fs::is_regular_file(shard, ec)) throw ModelError(shard.string() + ": missing weight shard");
-      data += ReadWhole(shard, "weight shard");
+      if (!fs::is_regular_file(shard, ec)) return Status::NotFound(shard.string() + ": missing weight shard");
+      MOSAIC_RETURN_IF_ERROR(ReadWhole(shard, "weight shard", &data));
       if (data.size() > needed) break;  // reported below, without reading the rest
     }
     if (data.size() < needed) {
       for (const Entry& e : entries) {
         if (e.offset + e.bytes > data.size())
-          throw ModelError(last_shard + ": the shards of " + gname + " hold " + std::to_string(data.size()) +
+          return Status::Corruption(last_shard + ": the shards of " + gname + " hold " + std::to_string(data.size()) +
                            " bytes, too few: tensor '" + e.name + "' needs bytes " + std::to_string(e.offset) +
                            ".." + std::to_string(e.offset + e.bytes) + " (" + std::to_string(needed) +
                            " in all); is a shard truncated?");
       }
     }
     if (data.size() > needed)
-      throw ModelError(last_shard + ": the shards of " + gname + " hold more bytes than the manifest's " +
+      return Status::Corruption(last_shard + ": the shards of " + gname + " hold more bytes than the manifest's " +
                        std::to_string(entries.size()) + " tensors need (" + std::to_string(needed) +
                        "); shards and model.json do not match");
 
@@ -143,7 +146,8 @@ std::map<std::string, at::Tensor> LoadTfjsWeights(const std::string& model_dir) 
       tensors[e.name] = std::move(t);
     }
   }
-  return tensors;
+  *weights = std::move(tensors);
+  return Status::OK();
 }
 
 }  // namespace mosaic::encoders

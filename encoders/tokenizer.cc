@@ -54,42 +54,47 @@ Scratch& ThreadScratch() {
 
 }  // namespace
 
-Tokenizer Tokenizer::Load(const std::string& vocab_json_path) {
+Status Tokenizer::Load(const std::string& vocab_json_path, std::unique_ptr<Tokenizer>* tokenizer) {
   const std::string& path = vocab_json_path;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw ModelError(path + ": the vocabulary file does not exist");
-  if (!std::filesystem::is_regular_file(path, ec)) throw ModelError(path + ": the vocabulary is not a regular file");
+  if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + ": the vocabulary file does not exist");
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::Corruption(path + ": the vocabulary is not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError(path + ": cannot open the vocabulary: " + std::strerror(errno));
+  if (!in) return Status::IOError(path + ": cannot open the vocabulary: " + std::strerror(errno));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw ModelError(path + ": the vocabulary is not valid JSON: " + e.what());
+    return Status::Corruption(path + ": the vocabulary is not valid JSON: " + e.what());
   }
-  if (!j.is_array()) throw ModelError(path + ": the vocabulary must be a JSON array of [piece, score] pairs");
+  if (!j.is_array()) {
+    return Status::Corruption(path + ": the vocabulary must be a JSON array of [piece, score] pairs");
+  }
   if (j.size() < static_cast<size_t>(kReserved)) {
-    throw ModelError(path + ": the vocabulary has " + std::to_string(j.size()) + " entries, fewer than the " +
-                     std::to_string(kReserved) + " reserved ones");
+    return Status::Corruption(path + ": the vocabulary has " + std::to_string(j.size()) + " entries, fewer than the " +
+                              std::to_string(kReserved) + " reserved ones");
   }
-  if (j.size() > static_cast<size_t>(INT32_MAX)) throw ModelError(path + ": the vocabulary is too large");
+  if (j.size() > static_cast<size_t>(INT32_MAX)) return Status::Corruption(path + ": the vocabulary is too large");
 
-  Tokenizer t;
-  t.vocab_size_ = j.size();
-  t.nodes_.emplace_back();  // root
-  t.edges_.assign(1 << 16, Edge{});
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  t->vocab_size_ = j.size();
+  t->nodes_.emplace_back();  // root
+  t->edges_.assign(1 << 16, Edge{});
   for (size_t i = 0; i < j.size(); ++i) {
     const nlohmann::json& e = j[i];
     if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !(e[1].is_number() || e[1].is_null())) {
-      throw ModelError(path + ": vocabulary entry " + std::to_string(i) +
-                       " is not a [piece, score] pair of a string and a number or null: " + e.dump());
+      return Status::Corruption(path + ": vocabulary entry " + std::to_string(i) +
+                                " is not a [piece, score] pair of a string and a number or null: " + e.dump());
     }
     if (i < static_cast<size_t>(kReserved)) continue;  // reserved: never matched
     const double score = e[1].is_null() ? 0.0 : e[1].get<double>();
     const std::u32string piece = DecodeValidUtf8(e[0].get_ref<const std::string&>());
-    if (!piece.empty()) t.Insert(piece, static_cast<int32_t>(i), score);
+    if (!piece.empty()) t->Insert(piece, static_cast<int32_t>(i), score);
   }
-  return t;
+  *tokenizer = std::move(t);
+  return Status::OK();
 }
 
 void Tokenizer::Insert(const std::u32string& piece, int32_t id, double score) {

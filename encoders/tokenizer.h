@@ -4,9 +4,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "store/status.h"
 
 namespace mosaic::encoders {
 
@@ -27,12 +30,14 @@ inline constexpr int kUnknownId = 0;
 class Tokenizer {
  public:
   // Loads vocab.json (an array of [piece, score] pairs, 8000 for USE-lite; a null score counts as 0.0).
-  // Throws ModelError naming the file when it is missing, unreadable, not JSON or not of that shape.
-  static Tokenizer Load(const std::string& vocab_json_path);
+  // On success stores the tokenizer in *tokenizer and returns OK. On error leaves *tokenizer as it
+  // was and returns a status naming the file: NotFound when it is missing, IOError when it cannot be
+  // opened, Corruption when it is not JSON or not of that shape.
+  static Status Load(const std::string& vocab_json_path, std::unique_ptr<Tokenizer>* tokenizer);
 
   // All ids of `text` (UTF-8), no truncation. Invalid UTF-8 is read as U+FFFD (one per maximal ill-formed
   // subsequence, as TextDecoder does) before NFKC. The empty string (or one that normalises to nothing)
-  // gives no ids.
+  // gives no ids. Throws ModelError for a text over 2 GiB or when ICU cannot normalise.
   std::vector<int64_t> Encode(std::string_view text) const;
 
   size_t vocab_size() const { return vocab_size_; }  // 8000 for USE-lite

@@ -108,9 +108,16 @@ UseLiteImpl::UseLiteImpl() {
   inv_timescales = register_buffer("inv_timescales", torch::zeros({kTimescales}));
 }
 
-UseLiteImpl::UseLiteImpl(const std::map<std::string, at::Tensor>& weights) : UseLiteImpl() { LoadWeights(weights); }
+Status UseLiteImpl::LoadWeights(const std::map<std::string, at::Tensor>& weights) {
+  try {
+    CopyWeights(weights);
+  } catch (const ModelError& e) {
+    return e.status();
+  }
+  return Status::OK();
+}
 
-void UseLiteImpl::LoadWeights(const std::map<std::string, at::Tensor>& weights) {
+void UseLiteImpl::CopyWeights(const std::map<std::string, at::Tensor>& weights) {
   torch::NoGradGuard no_grad;
   Assign(embeddings->weight,
          Find(weights, "module/Embeddings_en", {kUseLiteVocab, kUseLiteEmbeddingDim}, "token embedding"));

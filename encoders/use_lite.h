@@ -21,6 +21,8 @@
 #include <map>
 #include <string>
 
+#include "store/status.h"
+
 namespace mosaic::encoders {
 
 inline constexpr int64_t kUseLiteVocab = 8002;       ///< embedding rows (ids 0..8001; 0 = unknown)
@@ -47,13 +49,12 @@ class UseLiteImpl : public torch::nn::Module {
  public:
   // The architecture with uninitialised weights: call LoadWeights next.
   UseLiteImpl();
-  // The architecture with `weights` (as LoadTfjsWeights returns them) loaded.
-  explicit UseLiteImpl(const std::map<std::string, at::Tensor>& weights);
 
-  // Copies the pretrained weights in, by the names of the TF.js export (converting TF's [in,out]
-  // kernels to torch's [out,in]); tensors not used are ignored. Throws ModelError naming the
-  // tensor when one is missing or has the wrong shape.
-  void LoadWeights(const std::map<std::string, at::Tensor>& weights);
+  // Copies the pretrained weights in (as LoadTfjsWeights returns them), by the names of the TF.js
+  // export (converting TF's [in,out] kernels to torch's [out,in]); tensors not used are ignored.
+  // Returns OK, or Corruption naming the tensor when one is missing, has the wrong shape or is not
+  // float32; the module's weights are then partly overwritten (load into a fresh module).
+  Status LoadWeights(const std::map<std::string, at::Tensor>& weights);
 
   // ids [B,T] int64 in 0..kUseLiteVocab-1, mask [B,T] bool (true = a token, false = padding;
   // padding may be anywhere but is usually at the end) -> [B,512] float, L2-normalised rows.
@@ -66,6 +67,9 @@ class UseLiteImpl : public torch::nn::Module {
   UseLiteLayer layer0{nullptr}, layer1{nullptr};
   torch::nn::Linear head{nullptr};           ///< tanh layer, 512 -> 512
   torch::Tensor inv_timescales;              ///< buffer [128]
+
+ private:
+  void CopyWeights(const std::map<std::string, at::Tensor>& weights);  ///< LoadWeights' work; throws ModelError
 };
 TORCH_MODULE(UseLite);
 

@@ -18,6 +18,8 @@ extern "C" {
 #include <fstream>
 #include <memory>
 #include <opencv2/core.hpp>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "modalities/ffmpeg_log.h"
@@ -58,39 +60,53 @@ std::string AvError(int err) {
   return buf;
 }
 
+// Ends an analysis that cannot go on. AnalyzeMedia and ContentHash catch it and return its status,
+// whose message is the reason alone (their caller names the file).
+class MediaError : public std::runtime_error {
+ public:
+  explicit MediaError(Status status) : std::runtime_error(status.message()), status_(std::move(status)) {}
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+// The file is not media Mosaic can decode, or it is damaged.
+[[noreturn]] void Unusable(const std::string& reason) { throw MediaError(Status::InvalidArgument(reason)); }
+
+[[noreturn]] void OutOfMemory() { throw MediaError(Status::Internal("out of memory")); }
+
 // "what: FFmpeg's error (FFmpeg's last log line)".
-[[noreturn]] void Fail(const std::string& path, const std::string& what, int err) {
+[[noreturn]] void Fail(const std::string& what, int err) {
   std::string reason = what + ": " + AvError(err);
   const std::string logged = FirstFfmpegError();
   if (!logged.empty()) reason += " (" + logged + ")";
-  throw MediaError(path, reason);
+  Unusable(reason);
 }
 
 void CheckReadable(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);
-  if (!fs::exists(status)) throw MediaError(path, "no such file");
-  if (fs::is_directory(status)) throw MediaError(path, "is a folder, not a media file");
+  if (!fs::exists(status)) throw MediaError(Status::NotFound("no such file"));
+  if (fs::is_directory(status)) Unusable("is a folder, not a media file");
   std::ifstream probe(path, std::ios::binary);
-  if (!probe) throw MediaError(path, std::string("cannot read: ") + std::strerror(errno));
-  if (fs::file_size(path, ec) == 0) throw MediaError(path, "empty file (0 bytes)");
+  if (!probe) throw MediaError(Status::IOError(std::string("cannot read: ") + std::strerror(errno)));
+  if (fs::file_size(path, ec) == 0) Unusable("empty file (0 bytes)");
 }
 
-CodecPtr OpenDecoder(const std::string& path, AVStream* st, int threads) {
+CodecPtr OpenDecoder(AVStream* st, int threads) {
   const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);
-  if (!codec) {
-    throw MediaError(path, std::string("unsupported codec '") + avcodec_get_name(st->codecpar->codec_id) + "'");
-  }
+  if (!codec) Unusable(std::string("unsupported codec '") + avcodec_get_name(st->codecpar->codec_id) + "'");
   CodecPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) throw MediaError(path, "out of memory");
+  if (!ctx) OutOfMemory();
   int err = avcodec_parameters_to_context(ctx.get(), st->codecpar);
-  if (err < 0) Fail(path, "reading codec parameters", err);
+  if (err < 0) Fail("reading codec parameters", err);
   ctx->pkt_timebase = st->time_base;
   ctx->err_recognition = kErrorDetection;
   ctx->thread_count = threads;
   err = avcodec_open2(ctx.get(), codec, nullptr);
-  if (err < 0) Fail(path, std::string("opening the ") + codec->name + " decoder", err);
+  if (err < 0) Fail(std::string("opening the ") + codec->name + " decoder", err);
   return ctx;
 }
 
@@ -131,13 +147,13 @@ class Analyzer {
  private:
   void Open() {
     AVFormatContext* raw = avformat_alloc_context();
-    if (!raw) throw MediaError(path_, "out of memory");
+    if (!raw) OutOfMemory();
     raw->error_recognition = kErrorDetection;
     int err = avformat_open_input(&raw, path_.c_str(), nullptr, nullptr);
-    if (err < 0) Fail(path_, "not a readable media file", err);
+    if (err < 0) Fail("not a readable media file", err);
     fmt_.reset(raw);
     err = avformat_find_stream_info(fmt_.get(), nullptr);
-    if (err < 0) Fail(path_, "reading stream information", err);
+    if (err < 0) Fail("reading stream information", err);
 
     MediaInfo& info = result_.info;
     info.container = fmt_->iformat->name;
@@ -159,12 +175,12 @@ class Analyzer {
       }
       st->discard = AVDISCARD_ALL;
     }
-    if (video_index_ < 0 && audio_index_ < 0) throw MediaError(path_, "no audio or video stream");
+    if (video_index_ < 0 && audio_index_ < 0) Unusable("no audio or video stream");
 
     if (video_index_ >= 0) {
       AVStream* st = fmt_->streams[video_index_];
       st->discard = AVDISCARD_DEFAULT;
-      video_ = OpenDecoder(path_, st, options_.decoder_threads);
+      video_ = OpenDecoder(st, options_.decoder_threads);
       video_->skip_frame = AVDISCARD_NONKEY;  // keyframes only; long GOPs are filled in later
       CollectTags(st->metadata, &info.tags);
       info.has_video = true;
@@ -182,7 +198,7 @@ class Analyzer {
     if (audio_index_ >= 0) {
       AVStream* st = fmt_->streams[audio_index_];
       st->discard = AVDISCARD_DEFAULT;
-      audio_ = OpenDecoder(path_, st, 1);
+      audio_ = OpenDecoder(st, 1);
       CollectTags(st->metadata, &info.tags);
       info.has_audio = true;
       info.audio_codec = avcodec_get_name(st->codecpar->codec_id);
@@ -204,11 +220,11 @@ class Analyzer {
     for (;;) {
       int err = av_read_frame(fmt_.get(), pkt.get());
       if (err == AVERROR_EOF) break;
-      if (err < 0) Fail(path_, "reading the file", err);
+      if (err < 0) Fail("reading the file", err);
       const AVStream* st = fmt_->streams[pkt->stream_index];
       const bool ours = pkt->stream_index == video_index_ || pkt->stream_index == audio_index_;
       if (ours && (pkt->flags & AV_PKT_FLAG_CORRUPT)) {
-        throw MediaError(path_, "corrupt packet at " + std::to_string(pkt->pos) + " bytes (the file is damaged or truncated)");
+        Unusable("corrupt packet at " + std::to_string(pkt->pos) + " bytes (the file is damaged or truncated)");
       }
       if (pkt->pts != AV_NOPTS_VALUE) {
         const double end = Seconds(pkt->pts + std::max<int64_t>(pkt->duration, 0), st);
@@ -235,7 +251,7 @@ class Analyzer {
 
   void SendVideo(const AVPacket* pkt) {
     int err = avcodec_send_packet(video_.get(), pkt);
-    if (err < 0 && err != AVERROR_EOF) Fail(path_, "decoding video", err);
+    if (err < 0 && err != AVERROR_EOF) Fail("decoding video", err);
     ReceiveVideo(/*target_s=*/-1);
   }
 
@@ -246,7 +262,7 @@ class Analyzer {
     for (;;) {
       int err = avcodec_receive_frame(video_.get(), frame_.get());
       if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return false;
-      if (err < 0) Fail(path_, "decoding video", err);
+      if (err < 0) Fail("decoding video", err);
       const AVStream* st = fmt_->streams[video_index_];
       const int64_t ts = frame_->best_effort_timestamp != AV_NOPTS_VALUE ? frame_->best_effort_timestamp : frame_->pts;
       const double t = ts != AV_NOPTS_VALUE ? Seconds(ts, st) : last_video_time_ + interval_;
@@ -275,7 +291,7 @@ class Analyzer {
     const int out_h = std::max(2, int(std::lround(out_w * double(h) / display_w)) & ~1);
     sws_.reset(sws_getCachedContext(sws_.release(), w, h, AVPixelFormat(frame_->format), out_w, out_h,
                                     AV_PIX_FMT_BGR24, SWS_BILINEAR, nullptr, nullptr, nullptr));
-    if (!sws_) throw MediaError(path_, "cannot convert video frames of pixel format " + std::to_string(frame_->format));
+    if (!sws_) Unusable("cannot convert video frames of pixel format " + std::to_string(frame_->format));
     cv::Mat bgr(out_h, out_w, CV_8UC3);
     uint8_t* dst[4] = {bgr.data, nullptr, nullptr, nullptr};
     int dst_stride[4] = {int(bgr.step), 0, 0, 0};
@@ -293,11 +309,11 @@ class Analyzer {
 
   void SendAudio(const AVPacket* pkt) {
     int err = avcodec_send_packet(audio_.get(), pkt);
-    if (err < 0 && err != AVERROR_EOF) Fail(path_, "decoding audio", err);
+    if (err < 0 && err != AVERROR_EOF) Fail("decoding audio", err);
     for (;;) {
       err = avcodec_receive_frame(audio_.get(), frame_.get());
       if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
-      if (err < 0) Fail(path_, "decoding audio", err);
+      if (err < 0) Fail("decoding audio", err);
       Resample(frame_.get());
       av_frame_unref(frame_.get());
     }
@@ -312,21 +328,21 @@ class Analyzer {
       if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
         av_channel_layout_default(&in_layout, f->ch_layout.nb_channels);
       } else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0) {
-        throw MediaError(path_, "out of memory");
+        OutOfMemory();
       }
       AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
       SwrContext* swr = nullptr;
       int err = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, kAudioSampleRate, &in_layout,
                                     AVSampleFormat(f->format), f->sample_rate, 0, nullptr);
       av_channel_layout_uninit(&in_layout);
-      if (err < 0 || !swr) Fail(path_, "setting up the resampler", err < 0 ? err : AVERROR(ENOMEM));
+      if (err < 0 || !swr) Fail("setting up the resampler", err < 0 ? err : AVERROR(ENOMEM));
       swr_.reset(swr);
       err = swr_init(swr_.get());
-      if (err < 0) Fail(path_, "setting up the resampler", err);
+      if (err < 0) Fail("setting up the resampler", err);
       swr_rate_ = f->sample_rate;
       swr_format_ = f->format;
       av_channel_layout_uninit(&swr_layout_);
-      if (av_channel_layout_copy(&swr_layout_, &f->ch_layout) < 0) throw MediaError(path_, "out of memory");
+      if (av_channel_layout_copy(&swr_layout_, &f->ch_layout) < 0) OutOfMemory();
     }
     const int capacity = swr_get_out_samples(swr_.get(), f->nb_samples);
     if (capacity <= 0) return;
@@ -334,7 +350,7 @@ class Analyzer {
     pcm_.resize(at + size_t(capacity));
     uint8_t* out = reinterpret_cast<uint8_t*>(pcm_.data() + at);
     const int n = swr_convert(swr_.get(), &out, capacity, const_cast<const uint8_t**>(f->extended_data), f->nb_samples);
-    if (n < 0) Fail(path_, "resampling audio", n);
+    if (n < 0) Fail("resampling audio", n);
     pcm_.resize(at + size_t(n));
   }
 
@@ -360,7 +376,7 @@ class Analyzer {
       char buf[160];
       std::snprintf(buf, sizeof buf, "truncated: its streams end at %.2f s of the %.2f s the container declares",
                     decoded, declared_duration_);
-      throw MediaError(path_, buf);
+      Unusable(buf);
     }
   }
 
@@ -368,7 +384,7 @@ class Analyzer {
   void CheckNoErrorsLogged() {
     const int errors = FfmpegErrorCount();
     if (errors == 0) return;
-    throw MediaError(path_, "damaged: FFmpeg reported " + std::to_string(errors) + " error" + (errors > 1 ? "s" : "") +
+    Unusable("damaged: FFmpeg reported " + std::to_string(errors) + " error" + (errors > 1 ? "s" : "") +
                                 " while reading it, the first: " + FirstFfmpegError());
   }
 
@@ -384,7 +400,7 @@ class Analyzer {
     std::string tail(size_t(size - start), '\0');
     in.seekg(start);
     in.read(tail.data(), std::streamsize(tail.size()));
-    if (!in) throw MediaError(path_, "cannot read the end of the file");
+    if (!in) throw MediaError(Status::IOError("cannot read the end of the file"));
     const size_t page = tail.rfind("OggS");
     bool complete = false;
     if (page != std::string::npos && page + 27 <= tail.size()) {
@@ -396,7 +412,7 @@ class Analyzer {
         complete = (p[5] & 0x04) && page + 27 + segments + body == tail.size();
       }
     }
-    if (!complete) throw MediaError(path_, "truncated: the Ogg stream does not end with a complete end-of-stream page");
+    if (!complete) Unusable("truncated: the Ogg stream does not end with a complete end-of-stream page");
   }
 
   // Where keyframes are further apart than the sampling interval, seeks and decodes forward to
@@ -443,7 +459,7 @@ class Analyzer {
           position = 1e300;
           break;
         }
-        if (err < 0) Fail(path_, "reading the file", err);
+        if (err < 0) Fail("reading the file", err);
         if (pkt->stream_index == video_index_ && need_keyframe && !(pkt->flags & AV_PKT_FLAG_KEY)) {
           av_packet_unref(pkt.get());
           continue;
@@ -451,7 +467,7 @@ class Analyzer {
         if (pkt->stream_index == video_index_) {
           need_keyframe = false;
           err = avcodec_send_packet(video_.get(), pkt.get());
-          if (err < 0 && err != AVERROR_EOF) Fail(path_, "decoding video", err);
+          if (err < 0 && err != AVERROR_EOF) Fail("decoding video", err);
           found = ReceiveVideo(target);
         }
         av_packet_unref(pkt.get());
@@ -468,7 +484,7 @@ class Analyzer {
       result_.audio = ExtractAudioFeatures(pcm_.data(), pcm_.size());
     }
     if (video_) {
-      if (visual_.samples() == 0) throw MediaError(path_, "the video stream has no decodable frame");
+      if (visual_.samples() == 0) Unusable("the video stream has no decodable frame");
       const double aspect = info.height > 0 ? double(info.width) / info.height : 1.0;
       result_.visual = visual_.Finish(info.duration_s, aspect);
     }
@@ -495,17 +511,26 @@ class Analyzer {
 
 }  // namespace
 
-MediaAnalysis AnalyzeMedia(const std::string& path, const AnalyzeOptions& options) {
+Status AnalyzeMedia(const std::string& path, const AnalyzeOptions& options, MediaAnalysis* analysis) {
   InstallFfmpegLogHandler();
-  Analyzer analyzer(path, options);
-  return analyzer.Run();
+  try {
+    Analyzer analyzer(path, options);
+    *analysis = analyzer.Run();
+  } catch (const MediaError& e) {
+    return e.status();
+  }
+  return Status::OK();
 }
 
-std::string ContentHash(const std::string& path) {
-  CheckReadable(path);
+Status ContentHash(const std::string& path, std::string* hash) {
+  try {
+    CheckReadable(path);
+  } catch (const MediaError& e) {
+    return e.status();
+  }
   std::ifstream in(path, std::ios::binary);
   AVHashContext* ctx = nullptr;
-  if (av_hash_alloc(&ctx, "SHA256") < 0) throw MediaError(path, "SHA-256 is unavailable");
+  if (av_hash_alloc(&ctx, "SHA256") < 0) return Status::Internal("SHA-256 is unavailable");
   std::unique_ptr<AVHashContext, void (*)(AVHashContext*)> guard(ctx, [](AVHashContext* c) { av_hash_freep(&c); });
   av_hash_init(ctx);
   std::vector<char> buf(1 << 20);
@@ -513,10 +538,11 @@ std::string ContentHash(const std::string& path) {
     in.read(buf.data(), std::streamsize(buf.size()));
     if (in.gcount() > 0) av_hash_update(ctx, reinterpret_cast<const uint8_t*>(buf.data()), size_t(in.gcount()));
   }
-  if (in.bad()) throw MediaError(path, std::string("cannot read: ") + std::strerror(errno));
+  if (in.bad()) return Status::IOError(std::string("cannot read: ") + std::strerror(errno));
   uint8_t hex[2 * AV_HASH_MAX_SIZE + 1];
   av_hash_final_hex(ctx, hex, sizeof hex);
-  return std::string(reinterpret_cast<const char*>(hex));
+  *hash = reinterpret_cast<const char*>(hex);
+  return Status::OK();
 }
 
 }  // namespace mosaic::modalities

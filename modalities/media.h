@@ -4,8 +4,8 @@
 // the whole track resampled to mono 16 kHz.
 //
 // Decoding is strict: a demuxer or decoder error (bad CRC, corrupt bitstream) or a stream
-// that ends well before its declared duration fails the file with MediaError, because a
-// damaged upload should be re-sent, not half-indexed.
+// that ends well before its declared duration fails the file, because a damaged upload should
+// be re-sent, not half-indexed.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +14,8 @@
 #include <string>
 
 #include "modalities/audio_features.h"
-#include "modalities/media_error.h"
 #include "modalities/video_features.h"
+#include "store/status.h"
 
 namespace mosaic::modalities {
 
@@ -50,12 +50,16 @@ struct AnalyzeOptions {
   int decoder_threads = 1;         ///< threads per video decoder (0 = FFmpeg's choice)
 };
 
-// Analyses the file at `path`. Throws MediaError naming the path and FFmpeg's reason when it
-// cannot be opened or decoded.
-MediaAnalysis AnalyzeMedia(const std::string& path, const AnalyzeOptions& options = AnalyzeOptions());
+// Analyses the file at `path`. On success stores the result in *analysis and returns OK. On
+// failure leaves *analysis as it was and returns NotFound (no such file), IOError (the file cannot
+// be read), InvalidArgument (a folder, an empty file, not media FFmpeg can decode, or damaged) or
+// Internal (out of memory). The message is the reason, with FFmpeg's words when it had any, but
+// not the path: the caller names the file (Status::WithContext).
+Status AnalyzeMedia(const std::string& path, const AnalyzeOptions& options, MediaAnalysis* analysis);
 
 // Hex SHA-256 of the file's bytes (libavutil's hash), the content identity of an ingested item.
-// Throws MediaError when the file cannot be read.
-std::string ContentHash(const std::string& path);
+// On success stores it in *hash and returns OK; otherwise returns the statuses AnalyzeMedia does
+// for a file that is missing, unreadable, a folder or empty, and leaves *hash as it was.
+Status ContentHash(const std::string& path, std::string* hash);
 
 }  // namespace mosaic::modalities

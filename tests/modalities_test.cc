@@ -1,14 +1,15 @@
 // Tests of modalities::AnalyzeMedia and ContentHash on media the tests generate with the
 // `ffmpeg` command-line tool (skipped when it is not on PATH): container facts, sampling across
 // short and long GOPs, variable frame rate, rotation, shot cuts, audio-only and video-only
-// files, a tracker module from ../shared/media, content hashes, and the MediaError cases.
+// files, a tracker module from ../shared/media, content hashes, and the files that fail.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <utility>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "modalities/media.h"
@@ -23,7 +24,6 @@ using modalities::ContentHash;
 using modalities::kAudioFeatureDim;
 using modalities::kVisualFeatureDim;
 using modalities::MediaAnalysis;
-using modalities::MediaError;
 using testing::TempDir;
 using testing::WriteFile;
 using testing::HaveFfmpeg;
@@ -51,6 +51,22 @@ std::string TestClipArgs(double seconds, int gop, const std::string& out) {
          " -c:a aac -b:a 64k -shortest " + Quote(out);
 }
 
+// AnalyzeMedia with the default options; throws (failing the test) when it returns an error.
+MediaAnalysis Analyze(const std::string& path) {
+  MediaAnalysis a;
+  const Status s = AnalyzeMedia(path, modalities::AnalyzeOptions(), &a);
+  if (!s.ok()) throw std::runtime_error(path + ": " + s.ToString());
+  return a;
+}
+
+// ContentHash; throws (failing the test) when it returns an error.
+std::string Hash(const std::string& path) {
+  std::string hash;
+  const Status s = ContentHash(path, &hash);
+  if (!s.ok()) throw std::runtime_error(path + ": " + s.ToString());
+  return hash;
+}
+
 bool AllFinite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
@@ -69,7 +85,7 @@ class ModalitiesTest : public ::testing::Test {
 TEST_F(ModalitiesTest, H264AacClipHasBothModalities) {
   const std::string path = tmp_ / "clip.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, TestClipArgs(6, 12, path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   const auto& info = a.info;
   EXPECT_NE(info.container.find("mp4"), std::string::npos) << info.container;
   EXPECT_TRUE(info.has_video);
@@ -106,7 +122,7 @@ TEST_F(ModalitiesTest, H264AacClipHasBothModalities) {
 TEST_F(ModalitiesTest, AnalysisIsDeterministic) {
   const std::string path = tmp_ / "clip.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, TestClipArgs(4, 12, path)));
-  const MediaAnalysis a = AnalyzeMedia(path), b = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path), b = Analyze(path);
   ASSERT_TRUE(a.visual && b.visual && a.audio && b.audio);
   EXPECT_EQ(a.visual->vector, b.visual->vector);
   EXPECT_EQ(a.audio->vector, b.audio->vector);
@@ -118,7 +134,7 @@ TEST_F(ModalitiesTest, AnalysisIsDeterministic) {
 TEST_F(ModalitiesTest, LongGopIsFilledBySeeking) {
   const std::string path = tmp_ / "long-gop.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, TestClipArgs(6, 1000, path) + " -x264-params scenecut=0"));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   ASSERT_TRUE(a.visual.has_value());
   EXPECT_GE(a.visual->samples, 3);
   EXPECT_GT(a.frames_decoded_for_gaps, 0);
@@ -134,7 +150,7 @@ TEST_F(ModalitiesTest, VideoOnlyFileHasNoAudio) {
   const std::string path = tmp_ / "silent.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, "-f lavfi -i testsrc2=size=320x240:rate=12:duration=4 -c:v libx264 -preset veryfast "
                            "-pix_fmt yuv420p -g 12 " + Quote(path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   EXPECT_TRUE(a.info.has_video);
   EXPECT_FALSE(a.info.has_audio);
   EXPECT_FALSE(a.audio.has_value());
@@ -147,7 +163,7 @@ TEST_F(ModalitiesTest, VideoOnlyFileHasNoAudio) {
 TEST_F(ModalitiesTest, AudioOnlyFileHasNoVisual) {
   const std::string path = tmp_ / "tone.ogg";
   ASSERT_TRUE(Ffmpeg(tmp_, "-f lavfi -i sine=frequency=330:duration=3 -c:a libvorbis " + Quote(path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   EXPECT_EQ(a.info.container, "ogg");
   EXPECT_FALSE(a.info.has_video);
   EXPECT_TRUE(a.info.has_audio);
@@ -163,7 +179,7 @@ TEST_F(ModalitiesTest, AudioOnlyFileHasNoVisual) {
 TEST_F(ModalitiesTest, WavIsAudioOnly) {
   const std::string path = tmp_ / "tone.wav";
   ASSERT_TRUE(Ffmpeg(tmp_, "-f lavfi -i sine=frequency=550:sample_rate=22050:duration=2 " + Quote(path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   EXPECT_FALSE(a.info.has_video);
   EXPECT_EQ(a.info.audio_codec, "pcm_s16le");
   EXPECT_EQ(a.info.sample_rate, 22050);
@@ -178,7 +194,7 @@ TEST_F(ModalitiesTest, WavIsAudioOnly) {
 TEST_F(ModalitiesTest, VeryShortClipWorks) {
   const std::string path = tmp_ / "short.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, TestClipArgs(0.4, 12, path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   EXPECT_TRUE(a.info.has_video);
   EXPECT_TRUE(a.info.has_audio);
   EXPECT_GT(a.info.duration_s, 0.3);
@@ -198,7 +214,7 @@ TEST_F(ModalitiesTest, VariableFrameRateWorks) {
   ASSERT_TRUE(Ffmpeg(tmp_, "-f lavfi -i testsrc2=size=320x240:rate=30:duration=4 "
                            "-vf \"setpts='if(lt(N,30),N/10,1+(N-30)/30)/TB'\" -fps_mode vfr "
                            "-c:v libx264 -preset veryfast -pix_fmt yuv420p -g 15 " + Quote(path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   EXPECT_TRUE(a.info.has_video);
   EXPECT_GT(a.info.duration_s, 3.5);
   EXPECT_LT(a.info.duration_s, 4.5);
@@ -252,7 +268,7 @@ TEST_P(RotationTest, DisplayMatrixTurnsTheDisplaySize) {
     EXPECT_TRUE(expected == 90 || expected == 270) << expected;
   }
 
-  const MediaAnalysis a = AnalyzeMedia(turned);
+  const MediaAnalysis a = Analyze(turned);
   EXPECT_EQ(a.info.rotation, expected) << "rotate=" << tag;
   if (tag == 180) {
     EXPECT_EQ(a.info.width, 320);
@@ -264,7 +280,7 @@ TEST_P(RotationTest, DisplayMatrixTurnsTheDisplaySize) {
   ASSERT_TRUE(a.visual.has_value());
   EXPECT_TRUE(AllFinite(a.visual->vector));
 
-  const MediaAnalysis b = AnalyzeMedia(plain);
+  const MediaAnalysis b = Analyze(plain);
   EXPECT_EQ(b.info.rotation, 0);
   EXPECT_EQ(b.info.width, 320);
   EXPECT_EQ(b.info.height, 240);
@@ -280,7 +296,7 @@ TEST_F(ModalitiesTest, TwoDifferentHalvesGiveACut) {
                            "-f lavfi -i color=c=blue:size=320x240:rate=12:duration=4 "
                            "-filter_complex \"[0:v][1:v]concat=n=2:v=1:a=0\" "
                            "-c:v libx264 -preset veryfast -pix_fmt yuv420p -g 12 " + Quote(path)));
-  const MediaAnalysis a = AnalyzeMedia(path);
+  const MediaAnalysis a = Analyze(path);
   ASSERT_TRUE(a.visual.has_value());
   EXPECT_NEAR(a.info.duration_s, 8.0, 0.2);
   EXPECT_GE(a.visual->samples, 3);
@@ -292,7 +308,7 @@ TEST_F(ModalitiesTest, TwoDifferentHalvesGiveACut) {
   const std::string still = tmp_ / "still.mp4";
   ASSERT_TRUE(Ffmpeg(tmp_, "-f lavfi -i color=c=red:size=320x240:rate=12:duration=8 "
                            "-c:v libx264 -preset veryfast -pix_fmt yuv420p -g 12 " + Quote(still)));
-  const MediaAnalysis b = AnalyzeMedia(still);
+  const MediaAnalysis b = Analyze(still);
   ASSERT_TRUE(b.visual.has_value());
   EXPECT_EQ(b.visual->cuts, 0);
 }
@@ -310,7 +326,7 @@ TEST(ModalitiesShared, TrackerModuleHasAudioAndTempo) {
   if (modules.empty()) GTEST_SKIP() << "no .it or .xm module under " << media;
   for (const auto& path : modules) {
     SCOPED_TRACE(path);
-    const MediaAnalysis a = AnalyzeMedia(path);
+    const MediaAnalysis a = Analyze(path);
     EXPECT_TRUE(a.info.has_audio);
     EXPECT_FALSE(a.info.has_video);
     EXPECT_GT(a.info.duration_s, 10.0);
@@ -334,60 +350,62 @@ TEST(ContentHashTest, EqualsSha256sumAndChangesWithOneByte) {
   WriteFile(path, content);
   ASSERT_EQ(std::system(("sha256sum " + Quote(path) + " >" + Quote(tmp / "sum.txt")).c_str()), 0);
   const std::string expected = testing::ReadFile(tmp / "sum.txt").substr(0, 64);
-  const std::string hash = ContentHash(path);
+  const std::string hash = Hash(path);
   EXPECT_EQ(hash, expected);
   EXPECT_EQ(hash.size(), 64u);
-  EXPECT_EQ(ContentHash(path), hash);
+  EXPECT_EQ(Hash(path), hash);
 
   content[content.size() / 2] ^= 1;
   WriteFile(path, content);
-  EXPECT_NE(ContentHash(path), hash);
+  EXPECT_NE(Hash(path), hash);
 
   // The SHA-256 of "abc" (FIPS 180-2).
   WriteFile(path, "abc");
-  EXPECT_EQ(ContentHash(path), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Hash(path), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 // ---------------------------------------------------------------------------------------------
-// MediaError
+// Files that fail
 
-// Expects AnalyzeMedia(path) to throw a MediaError naming `path` whose reason contains `reason`.
-void ExpectMediaError(const std::string& path, const std::string& reason) {
-  try {
-    AnalyzeMedia(path);
-    ADD_FAILURE() << path << " was analysed without an error";
-  } catch (const MediaError& e) {
-    EXPECT_EQ(e.path(), path);
-    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
-    EXPECT_NE(e.reason().find(reason), std::string::npos) << e.what();
-  }
+// Expects AnalyzeMedia(path) to return `code` with a message containing `reason`, and to leave
+// the analysis alone.
+void ExpectFailure(const std::string& path, Status::Code code, const std::string& reason) {
+  MediaAnalysis a;
+  a.keyframes_decoded = -1;
+  const Status s = AnalyzeMedia(path, modalities::AnalyzeOptions(), &a);
+  EXPECT_EQ(s.code(), code) << s.ToString();
+  EXPECT_NE(s.message().find(reason), std::string::npos) << s.ToString();
+  EXPECT_EQ(a.keyframes_decoded, -1);
 }
 
-TEST(MediaErrorTest, MissingFile) {
+TEST(MediaFailureTest, MissingFile) {
   TempDir tmp;
-  ExpectMediaError(tmp / "nothing-here.mp4", "no such file");
-  EXPECT_THROW(ContentHash(tmp / "nothing-here.mp4"), MediaError);
+  ExpectFailure(tmp / "nothing-here.mp4", Status::Code::kNotFound, "no such file");
+  std::string hash = "unchanged";
+  EXPECT_TRUE(ContentHash(tmp / "nothing-here.mp4", &hash).IsNotFound());
+  EXPECT_EQ(hash, "unchanged");
 }
 
-TEST(MediaErrorTest, Folder) {
+TEST(MediaFailureTest, Folder) {
   TempDir tmp;
   fs::create_directory(tmp / "clips.mp4");
-  ExpectMediaError(tmp / "clips.mp4", "folder");
-  EXPECT_THROW(ContentHash(tmp / "clips.mp4"), MediaError);
+  ExpectFailure(tmp / "clips.mp4", Status::Code::kInvalidArgument, "folder");
+  std::string hash;
+  EXPECT_TRUE(ContentHash(tmp / "clips.mp4", &hash).IsInvalidArgument());
 }
 
-TEST(MediaErrorTest, ZeroLengthFile) {
+TEST(MediaFailureTest, ZeroLengthFile) {
   TempDir tmp;
   WriteFile(tmp / "empty.mp4", "");
-  ExpectMediaError(tmp / "empty.mp4", "empty");
+  ExpectFailure(tmp / "empty.mp4", Status::Code::kInvalidArgument, "empty");
 }
 
-TEST(MediaErrorTest, TextFileRenamedMp4) {
+TEST(MediaFailureTest, TextFileRenamedMp4) {
   TempDir tmp;
   std::string text;
   for (int i = 0; i < 200; ++i) text += "This is a plain text file, line " + std::to_string(i) + ".\n";
   WriteFile(tmp / "notes.mp4", text);
-  ExpectMediaError(tmp / "notes.mp4", "not a readable media file");
+  ExpectFailure(tmp / "notes.mp4", Status::Code::kInvalidArgument, "not a readable media file");
 }
 
 }  // namespace

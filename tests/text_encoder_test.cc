@@ -11,7 +11,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,8 +86,11 @@ class UseLiteTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!ModelPresent()) return;
-    weights_ = new std::map<std::string, at::Tensor>(LoadTfjsWeights(ModelDir()));
-    model_ = new UseLite(*weights_);
+    weights_ = new std::map<std::string, at::Tensor>();
+    model_ = new UseLite();
+    Status s = LoadTfjsWeights(ModelDir(), weights_);
+    if (s.ok()) s = (*model_)->LoadWeights(*weights_);
+    if (!s.ok()) throw std::runtime_error(s.ToString());  // fails the suite
     (*model_)->eval();
   }
   static void TearDownTestSuite() {
@@ -154,7 +159,8 @@ TEST_F(UseLiteTest, ParametersAreTrainable) {
   EXPECT_EQ(count, 6975744);
   EXPECT_EQ((*model_)->buffers().size(), 1u);
   // A gradient reaches the embedding from the output.
-  UseLite copy(*weights_);
+  UseLite copy;
+  ASSERT_OK(copy->LoadWeights(*weights_));
   torch::Tensor out = copy->forward(torch::tensor({{16, 241, 2460}}, torch::kLong), torch::ones({1, 3}, torch::kBool));
   out.sum().backward();
   ASSERT_TRUE(copy->embeddings->weight.grad().defined());
@@ -169,26 +175,21 @@ TEST_F(UseLiteTest, MissingOrMisshapedWeightNamesTheTensor) {
   {
     auto w = *weights_;
     w.erase(qkv);
-    try {
-      UseLite m(w);
-      FAIL() << "no ModelError";
-    } catch (const ModelError& e) {
-      EXPECT_NE(std::string(e.what()).find("'" + qkv + "'"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
-    }
+    UseLite m;
+    const Status s = m->LoadWeights(w);
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(s.message().find("'" + qkv + "'"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("missing"), std::string::npos) << s.ToString();
   }
   {
     auto w = *weights_;
     w["module/Embeddings_en"] = torch::zeros({8000, 256});
-    try {
-      UseLite m(w);
-      FAIL() << "no ModelError";
-    } catch (const ModelError& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("'module/Embeddings_en'"), std::string::npos) << what;
-      EXPECT_NE(what.find("[8000,256]"), std::string::npos) << what;
-      EXPECT_NE(what.find("[8002,256]"), std::string::npos) << what;
-    }
+    UseLite m;
+    const Status s = m->LoadWeights(w);
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(s.message().find("'module/Embeddings_en'"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("[8000,256]"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("[8002,256]"), std::string::npos) << s.ToString();
   }
 }
 
@@ -207,7 +208,11 @@ TEST_F(UseLiteTest, BadInputsThrow) {
 class TextEncoderTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (ModelPresent()) encoder_ = TextEncoder::Load(ModelDir()).release();
+    if (!ModelPresent()) return;
+    std::unique_ptr<TextEncoder> encoder;
+    const Status s = TextEncoder::Load(ModelDir(), "cpu", &encoder);
+    if (!s.ok()) throw std::runtime_error(s.ToString());  // fails the suite
+    encoder_ = encoder.release();
   }
   static void TearDownTestSuite() {
     delete encoder_;
@@ -291,15 +296,13 @@ TEST_F(TextEncoderTest, TokenizeKeepsTheFirst128Tokens) {
 
 TEST(TextEncoderLoadTest, MissingModelSaysHowToGetIt) {
   TempDir dir;
-  try {
-    TextEncoder::Load(dir.path().string());
-    FAIL() << "no ModelError";
-  } catch (const ModelError& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("model.json"), std::string::npos) << what;
-    EXPECT_NE(what.find("run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR"), std::string::npos)
-        << what;
-  }
+  std::unique_ptr<TextEncoder> encoder;
+  const Status s = TextEncoder::Load(dir.path().string(), "cpu", &encoder);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.message().find("model.json"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("run scripts/fetch-model (or scripts/setup), or set MOSAIC_MODEL_DIR"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(encoder, nullptr);
 }
 
 TEST(TextEncoderLoadTest, MissingShardSaysHowToGetIt) {
@@ -307,27 +310,25 @@ TEST(TextEncoderLoadTest, MissingShardSaysHowToGetIt) {
   TempDir dir;
   for (const char* name : {"model.json", "vocab.json", "group1-shard1of7", "group1-shard2of7"})
     fs::copy_file(fs::path(ModelDir()) / name, dir.path() / name);
-  try {
-    TextEncoder::Load(dir.path().string());
-    FAIL() << "no ModelError";
-  } catch (const ModelError& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("group1-shard3of7"), std::string::npos) << what;
-    EXPECT_NE(what.find("scripts/fetch-model"), std::string::npos) << what;
-  }
+  std::unique_ptr<TextEncoder> encoder;
+  const Status s = TextEncoder::Load(dir.path().string(), "cpu", &encoder);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.message().find("group1-shard3of7"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("scripts/fetch-model"), std::string::npos) << s.ToString();
 }
 
 TEST(TextEncoderLoadTest, Devices) {
   SKIP_WITHOUT_MODEL();
-  EXPECT_THROW(TextEncoder::Load(ModelDir(), "tpu"), ModelError);
-  auto encoder = TextEncoder::Load(ModelDir(), "auto");
+  std::unique_ptr<TextEncoder> encoder, cpu;
+  EXPECT_TRUE(TextEncoder::Load(ModelDir(), "tpu", &encoder).IsInvalidArgument());
+  ASSERT_OK(TextEncoder::Load(ModelDir(), "auto", &encoder));
   EXPECT_EQ(encoder->device(), torch::cuda::is_available() ? "cuda" : "cpu");
   if (!torch::cuda::is_available()) {
-    EXPECT_THROW(TextEncoder::Load(ModelDir(), "cuda"), ModelError);
+    EXPECT_TRUE(TextEncoder::Load(ModelDir(), "cuda", &cpu).IsInvalidArgument());
     return;
   }
   // On a GPU the vectors match the CPU's.
-  auto cpu = TextEncoder::Load(ModelDir(), "cpu");
+  ASSERT_OK(TextEncoder::Load(ModelDir(), "cpu", &cpu));
   const std::vector<std::string> texts = {"I love dogs", "", "Heavy metal guitar solo live concert"};
   const auto a = encoder->Encode(texts), b = cpu->Encode(texts);
   for (size_t i = 0; i < texts.size(); ++i) EXPECT_LT(MaxAbsDiff(a[i], b[i]), 1e-4) << texts[i];

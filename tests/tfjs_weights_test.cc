@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "encoders/model_error.h"
 #include "tests/test_util.h"
 
 namespace mosaic::encoders {
@@ -54,14 +54,20 @@ struct Fixture {
   std::string path() const { return dir.path().string(); }
 };
 
-// The message of the ModelError that LoadTfjsWeights(dir) throws ("" if none).
+// The message of the error LoadTfjsWeights(dir) returns ("" if none), which must leave the
+// weights alone.
 std::string ErrorOf(const std::string& dir) {
-  try {
-    LoadTfjsWeights(dir);
-  } catch (const ModelError& e) {
-    return e.what();
-  }
-  return "";
+  std::map<std::string, at::Tensor> w = {{"kept", at::Tensor()}};
+  const Status s = LoadTfjsWeights(dir, &w);
+  if (s.ok()) return "";
+  EXPECT_EQ(w.size(), 1u) << s.ToString();
+  return s.message();
+}
+
+// The code of the status LoadTfjsWeights(dir) returns.
+Status::Code CodeOf(const std::string& dir) {
+  std::map<std::string, at::Tensor> w;
+  return LoadTfjsWeights(dir, &w).code();
 }
 
 TEST(TfjsWeightsTest, ReadsTensorsAcrossShardsInManifestOrder) {
@@ -69,7 +75,8 @@ TEST(TfjsWeightsTest, ReadsTensorsAcrossShardsInManifestOrder) {
   f.manifest.push_back({{"paths", {"shard3"}}, {"weights", {{{"name", "flags"}, {"shape", {2}}, {"dtype", "bool"}}}}});
   f.Write();
   WriteFile(f.dir / "shard3", std::string("\x01\x00", 2));
-  auto w = LoadTfjsWeights(f.path());
+  std::map<std::string, at::Tensor> w;
+  ASSERT_OK(LoadTfjsWeights(f.path(), &w));
   ASSERT_EQ(w.size(), 4u);
   EXPECT_EQ(w["a"].sizes(), at::IntArrayRef({2, 3}));
   EXPECT_EQ(w["a"].scalar_type(), at::kFloat);
@@ -86,6 +93,7 @@ TEST(TfjsWeightsTest, MissingModelJson) {
   const std::string e = ErrorOf(dir.path().string());
   EXPECT_NE(e.find("model.json"), std::string::npos) << e;
   EXPECT_NE(e.find("missing"), std::string::npos) << e;
+  EXPECT_EQ(CodeOf(dir.path().string()), Status::Code::kNotFound);
 }
 
 TEST(TfjsWeightsTest, MalformedJson) {
@@ -94,6 +102,7 @@ TEST(TfjsWeightsTest, MalformedJson) {
   const std::string e = ErrorOf(dir.path().string());
   EXPECT_NE(e.find("model.json"), std::string::npos) << e;
   EXPECT_NE(e.find("malformed JSON"), std::string::npos) << e;
+  EXPECT_EQ(CodeOf(dir.path().string()), Status::Code::kCorruption);
 }
 
 TEST(TfjsWeightsTest, NoManifest) {
@@ -110,6 +119,7 @@ TEST(TfjsWeightsTest, MissingShard) {
   const std::string e = ErrorOf(f.path());
   EXPECT_NE(e.find("shard2"), std::string::npos) << e;
   EXPECT_NE(e.find("missing"), std::string::npos) << e;
+  EXPECT_EQ(CodeOf(f.path()), Status::Code::kNotFound);
 }
 
 TEST(TfjsWeightsTest, ShortShardNamesTheShardAndTheTensor) {
@@ -170,7 +180,8 @@ TEST(TfjsWeightsTest, RealUseLiteModel) {
   const std::string dir = ModelDir();
   if (dir.empty() || !std::filesystem::exists(std::filesystem::path(dir) / "model.json"))
     GTEST_SKIP() << "USE-lite model absent from '" << dir << "' (run scripts/fetch-model or set MOSAIC_MODEL_DIR)";
-  auto w = LoadTfjsWeights(dir);
+  std::map<std::string, at::Tensor> w;
+  ASSERT_OK(LoadTfjsWeights(dir, &w));
   EXPECT_EQ(w.size(), 61u);
   int64_t bytes = 0;
   for (const auto& [name, t] : w) bytes += t.numel() * int64_t(t.element_size());

@@ -10,11 +10,12 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
-#include "encoders/model_error.h"
 #include "tests/test_util.h"
 
 namespace mosaic::encoders {
@@ -39,6 +40,14 @@ std::string SharedGoldenPath() {
   return (std::filesystem::path(MOSAIC_SHARED_DIR) / "models" / "use-lite" / "golden_embeddings.json").string();
 }
 
+// Tokenizer::Load; throws (failing the test) when it returns an error.
+Tokenizer LoadOrThrow(const std::string& path) {
+  std::unique_ptr<Tokenizer> t;
+  const Status s = Tokenizer::Load(path, &t);
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  return std::move(*t);
+}
+
 nlohmann::json ReadJson(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return nlohmann::json::parse(in);
@@ -52,7 +61,7 @@ class RealVocabTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const std::string path = (std::filesystem::path(ModelDir()) / "vocab.json").string();
     if (ModelDir().empty() || !std::filesystem::exists(path)) return;
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::Load(path));
+    tokenizer_ = std::make_unique<Tokenizer>(LoadOrThrow(path));
   }
   static void TearDownTestSuite() { tokenizer_.reset(); }
   void SetUp() override {
@@ -166,7 +175,7 @@ Tokenizer TinyVocab(const TempDir& dir, const std::string& pieces) {
   const std::string path = dir / "vocab.json";
   WriteFile(path, R"([["\uFFFD",0],["<s>",0],["</s>",0],["r3",0],["r4",0],["r5",0])" +
                       (pieces.empty() ? "" : "," + pieces) + "]");
-  return Tokenizer::Load(path);
+  return LoadOrThrow(path);
 }
 
 TEST(TokenizerRulesTest, NullScoreCountsAsZero) {
@@ -236,7 +245,7 @@ TEST(TokenizerRulesTest, ReservedEntriesAndEmptyPiecesAreNeverMatched) {
   TempDir dir;
   const std::string path = dir / "vocab.json";
   WriteFile(path, R"([["\uFFFD",0],["▁a",-1],["</s>",0],["r3",0],["r4",0],["r5",0],["",-1],["b",-1]])");
-  const Tokenizer t = Tokenizer::Load(path);
+  const Tokenizer t = LoadOrThrow(path);
   EXPECT_EQ(t.Encode("ab"), (Ids{0, 7}));
 }
 
@@ -251,33 +260,32 @@ TEST(TokenizerRulesTest, DuplicatePieceTakesItsLastIndexAndScore) {
 // ---------------------------------------------------------------------------------------------------------------
 // Load failures name the file.
 
-void ExpectLoadFails(const std::string& path, const std::string& what) {
-  try {
-    (void)Tokenizer::Load(path);
-    ADD_FAILURE() << "Load(" << path << ") did not throw (" << what << ")";
-  } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << what << ": " << e.what();
-  }
+void ExpectLoadFails(const std::string& path, Status::Code code, const std::string& what) {
+  std::unique_ptr<Tokenizer> t;
+  const Status s = Tokenizer::Load(path, &t);
+  EXPECT_EQ(s.code(), code) << what << ": " << s.ToString();
+  EXPECT_NE(s.message().find(path), std::string::npos) << what << ": " << s.ToString();
+  EXPECT_EQ(t, nullptr) << what;
 }
 
-TEST(TokenizerLoadTest, MissingFileThrowsModelErrorNamingIt) {
+TEST(TokenizerLoadTest, MissingFileIsNotFoundNamingIt) {
   TempDir dir;
-  ExpectLoadFails(dir / "no-such-vocab.json", "missing file");
-  ExpectLoadFails(dir.path().string(), "a folder");
+  ExpectLoadFails(dir / "no-such-vocab.json", Status::Code::kNotFound, "missing file");
+  ExpectLoadFails(dir.path().string(), Status::Code::kCorruption, "a folder");
 }
 
-TEST(TokenizerLoadTest, MalformedJsonThrowsModelErrorNamingTheFile) {
+TEST(TokenizerLoadTest, MalformedJsonIsCorruptionNamingTheFile) {
   TempDir dir;
   const std::string path = dir / "vocab.json";
   for (const char* bad : {"", "[[", "[[\"a\", -1],]", "not json"}) {
     WriteFile(path, bad);
-    ExpectLoadFails(path, std::string("malformed: ") + bad);
+    ExpectLoadFails(path, Status::Code::kCorruption, std::string("malformed: ") + bad);
   }
   WriteFile(path, "[[\"\xFF\", -1]]");  // invalid UTF-8 in a piece
-  ExpectLoadFails(path, "invalid UTF-8");
+  ExpectLoadFails(path, Status::Code::kCorruption, "invalid UTF-8");
 }
 
-TEST(TokenizerLoadTest, WrongShapeThrowsModelErrorNamingTheFile) {
+TEST(TokenizerLoadTest, WrongShapeIsCorruptionNamingTheFile) {
   TempDir dir;
   const std::string path = dir / "vocab.json";
   const std::string reserved = R"(["<unk>",0],["<s>",0],["</s>",0],["r3",0],["r4",0],["r5",0])";
@@ -291,7 +299,7 @@ TEST(TokenizerLoadTest, WrongShapeThrowsModelErrorNamingTheFile) {
            "[" + reserved + R"(,{"a":-1}])",          // an object
        }) {
     WriteFile(path, bad);
-    ExpectLoadFails(path, "wrong shape: " + bad);
+    ExpectLoadFails(path, Status::Code::kCorruption, "wrong shape: " + bad);
   }
 }
 
