@@ -31,12 +31,6 @@ using jobs::service::Snapshot;
 using testing::TempDir;
 using testing::WriteFile;
 
-#define ASSERT_OK(expr)                        \
-  do {                                         \
-    const ::mosaic::Status _s = (expr);        \
-    ASSERT_TRUE(_s.ok()) << _s.ToString();     \
-  } while (0)
-
 // 3 genres x 2 artists x 4 songs; 24 listeners of one genre each, who play songs 0-2 of its artists
 // (song 3 of each artist is never played); one song has a visual feature, so masks differ.
 class ServiceTest : public ::testing::Test {
@@ -61,9 +55,9 @@ class ServiceTest : public ::testing::Test {
         }
       }
     }
-    dir_ = dir.path() + "/store";
-    WriteFile(dir.path() + "/catalogue.jsonl", catalogue);
-    WriteFile(dir.path() + "/plays.tsv", plays);
+    dir_ = (dir.path() / "store").string();
+    WriteFile((dir.path() / "catalogue.jsonl").string(), catalogue);
+    WriteFile((dir.path() / "plays.tsv").string(), plays);
     store::OpenOptions create;
     create.create_if_missing = true;
     std::unique_ptr<store::Store> store;
@@ -72,7 +66,7 @@ class ServiceTest : public ::testing::Test {
                                 std::pair{graph::ImportFormat::kInteractions, "plays.tsv"}}) {
       graph::ImportRequest request;
       request.format = format;
-      request.files = {dir.path() + "/" + file};
+      request.files = {(dir.path() / file).string()};
       graph::ImportReport report;
       ASSERT_OK(graph::Import(store.get(), request, {}, &report));
     }
@@ -241,7 +235,8 @@ TEST_F(ServiceTest, AnswersEachKindOfQuery) {
     query.k = 4;
     query.explain = true;
     QueryResult result;
-    ASSERT_OK(model->Run(*view, query, &result)) << jobs::service::QueryKindName(kind);
+    SCOPED_TRACE(jobs::service::QueryKindName(kind));
+    ASSERT_OK(model->Run(*view, query, &result));
     EXPECT_EQ(result.model_version, 1u);
     ASSERT_EQ(result.hits.size(), 4u) << jobs::service::QueryKindName(kind);
     for (size_t i = 1; i < result.hits.size(); ++i) EXPECT_GE(result.hits[i - 1].score, result.hits[i].score);

@@ -281,35 +281,18 @@ Status ServeTour(const Context& ctx, nlohmann::json* report) {
   return Status::OK();
 }
 
-}  // namespace
-
-Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
-  fs::path dir;
-  MOSAIC_RETURN_IF_ERROR(MakeDemoFolder(args.dir, &dir));
-  const fs::path data = dir / "data";
+// The demo's data files, written from the catalogue embedded in the binary.
+Status WriteDemoData(const fs::path& data) {
   std::error_code ec;
   fs::create_directories(data, ec);
   if (ec) return Status::IOError("cannot create '" + data.string() + "': " + ec.message());
   MOSAIC_RETURN_IF_ERROR(WriteFile(data / "catalogue.jsonl", demo_data::kCatalogue));
   MOSAIC_RETURN_IF_ERROR(WriteFile(data / "kg.tsv", demo_data::kKnowledgeGraph));
-  MOSAIC_RETURN_IF_ERROR(WriteFile(data / "interactions.tsv", demo_data::kInteractions));
+  return WriteFile(data / "interactions.tsv", demo_data::kInteractions);
+}
 
-  Context ctx = base_ctx;
-  ctx.store_dir = (dir / "store").string();
-  nlohmann::json report = {{"dir", dir.string()}, {"store", ctx.store_dir}};
-  if (!ctx.json) {
-    std::printf("Mosaic demo: a small music and video catalogue with its knowledge graph and 8 listeners,\n"
-                "then real media analysed and added as new items.\n");
-    std::printf("store: %s\n", ctx.store_dir.c_str());
-  }
-
-  // The text model turns every title, tag list and description into a 512-d embedding.
-  std::shared_ptr<const encoders::TextModel> encoder;
-  std::unique_ptr<graph::TextFeatureHook> text;
-  MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
-
-  std::unique_ptr<store::Store> store;
-  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
+Status ImportTour(const Context& ctx, store::Store* store, const fs::path& data, const graph::TextFeatureHook* text,
+                  nlohmann::json* report) {
   Heading(ctx, "import");
   struct Step {
     graph::ImportFormat format;
@@ -326,9 +309,9 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     graph::ImportRequest request;
     request.format = step.format;
     request.files = {(data / step.file).string()};
-    request.text_features = text.get();
+    request.text_features = text;
     nlohmann::json result;
-    MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &result));
+    MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store, request, &result));
     if (!ctx.json) {
       std::printf("  %-18s %4d rows  %s", step.file, result["rows"].get<int>(), step.what);
       if (result["text_features"].get<int>() > 0) std::printf(", %d texts encoded", result["text_features"].get<int>());
@@ -336,11 +319,17 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     }
     imports.push_back(result);
   }
-  report["imports"] = imports;
+  (*report)["imports"] = imports;
+  return Status::OK();
+}
 
-  // Real media: clips generated here, then music and sounds from Debian packages.
+// Real media: clips generated here, then music and sounds from Debian packages. *first receives the
+// first file ingested (empty when none).
+Status IngestTour(const Context& ctx, store::Store* store, const fs::path& dir, const graph::TextFeatureHook* text,
+                  nlohmann::json* report, std::string* first) {
   Heading(ctx, "ingest media (FFmpeg decoding, OpenCV frame features, audio features)");
   const fs::path media = dir / "media";
+  std::error_code ec;
   fs::create_directories(media, ec);
   std::string note;
   IngestArgs ingest;
@@ -355,24 +344,29 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     note = "neverball-common or sound-theme-freedesktop is not installed (scripts/setup installs them)";
   }
   if (!note.empty() && !ctx.json) std::printf("  note: %s\n", note.c_str());
-  if (!ingest.paths.empty()) {
-    ingest.meta_file = (data / "media-meta.jsonl").string();
-    MOSAIC_RETURN_IF_ERROR(WriteFile(ingest.meta_file, kMediaMeta));
-    nlohmann::json ingested;
-    MOSAIC_RETURN_IF_ERROR(IngestInto(ctx, store.get(), ingest, text.get(), &ingested));
-    report["ingest"] = ingested;
-    if (!ctx.json) PrintIngest(ingested);
-    if (ingested["failed"].get<size_t>() > 0) return Status::IOError("the demo could not ingest every media file");
-  }
+  first->clear();
+  if (ingest.paths.empty()) return Status::OK();
+  ingest.meta_file = (dir / "data" / "media-meta.jsonl").string();
+  MOSAIC_RETURN_IF_ERROR(WriteFile(ingest.meta_file, kMediaMeta));
+  nlohmann::json ingested;
+  MOSAIC_RETURN_IF_ERROR(IngestInto(ctx, store, ingest, text, &ingested));
+  (*report)["ingest"] = ingested;
+  if (!ctx.json) PrintIngest(ingested);
+  if (ingested["failed"].get<size_t>() > 0) return Status::IOError("the demo could not ingest every media file");
+  *first = ingest.paths.front();
+  return Status::OK();
+}
 
-  auto view = store->NewReadView();
-  if (!ingest.paths.empty()) {
-    const std::string first = ingest.paths.front();
+// What the store holds now: an ingested item and its neighbourhood, text similarity, counts, two
+// neighbourhoods of the catalogue, the consistency check.
+Status StoreTour(const Context& ctx, const store::ReadView& view, const std::string& first,
+                 const encoders::TextModel* encoder, nlohmann::json* report) {
+  if (!first.empty()) {
     Heading(ctx, "a freshly ingested item: " + fs::path(first).filename().string());
     nlohmann::json shown;
-    MOSAIC_RETURN_IF_ERROR(CollectShow(*view, first, &shown));
+    MOSAIC_RETURN_IF_ERROR(CollectShow(view, first, &shown));
     for (auto& [modality, f] : shown["features"].items()) f.erase("values");  // long; the summary says enough
-    report["show"] = shown;
+    (*report)["show"] = shown;
     if (!ctx.json) {
       PrintShow(shown);
       NeighborsArgs args;
@@ -380,28 +374,25 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
       args.hops = 2;
       args.limit = 6;
       nlohmann::json neighbors;
-      MOSAIC_RETURN_IF_ERROR(CollectNeighbors(*view, args, &neighbors));
+      MOSAIC_RETURN_IF_ERROR(CollectNeighbors(view, args, &neighbors));
       std::printf("its knowledge-graph neighbourhood, no plays needed:\n");
       PrintNeighbors(neighbors);
     }
   }
-
   if (encoder) {
     // Content alone already finds related items, before any play or graph walk.
     const std::string query = "calm piano music for the night";
     Heading(ctx, "the text model: items whose words are most like \"" + query + "\"");
     nlohmann::json similar;
-    MOSAIC_RETURN_IF_ERROR(CollectSimilarText(*view, *encoder, query, 5, &similar));
-    report["similar_text"] = similar;
+    MOSAIC_RETURN_IF_ERROR(CollectSimilarText(view, *encoder, query, 5, &similar));
+    (*report)["similar_text"] = similar;
     if (!ctx.json) PrintSimilarText(similar);
   }
-
   Heading(ctx, "stats");
   nlohmann::json stats;
-  MOSAIC_RETURN_IF_ERROR(CollectStats(*view, &stats));
-  report["stats"] = stats;
+  MOSAIC_RETURN_IF_ERROR(CollectStats(view, &stats));
+  (*report)["stats"] = stats;
   if (!ctx.json) PrintStats(stats);
-
   for (const char* item : {"clair-de-lune", "nosferatu"}) {
     NeighborsArgs args;
     args.item = item;
@@ -409,28 +400,54 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     args.limit = 8;
     Heading(ctx, std::string("knowledge-graph neighbourhood of '") + item + "' (2 hops)");
     nlohmann::json neighbors;
-    MOSAIC_RETURN_IF_ERROR(CollectNeighbors(*view, args, &neighbors));
-    report["neighbors"][item] = neighbors;
+    MOSAIC_RETURN_IF_ERROR(CollectNeighbors(view, args, &neighbors));
+    (*report)["neighbors"][item] = neighbors;
     if (!ctx.json) PrintNeighbors(neighbors);
   }
-
   Heading(ctx, "consistency");
-  MOSAIC_RETURN_IF_ERROR(view->CheckConsistency());
-  report["consistent"] = true;
+  MOSAIC_RETURN_IF_ERROR(view.CheckConsistency());
+  (*report)["consistent"] = true;
   if (!ctx.json) std::printf("every edge has its reverse, every node its dictionary entry, counters match\n");
-  view.reset();
-  store.reset();  // the rebuild opens the store itself
-  MOSAIC_RETURN_IF_ERROR(ModelTour(ctx, media, &report));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
+  fs::path dir;
+  MOSAIC_RETURN_IF_ERROR(MakeDemoFolder(args.dir, &dir));
+  MOSAIC_RETURN_IF_ERROR(WriteDemoData(dir / "data"));
+  Context ctx = base_ctx;
+  ctx.store_dir = (dir / "store").string();
+  nlohmann::json report = {{"dir", dir.string()}, {"store", ctx.store_dir}};
+  if (!ctx.json) {
+    std::printf("Mosaic demo: a small music and video catalogue with its knowledge graph and 8 listeners,\n"
+                "then real media analysed and added as new items.\n");
+    std::printf("store: %s\n", ctx.store_dir.c_str());
+  }
+  // The text model turns every title, tag list and description into a 512-d embedding.
+  std::shared_ptr<const encoders::TextModel> encoder;
+  std::unique_ptr<graph::TextFeatureHook> text;
+  MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
+  {
+    std::unique_ptr<store::Store> store;
+    MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, /*create=*/true, /*read_only=*/false, &store));
+    MOSAIC_RETURN_IF_ERROR(ImportTour(ctx, store.get(), dir / "data", text.get(), &report));
+    std::string first;
+    MOSAIC_RETURN_IF_ERROR(IngestTour(ctx, store.get(), dir, text.get(), &report, &first));
+    MOSAIC_RETURN_IF_ERROR(StoreTour(ctx, *store->NewReadView(), first, encoder.get(), &report));
+  }  // the rebuild opens the store itself
+  MOSAIC_RETURN_IF_ERROR(ModelTour(ctx, dir / "media", &report));
   MOSAIC_RETURN_IF_ERROR(ServeTour(ctx, &report));
   if (ctx.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
+    const char* s = ctx.store_dir.c_str();
     std::printf("\nExplore it yourself:\n  mosaic --store %s stats\n  mosaic --store %s neighbors \"Sintel\" --hops 2\n"
                 "  mosaic --store %s show \"Game of Life\"\n  mosaic --store %s recommend --user ben --explain\n"
                 "  mosaic --store %s similar --item \"Arabesque No. 1\" --explain\n"
                 "  mosaic --store %s serve    # then: curl 'localhost:8080/recommend?user=ana&new_only=1'\n",
-                ctx.store_dir.c_str(), ctx.store_dir.c_str(), ctx.store_dir.c_str(), ctx.store_dir.c_str(),
-                ctx.store_dir.c_str(), ctx.store_dir.c_str());
+                s, s, s, s, s, s);
   }
   return Status::OK();
 }
