@@ -227,15 +227,23 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
     r->path = path;
     std::error_code ec;
     r->bytes = fs::file_size(path, ec);
+    // A media status says why without the path, which the report line names.
+    auto media_failed = [r](const Status& s) {
+      r->status = "failed";
+      r->error = s.ToString();
+    };
     try {
-      const std::string key = "sha256:" + modalities::ContentHash(path);
+      std::string hash;
+      if (Status s = modalities::ContentHash(path, &hash); !s.ok()) return media_failed(s);
+      const std::string key = "sha256:" + hash;
       r->key = key;
       NodeId existing;
       if (store->NewReadView()->FindNode(NodeKind::kItem, key, &existing).ok()) {
         r->status = "present";
         return;
       }
-      const modalities::MediaAnalysis analysis = modalities::AnalyzeMedia(path, options);
+      modalities::MediaAnalysis analysis;
+      if (Status s = modalities::AnalyzeMedia(path, options, &analysis); !s.ok()) return media_failed(s);
       service::NewItem item;
       item.item = DescribeMedia(path, key, analysis, meta.Find(path));
       r->title = item.item.label;
@@ -261,9 +269,6 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
         return;
       }
       r->status = "ingested";
-    } catch (const modalities::MediaError& e) {
-      r->status = "failed";
-      r->error = e.reason();
     } catch (const std::exception& e) {
       r->status = "failed";
       r->error = e.what();

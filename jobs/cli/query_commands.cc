@@ -84,11 +84,7 @@ Status ResolveItem(const store::ReadView& view, const std::string& text, NodeId*
   std::error_code ec;
   if (!s.IsNotFound() || !std::filesystem::is_regular_file(text, ec)) return s;
   std::string hash;
-  try {
-    hash = modalities::ContentHash(text);
-  } catch (const modalities::MediaError& e) {
-    return Status::IOError(e.what());
-  }
+  MOSAIC_RETURN_IF_ERROR(modalities::ContentHash(text, &hash).WithContext(text + ": "));
   s = view.FindNode(NodeKind::kItem, "sha256:" + hash, id);
   if (s.IsNotFound()) return Status::NotFound("file '" + text + "' has not been ingested");
   return s;

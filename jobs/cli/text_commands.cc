@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "encoders/model_error.h"
 #include "encoders/item_text.h"
 #include "encoders/text_model.h"
 #include "graph/text_features.h"
@@ -23,13 +22,9 @@ std::string DefaultModelDir() {
 }
 
 Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextModel>* encoder) {
-  try {
-    *encoder = encoders::LoadTextModel(ctx.model_dir, ctx.device);
-  } catch (const encoders::ModelError& e) {
-    return Status::NotFound(std::string("text model: ") + e.what());
-  } catch (const std::exception& e) {
-    return Status::IOError(std::string("text model: ") + e.what());
-  }
+  std::unique_ptr<encoders::TextModel> model;
+  MOSAIC_RETURN_IF_ERROR(encoders::LoadTextModel(ctx.model_dir, ctx.device, &model).WithContext("text model: "));
+  *encoder = std::move(model);
   return Status::OK();
 }
 
