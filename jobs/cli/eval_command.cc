@@ -30,6 +30,10 @@ using store::NodeKind;
 
 namespace {
 
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 // The raw files of a dataset, as `import` reads them.
 struct DatasetFiles {
   std::vector<graph::ImportRequest> requests;
@@ -147,63 +151,65 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed, bool 
   return Status::OK();
 }
 
+// The CTR protocol on one split: AUC and F1 of each model.
+Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool dump,
+              const std::vector<std::unique_ptr<fusion::Baseline>>& models, nlohmann::json* split_sizes,
+              std::vector<Row>* rows) {
+  const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, seed);
+  if (dump) {
+    fusion::WriteCtrSplit(data, split, args.dump_split);
+    WriteItems(data, args.dump_split);
+  }
+  *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+  // Models fit on the training positives, as interaction indices.
+  std::unordered_map<uint64_t, uint32_t> index;
+  for (uint32_t i = 0; i < data.interactions.size(); ++i) {
+    index[(uint64_t(data.interactions[i].user) << 32) | data.interactions[i].item] = i;
+  }
+  std::vector<uint32_t> train, valid;
+  for (const auto& x : split.train) {
+    if (x.label) train.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+  }
+  for (const auto& x : split.valid) {
+    if (x.label) valid.push_back(index.at((uint64_t(x.user) << 32) | x.item));
+  }
+  for (auto& m : models) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m->Fit(data, train, valid);
+    std::vector<float> user_scores;
+    auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
+      std::vector<std::vector<size_t>> by_user(data.num_users);
+      for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
+      out->assign(xs.size(), 0.0f);
+      labels->resize(xs.size());
+      for (uint32_t u = 0; u < data.num_users; ++u) {
+        if (by_user[u].empty()) continue;
+        m->ScoreUser(u, &user_scores);
+        for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
+      }
+      for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
+    };
+    std::vector<float> train_scores, test_scores;
+    std::vector<int> train_labels, test_labels;
+    score_of(split.train, &train_scores, &train_labels);
+    score_of(split.test, &test_scores, &test_labels);
+    fusion::PlattScaler platt;
+    platt.Fit(train_scores, train_labels);
+    std::vector<float> probabilities(test_scores.size());
+    for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
+    rows->push_back({m->name(),
+                     {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
+                     SecondsSince(t0)});
+  }
+  return Status::OK();
+}
+
 // Fits and measures every model on one split (seed), appending a row per model.
 Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
                bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
   std::vector<std::unique_ptr<fusion::Baseline>> models;
   MOSAIC_RETURN_IF_ERROR(MakeModels(ctx, args, seed, have_text, &models));
-  if (args.protocol == "ctr") {
-    const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, seed);
-    if (dump) {
-      fusion::WriteCtrSplit(data, split, args.dump_split);
-      WriteItems(data, args.dump_split);
-    }
-    *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
-    // Models fit on the training positives, as interaction indices.
-    std::unordered_map<uint64_t, uint32_t> index;
-    for (uint32_t i = 0; i < data.interactions.size(); ++i) {
-      index[(uint64_t(data.interactions[i].user) << 32) | data.interactions[i].item] = i;
-    }
-    std::vector<uint32_t> train, valid;
-    for (const auto& x : split.train) {
-      if (x.label) train.push_back(index.at((uint64_t(x.user) << 32) | x.item));
-    }
-    for (const auto& x : split.valid) {
-      if (x.label) valid.push_back(index.at((uint64_t(x.user) << 32) | x.item));
-    }
-    for (auto& m : models) {
-      const auto t0 = std::chrono::steady_clock::now();
-      m->Fit(data, train, valid);
-      std::vector<float> user_scores;
-      auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
-        std::vector<std::vector<size_t>> by_user(data.num_users);
-        for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
-        out->assign(xs.size(), 0.0f);
-        labels->resize(xs.size());
-        for (uint32_t u = 0; u < data.num_users; ++u) {
-          if (by_user[u].empty()) continue;
-          m->ScoreUser(u, &user_scores);
-          for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
-        }
-        for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
-      };
-      std::vector<float> train_scores, test_scores;
-      std::vector<int> train_labels, test_labels;
-      score_of(split.train, &train_scores, &train_labels);
-      score_of(split.test, &test_scores, &test_labels);
-      fusion::PlattScaler platt;
-      platt.Fit(train_scores, train_labels);
-      std::vector<float> probabilities(test_scores.size());
-      for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
-      rows->push_back({m->name(),
-                       {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
-                       seconds_since(t0)});
-    }
-    return Status::OK();
-  }
+  if (args.protocol == "ctr") return RunCtr(args, data, seed, dump, models, split_sizes, rows);
   const bool cold = args.protocol == "cold";
   const fusion::Split split = cold ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed);
   if (dump) {
@@ -236,7 +242,7 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
           }
         },
         [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
-    Row row{m->name(), {}, seconds_since(t0)};
+    Row row{m->name(), {}, SecondsSince(t0)};
     if (!cold) {
       row.metrics["Recall@10"] = r.recall10;
       row.metrics["NDCG@10"] = r.ndcg10;
@@ -279,86 +285,9 @@ std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
   return out;
 }
 
-}  // namespace
-
-Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
-  service::Snapshot snapshot;
-  MOSAIC_RETURN_IF_ERROR(service::TakeSnapshot(view, &snapshot));
-  *data = std::move(snapshot.data);
-  return Status::OK();
-}
-
-Status RunEval(const Context& base_ctx, const EvalArgs& args) {
-  if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
-    return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold or ctr)");
-  }
-  if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
-  if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
-  DatasetFiles files;
-  MOSAIC_RETURN_IF_ERROR(FindDataset(args, &files));
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-
-  // A temporary store, built with the importers and removed at the end.
-  std::string tmp = (fs::temp_directory_path() / "mosaic-eval-XXXXXX").string();
-  if (!mkdtemp(tmp.data())) return Status::IOError("cannot create a temporary folder");
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{tmp};
-  Context ctx = base_ctx;
-  ctx.store_dir = (fs::path(tmp) / "store").string();
-  ctx.progress = ctx.progress && !ctx.json;
-  std::shared_ptr<const encoders::TextModel> encoder;
-  std::unique_ptr<graph::TextFeatureHook> text;
-  // The text baseline and the model read the items' text vectors.
-  const bool want_text = args.protocol == "cold" || !args.no_model;
-  if (want_text) MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
-  fusion::EvalData data;
-  {
-    std::unique_ptr<store::Store> store;
-    MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, true, false, &store));
-    for (auto& request : files.requests) {
-      request.text_features = text.get();
-      nlohmann::json imported;
-      MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &imported));
-    }
-    MOSAIC_RETURN_IF_ERROR(LoadEvalData(*store->NewReadView(), &data));
-  }
-  const double import_seconds = seconds_since(start);
-
-  nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
-                           {"runs", args.runs}, {"users", data.num_users}, {"items", data.num_items},
-                           {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
-                           {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
-  std::vector<std::vector<Row>> runs;
-  for (int run = 0; run < args.runs; ++run) {
-    nlohmann::json split;
-    runs.emplace_back();
-    MOSAIC_RETURN_IF_ERROR(RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr,
-                                   run == 0 && !args.dump_split.empty(), &split, &runs.back()));
-    if (run == 0) header["split"] = split;
-  }
-  const std::vector<Row> rows = MeanRows(runs);
-  header["seconds"] = seconds_since(start);
-
-  nlohmann::json table = nlohmann::json::array();
-  for (const auto& r : rows) table.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
-  if (ctx.json) {
-    nlohmann::json per_run = nlohmann::json::array();
-    for (const auto& run : runs) {
-      nlohmann::json t = nlohmann::json::array();
-      for (const auto& r : run) t.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
-      per_run.push_back(t);
-    }
-    std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}, {"runs", per_run}}).dump().c_str());
-    return Status::OK();
-  }
+// The Markdown table of `rows` (docs/results.md takes it as it is).
+void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nlohmann::json& header,
+                    const std::vector<Row>& rows) {
   std::printf("### %s, %s protocol (", args.dataset.c_str(), args.protocol.c_str());
   if (args.runs == 1) {
     std::printf("seed %llu)\n\n", static_cast<unsigned long long>(args.seed));
@@ -396,7 +325,96 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
     }
     std::printf(" %.1f |\n", r.seconds);
   }
-  std::printf("\nimport %.1f s, total %.1f s\n", import_seconds, header["seconds"].get<double>());
+  std::printf("\nimport %.1f s, total %.1f s\n", header["import_seconds"].get<double>(), header["seconds"].get<double>());
+}
+
+}  // namespace
+
+Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data) {
+  service::Snapshot snapshot;
+  MOSAIC_RETURN_IF_ERROR(service::TakeSnapshot(view, &snapshot));
+  *data = std::move(snapshot.data);
+  return Status::OK();
+}
+
+namespace {
+
+// Imports the dataset's files into the (new) store of `ctx` with the normal importers, then takes the
+// snapshot that rebuild would train on.
+Status ImportDataset(const Context& ctx, DatasetFiles* files, const graph::TextFeatureHook* text,
+                     fusion::EvalData* data) {
+  std::unique_ptr<store::Store> store;
+  MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, true, false, &store));
+  for (auto& request : files->requests) {
+    request.text_features = text;
+    nlohmann::json imported;
+    MOSAIC_RETURN_IF_ERROR(ImportInto(ctx, store.get(), request, &imported));
+  }
+  return LoadEvalData(*store->NewReadView(), data);
+}
+
+}  // namespace
+
+Status RunEval(const Context& base_ctx, const EvalArgs& args) {
+  if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
+    return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold or ctr)");
+  }
+  if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
+  if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
+  DatasetFiles files;
+  MOSAIC_RETURN_IF_ERROR(FindDataset(args, &files));
+  const auto start = std::chrono::steady_clock::now();
+
+  // A temporary store, built with the importers and removed at the end.
+  std::string tmp = (fs::temp_directory_path() / "mosaic-eval-XXXXXX").string();
+  if (!mkdtemp(tmp.data())) return Status::IOError("cannot create a temporary folder");
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{tmp};
+  Context ctx = base_ctx;
+  ctx.store_dir = (fs::path(tmp) / "store").string();
+  ctx.progress = ctx.progress && !ctx.json;
+  std::shared_ptr<const encoders::TextModel> encoder;
+  std::unique_ptr<graph::TextFeatureHook> text;
+  // The text baseline and the model read the items' text vectors.
+  const bool want_text = args.protocol == "cold" || !args.no_model;
+  if (want_text) MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
+  fusion::EvalData data;
+  MOSAIC_RETURN_IF_ERROR(ImportDataset(ctx, &files, text.get(), &data));
+  const double import_seconds = SecondsSince(start);
+
+  nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
+                           {"runs", args.runs}, {"users", data.num_users}, {"items", data.num_items},
+                           {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
+                           {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
+  std::vector<std::vector<Row>> runs;
+  for (int run = 0; run < args.runs; ++run) {
+    nlohmann::json split;
+    runs.emplace_back();
+    MOSAIC_RETURN_IF_ERROR(RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr,
+                                   run == 0 && !args.dump_split.empty(), &split, &runs.back()));
+    if (run == 0) header["split"] = split;
+  }
+  const std::vector<Row> rows = MeanRows(runs);
+  header["seconds"] = SecondsSince(start);
+
+  nlohmann::json table = nlohmann::json::array();
+  for (const auto& r : rows) table.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+  if (ctx.json) {
+    nlohmann::json per_run = nlohmann::json::array();
+    for (const auto& run : runs) {
+      nlohmann::json t = nlohmann::json::array();
+      for (const auto& r : run) t.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+      per_run.push_back(t);
+    }
+    std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}, {"runs", per_run}}).dump().c_str());
+    return Status::OK();
+  }
+  PrintEvalTable(args, data, header, rows);
   return Status::OK();
 }
 

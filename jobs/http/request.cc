@@ -3,20 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
+#include "graph/text.h"
+
 namespace mosaic::jobs::http {
-
-namespace {
-
-bool IsUtf8(const std::string& text) {
-  try {
-    (void)nlohmann::json(text).dump();  // dump() rejects ill-formed UTF-8
-    return true;
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
-}
-
-}  // namespace
 
 HttpError FromStatus(const Status& s, const std::string& field) {
   switch (s.code()) {
@@ -45,7 +34,7 @@ HttpError Param(const httplib::Request& req, const std::string& name, const std:
     return {};
   }
   *value = req.get_param_value(name.c_str());
-  if (!IsUtf8(*value)) return {400, "parameter '" + name + "' is not UTF-8", name};
+  if (graph::FindInvalidUtf8(*value) != std::string::npos) return {400, "parameter '" + name + "' is not UTF-8", name};
   return {};
 }
 
