@@ -20,8 +20,6 @@
 
 namespace mosaic::modalities {
 
-inline constexpr const char* kAudioExtractorName = kAudioModality.extractor;
-inline constexpr int kAudioExtractorVersion = int(kAudioModality.version);
 inline constexpr int kAudioSampleRate = 16000;                 // input is mono float at this rate
 inline constexpr int kAudioFeatureDim = kAudioModality.width;  // length of AudioFeatures::vector
 

@@ -12,8 +12,6 @@
 
 namespace mosaic::modalities {
 
-inline constexpr const char* kVisualExtractorName = kVisualModality.extractor;
-inline constexpr int kVisualExtractorVersion = int(kVisualModality.version);
 inline constexpr int kVisualFeatureDim = kVisualModality.width;
 
 struct VisualFeatures {

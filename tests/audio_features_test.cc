@@ -116,8 +116,8 @@ TEST(AudioFeaturesTest, NamesMatchTheLayout) {
   EXPECT_EQ(names[kTempo], "tempo_bpm");
   EXPECT_EQ(names[kTempoConfidence], "tempo_confidence");
   EXPECT_EQ(names[kLogDuration], "log_duration");
-  EXPECT_STREQ(kAudioExtractorName, "mosaic-audio");
-  EXPECT_EQ(kAudioExtractorVersion, 1);
+  EXPECT_STREQ(kAudioModality.extractor, "mosaic-audio");
+  EXPECT_EQ(kAudioModality.version, 1u);
 }
 
 TEST(AudioFeaturesTest, EmptyInput) {
