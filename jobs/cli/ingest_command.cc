@@ -19,6 +19,7 @@
 #include "jobs/cli/model_plugin.h"
 #include "jobs/cli/progress.h"
 #include "jobs/service/add_items.h"
+#include "jobs/service/api_boundary.h"
 #include "modalities/ffmpeg_log.h"
 #include "modalities/media.h"
 #include "modalities/registry.h"
@@ -191,6 +192,74 @@ struct FileResult {
   uint64_t bytes = 0;
 };
 
+// What every file of one ingest shares.
+struct IngestJob {
+  store::Store* store = nullptr;
+  const graph::TextFeatureHook* text = nullptr;  // null: no text embeddings
+  const MetaIndex* meta = nullptr;
+  modalities::AnalyzeOptions options;
+};
+
+// The item of an analysed file: its catalogue entry and its content features, tagged with the
+// registry's extractor versions.
+service::NewItem MediaItem(const std::string& path, const std::string& key, const modalities::MediaAnalysis& a,
+                           const graph::CatalogueItem* meta) {
+  service::NewItem item;
+  item.item = DescribeMedia(path, key, a, meta);
+  if (a.visual) {
+    const modalities::ModalityInfo& m = modalities::kVisualModality;
+    item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, a.visual->vector, key});
+  }
+  if (a.audio) {
+    const modalities::ModalityInfo& m = modalities::kAudioModality;
+    item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, a.audio->vector, key});
+  }
+  return item;
+}
+
+// Analyses `path` and writes it as one item (unless its content is stored already), filling *r. A
+// returned error is this file's failure (its message says why; the report line names the file).
+Status IngestFile(const IngestJob& job, const std::string& path, FileResult* r) {
+  std::error_code ec;
+  r->bytes = fs::file_size(path, ec);
+  std::string hash;
+  MOSAIC_RETURN_IF_ERROR(modalities::ContentHash(path, &hash));
+  r->key = "sha256:" + hash;
+  NodeId existing;
+  if (job.store->NewReadView()->FindNode(NodeKind::kItem, r->key, &existing).ok()) {
+    r->status = "present";
+    return Status::OK();
+  }
+  modalities::MediaAnalysis analysis;
+  MOSAIC_RETURN_IF_ERROR(modalities::AnalyzeMedia(path, job.options, &analysis));
+  const service::NewItem item = MediaItem(path, r->key, analysis, job.meta->Find(path));
+  r->title = item.item.label;
+  r->summary = {{"kind", item.item.attributes["kind"]}, {"duration_s", analysis.info.duration_s},
+                {"visual", bool(analysis.visual)}, {"audio", bool(analysis.audio)}};
+  service::WrittenItem written;
+  MOSAIC_RETURN_IF_ERROR(service::WriteItem(job.store, item, job.text, /*skip_existing=*/true, &written));
+  r->status = written.created ? "ingested" : "present";  // present: an identical file earlier in this run
+  return Status::OK();
+}
+
+// The JSON result of an ingest (see PrintIngest).
+nlohmann::json IngestResult(const std::vector<FileResult>& results) {
+  nlohmann::json list = nlohmann::json::array();
+  size_t ingested = 0, present = 0, failed = 0;
+  for (const auto& r : results) {
+    nlohmann::json j = {{"path", r.path}, {"status", r.status}, {"bytes", r.bytes}};
+    if (!r.key.empty()) j["item"] = r.key;
+    if (!r.title.empty()) j["title"] = r.title;
+    if (!r.error.empty()) j["error"] = r.error;
+    if (!r.summary.is_null()) j["summary"] = r.summary;
+    list.push_back(j);
+    ingested += r.status == "ingested";
+    present += r.status == "present";
+    failed += r.status == "failed";
+  }
+  return {{"files", list}, {"ingested", ingested}, {"present", present}, {"failed", failed}};
+}
+
 }  // namespace
 
 Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& args, const graph::TextFeatureHook* text,
@@ -206,8 +275,11 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
                                             : std::function<void(const std::string&)>());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned jobs = std::min<size_t>(args.jobs > 0 ? unsigned(args.jobs) : cores, files.size());
-  modalities::AnalyzeOptions options;
-  options.decoder_threads = int(std::max(1u, cores / jobs));  // one file alone gets every core
+  IngestJob job;
+  job.store = store;
+  job.text = text;
+  job.meta = &meta;
+  job.options.decoder_threads = int(std::max(1u, cores / jobs));  // one file alone gets every core
 
   uint64_t total_bytes = 0;
   for (const auto& f : files) {
@@ -222,65 +294,23 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
   std::mutex progress_mutex;
   Progress progress(ctx.progress, "ingest");
   const auto start = std::chrono::steady_clock::now();
-
-  auto work = [&](const std::string& path, FileResult* r) {
-    r->path = path;
-    std::error_code ec;
-    r->bytes = fs::file_size(path, ec);
-    // A media status says why without the path, which the report line names.
-    auto media_failed = [r](const Status& s) {
-      r->status = "failed";
-      r->error = s.ToString();
-    };
-    try {
-      std::string hash;
-      if (Status s = modalities::ContentHash(path, &hash); !s.ok()) return media_failed(s);
-      const std::string key = "sha256:" + hash;
-      r->key = key;
-      NodeId existing;
-      if (store->NewReadView()->FindNode(NodeKind::kItem, key, &existing).ok()) {
-        r->status = "present";
-        return;
-      }
-      modalities::MediaAnalysis analysis;
-      if (Status s = modalities::AnalyzeMedia(path, options, &analysis); !s.ok()) return media_failed(s);
-      service::NewItem item;
-      item.item = DescribeMedia(path, key, analysis, meta.Find(path));
-      r->title = item.item.label;
-      r->summary = {{"kind", item.item.attributes["kind"]}, {"duration_s", analysis.info.duration_s},
-                    {"visual", bool(analysis.visual)}, {"audio", bool(analysis.audio)}};
-      if (analysis.visual) {
-        const modalities::ModalityInfo& m = modalities::kVisualModality;
-        item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, analysis.visual->vector, key});
-      }
-      if (analysis.audio) {
-        const modalities::ModalityInfo& m = modalities::kAudioModality;
-        item.features.emplace_back(m.name, store::FeatureVector{m.extractor, m.version, analysis.audio->vector, key});
-      }
-      service::WrittenItem written;
-      Status s = service::WriteItem(store, item, text, /*skip_existing=*/true, &written);
-      if (!s.ok()) {
-        r->status = "failed";
-        r->error = s.ToString();
-        return;
-      }
-      if (!written.created) {
-        r->status = "present";  // an identical file earlier in this run
-        return;
-      }
-      r->status = "ingested";
-    } catch (const std::exception& e) {
-      r->status = "failed";
-      r->error = e.what();
-    }
-  };
-
   std::vector<std::thread> workers;
   for (unsigned w = 0; w < jobs; ++w) {
     workers.emplace_back([&] {
       for (size_t i; (i = next.fetch_add(1)) < files.size();) {
-        work(files[i], &results[i]);
-        bytes_done += results[i].bytes;
+        FileResult& r = results[i];
+        r.path = files[i];
+        Status s;
+        try {  // a worker thread's boundary: nothing may escape it
+          s = IngestFile(job, files[i], &r);
+        } catch (...) {
+          s = service::CurrentExceptionStatus();
+        }
+        if (!s.ok()) {
+          r.status = "failed";
+          r.error = s.ToString();
+        }
+        bytes_done += r.bytes;
         const size_t done = ++files_done;
         std::lock_guard<std::mutex> lock(progress_mutex);
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -293,23 +323,11 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
   }
   for (auto& t : workers) t.join();
   progress.Finish();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  nlohmann::json list = nlohmann::json::array();
-  size_t ingested = 0, present = 0, failed = 0;
-  for (const auto& r : results) {
-    nlohmann::json j = {{"path", r.path}, {"status", r.status}, {"bytes", r.bytes}};
-    if (!r.key.empty()) j["item"] = r.key;
-    if (!r.title.empty()) j["title"] = r.title;
-    if (!r.error.empty()) j["error"] = r.error;
-    if (!r.summary.is_null()) j["summary"] = r.summary;
-    list.push_back(j);
-    ingested += r.status == "ingested";
-    present += r.status == "present";
-    failed += r.status == "failed";
-  }
-  *result = {{"files", list}, {"ingested", ingested}, {"present", present}, {"failed", failed},
-             {"skipped_non_media", skipped}, {"bytes", total_bytes}, {"seconds", seconds}, {"jobs", jobs}};
+  *result = IngestResult(results);
+  (*result)["skipped_non_media"] = skipped;
+  (*result)["bytes"] = total_bytes;
+  (*result)["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  (*result)["jobs"] = jobs;
   return Status::OK();
 }
 

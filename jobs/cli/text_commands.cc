@@ -11,6 +11,7 @@
 #include "graph/text_features.h"
 #include "jobs/cli/commands.h"
 #include "jobs/cli/progress.h"
+#include "modalities/registry.h"
 #include "store/store.h"
 
 namespace mosaic::jobs {
@@ -30,8 +31,8 @@ Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextMod
 
 graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> encoder) {
   graph::TextFeatureHook hook;
-  hook.extractor = encoders::kTextModelName;
-  hook.version = encoders::kTextModelVersion;
+  hook.extractor = modalities::kTextModality.extractor;
+  hook.version = modalities::kTextModality.version;
   hook.compose = [](const graph::ItemDescription& d) {
     encoders::ItemText text;
     text.title = d.title;
@@ -106,13 +107,13 @@ Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel
   MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](store::NodeId id, const store::NodeRecord& r) {
     if (r.kind != store::NodeKind::kItem) return true;
     store::FeatureVector f;
-    Status s = view.GetFeature(id, graph::kTextModality, &f);
+    Status s = view.GetFeature(id, modalities::kTextModality.name, &f);
     if (s.IsNotFound()) return true;
     if (!s.ok()) {
       failed = s;
       return false;
     }
-    if (f.extractor != encoders::kTextModelName || f.version != uint32_t(encoders::kTextModelVersion) ||
+    if (f.extractor != modalities::kTextModality.extractor || f.version != modalities::kTextModality.version ||
         f.values.size() != q.size()) {
       ++other_model;
       return true;
@@ -124,8 +125,9 @@ Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel
   }));
   MOSAIC_RETURN_IF_ERROR(failed);
   if (scored.empty()) {
-    return Status::NotFound("no item in this store has a text embedding from " + std::string(encoders::kTextModelName) +
-                            " v" + std::to_string(encoders::kTextModelVersion) +
+    const modalities::ModalityInfo& text = modalities::kTextModality;
+    return Status::NotFound("no item in this store has a text embedding from " + std::string(text.extractor) + " v" +
+                            std::to_string(text.version) +
                             " (import or ingest items with the text model installed)");
   }
   const size_t shown = std::min(k, scored.size());
@@ -142,8 +144,9 @@ Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel
 }
 
 void PrintSimilarText(const nlohmann::json& r) {
-  std::printf("items most like \"%s\" by text (%s v%d, %s items scored):\n", r["query"].get<std::string>().c_str(),
-              encoders::kTextModelName, encoders::kTextModelVersion, WithThousands(r["items_scored"].get<uint64_t>()).c_str());
+  const modalities::ModalityInfo& text = modalities::kTextModality;
+  std::printf("items most like \"%s\" by text (%s v%u, %s items scored):\n", r["query"].get<std::string>().c_str(),
+              text.extractor, text.version, WithThousands(r["items_scored"].get<uint64_t>()).c_str());
   for (const auto& x : r["results"]) {
     std::printf("%3d. %.3f  %s  [item %s]\n", x["rank"].get<int>(), x["score"].get<float>(),
                 x["title"].get<std::string>().c_str(), ShortKey(x["item"]).c_str());
