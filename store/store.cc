@@ -228,10 +228,30 @@ void RemoveDeadFollowerDirs() {
 
 bool Store::WriterWaiting(const std::string& dir) {
   std::error_code ec;
+  std::vector<fs::path> dead;
+  bool waiting = false;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().rfind(kWriterWaitingPrefix, 0) == 0) return true;
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kWriterWaitingPrefix, 0) != 0) continue;
+    // A marker names its writer's pid; one whose process is gone (an import killed while waiting)
+    // waits for nothing and is removed. A marker whose name has no pid counts as dead too.
+    const char* digits = name.c_str() + std::strlen(kWriterWaitingPrefix);
+    char* end_of_pid = nullptr;
+    errno = 0;
+    const long pid = std::strtol(digits, &end_of_pid, 10);
+    const bool valid = errno == 0 && end_of_pid != digits && *end_of_pid == '\0' && pid > 0 &&
+                       pid == long(pid_t(pid));
+    if (valid && !(::kill(pid_t(pid), 0) != 0 && errno == ESRCH)) {
+      waiting = true;
+    } else {
+      dead.push_back(it->path());
+    }
   }
-  return false;
+  for (const fs::path& marker : dead) {
+    std::error_code ignored;
+    fs::remove(marker, ignored);
+  }
+  return waiting;
 }
 
 Status Store::Open(const std::string& dir, const OpenOptions& options, std::unique_ptr<Store>* out) {
@@ -371,6 +391,13 @@ std::unique_ptr<ReadView> Store::NewReadView() const {
 Status Store::CatchUp() {
   if (follower_dir_.empty()) return Status::InvalidArgument("store '" + dir_ + "' is not open as a follower");
   return FromRocks(db_->TryCatchUpWithPrimary(), "following store '" + dir_ + "'");
+}
+
+Status Store::VerifyChecksums() const {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = true;
+  options.fill_cache = false;
+  return FromRocks(db_->VerifyChecksum(options), "store '" + dir_ + "': checksum verification failed");
 }
 
 uint64_t Store::LatestSequence() const { return db_->GetLatestSequenceNumber(); }

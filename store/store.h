@@ -123,7 +123,8 @@ class Store {
                      std::unique_ptr<Store>* store);
 
   // Whether a process is waiting in Open (wait_for_lock_ms) for the write lock of the store in
-  // `dir`: a holder that can pause its writes should close the store soon.
+  // `dir`: a holder that can pause its writes should close the store soon. Markers whose process
+  // is no longer alive (kill(pid, 0) fails with ESRCH) do not count, and are removed.
   static bool WriterWaiting(const std::string& dir);
 
   ~Store();
@@ -145,6 +146,11 @@ class Store {
 
   // The sequence number of the last write this handle sees; a change means new writes.
   uint64_t LatestSequence() const;
+
+  // Reads every block of every table file of every column family and verifies its checksum (RocksDB's
+  // VerifyChecksum). Returns Corruption naming the file and what failed, IOError when a file cannot be
+  // read, OK when every block is intact. Reads the whole store: as slow as a full scan.
+  Status VerifyChecksums() const;
 
  private:
   friend class ReadView;

@@ -312,6 +312,9 @@ Status RunShow(const Context& ctx, const std::string& item) {
 Status RunCheck(const Context& ctx) {
   std::unique_ptr<store::Store> store;
   MOSAIC_RETURN_IF_ERROR(OpenStore(ctx, false, /*read_only=*/true, &store));
+  // Every block of every column family (models included, which the invariants below never read),
+  // then the invariants.
+  MOSAIC_RETURN_IF_ERROR(store->VerifyChecksums());
   MOSAIC_RETURN_IF_ERROR(store->NewReadView()->CheckConsistency());
   if (ctx.json) {
     std::printf("{\"store\":%s,\"consistent\":true}\n", nlohmann::json(ctx.store_dir).dump().c_str());
