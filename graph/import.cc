@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -261,10 +262,13 @@ Status ParseNumber(const std::string& text, const char* column, double* out) {
   return Status::OK();
 }
 
-// A play count, rating or strength: a finite, non-negative number.
+// A play count, rating or strength: a finite number in 0..kMaxWeight.
 Status ParseWeight(const std::string& text, const char* column, double* out) {
   MOSAIC_RETURN_IF_ERROR(ParseNumber(text, column, out));
   if (*out < 0) return Status::InvalidArgument(std::string(column) + " '" + text + "' is negative");
+  if (*out > kMaxWeight) {
+    return Status::InvalidArgument(std::string(column) + " '" + text + "' is above the largest weight, 1e9");
+  }
   return Status::OK();
 }
 
@@ -276,12 +280,25 @@ Status ParseTimestamp(const std::string& text, const char* column, int64_t* out)
   return Status::OK();
 }
 
+// An id, title, entity or tag: not empty once spaces are collapsed, no control character.
 Status RequireText(const std::string& text, const char* column) {
+  MOSAIC_RETURN_IF_ERROR(RefuseControlCharacters(text, column));
   if (CollapseSpaces(text).empty()) return Status::InvalidArgument(std::string(column) + " is empty");
   return Status::OK();
 }
 
 }  // namespace
+
+Status RefuseControlCharacters(std::string_view text, const std::string& what, bool allow_line_breaks) {
+  const size_t at = FindControlCharacter(text, allow_line_breaks);
+  if (at == std::string_view::npos) return Status::OK();
+  // C0 and DEL are one byte; a C1 control is U+0080 + the low bits of its second byte.
+  const unsigned code = uint8_t(text[at]) < 0x80 ? uint8_t(text[at]) : 0x80 + (uint8_t(text[at + 1]) & 0x1f);
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "%04X", code);
+  return Status::InvalidArgument(what + " contains a control character (U+" + hex + " at byte " + std::to_string(at) +
+                                 ")");
+}
 
 Status ParseCatalogueObject(const nlohmann::json& j, std::string_view key_field, CatalogueItem* out) {
   if (!j.is_object()) return Status::InvalidArgument("expected a JSON object");
@@ -294,7 +311,7 @@ Status ParseCatalogueObject(const nlohmann::json& j, std::string_view key_field,
     item.id = id->get<std::string>();
     MOSAIC_RETURN_IF_ERROR(RequireText(item.id, ("field '" + key_name + "'").c_str()));
   } else if (id->is_number_integer() && key_name == "id") {
-    item.id = id->dump();
+    item.id = id->dump();  // exact: a signed or an unsigned 64-bit integer (larger ones parse as floats)
   } else {
     return Status::InvalidArgument("field '" + key_name + "' must be a string" + (key_name == "id" ? " or an integer" : ""));
   }
@@ -302,6 +319,8 @@ Status ParseCatalogueObject(const nlohmann::json& j, std::string_view key_field,
     if (field == key_name || value.is_null()) continue;
     if (field == "title" || field == "description" || field == "kind") {
       if (!value.is_string()) return Status::InvalidArgument("field '" + field + "' must be a string");
+      MOSAIC_RETURN_IF_ERROR(RefuseControlCharacters(value.get_ref<const std::string&>(), "field '" + field + "'",
+                                                     /*allow_line_breaks=*/field == "description"));
       if (field == "kind" && value != "video" && value != "music") {
         return Status::InvalidArgument("field 'kind' must be \"video\" or \"music\"");
       }
@@ -325,11 +344,17 @@ Status ParseCatalogueObject(const nlohmann::json& j, std::string_view key_field,
         }
       }
       for (const auto& v : values) {
+        MOSAIC_RETURN_IF_ERROR(RefuseControlCharacters(v, "field '" + field + "'"));
         std::string clean = CollapseSpaces(v);
         if (!clean.empty()) item.links.emplace_back(relation, std::move(clean));
       }
     } else if (value.is_number() || value.is_boolean()) {
-      if (field == "year" && !value.is_number_integer()) return Status::InvalidArgument("field 'year' must be an integer");
+      if (field == "year" && (!value.is_number_integer() || value.get<double>() < -9999 || value.get<double>() > 9999)) {
+        return Status::InvalidArgument("field 'year' must be an integer between -9999 and 9999");
+      }
+      if (value.is_number_float() && !std::isfinite(value.get<double>())) {
+        return Status::InvalidArgument("field '" + field + "' is not a finite number");
+      }
       item.attributes[field] = value;
     } else {
       return Status::InvalidArgument("field '" + field + "' is an object; expected a string, array or number");
@@ -514,7 +539,7 @@ class RowParser {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number beyond a double's range
       std::string what = e.what();
       const size_t colon = what.find(": ");
       return Status::InvalidArgument("invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon + 2)));

@@ -78,6 +78,16 @@ struct ImportReport {
 Status Import(store::Store* store, const ImportRequest& request, const ImportProgressFn& progress,
               ImportReport* report);
 
+// The largest interaction weight (a play count, rating or strength) accepted anywhere: import, POST
+// /interactions. Sums of weights stay exact far beyond any real history below it.
+constexpr double kMaxWeight = 1e9;
+
+// Returns InvalidArgument "WHAT contains a control character (U+00NN at byte B)" when `text` holds a
+// control character (C0, DEL, C1); with `allow_line_breaks`, tab, LF and CR are allowed (descriptions).
+// Ids, titles, entity names and tags are refused with one: a terminal that prints them must not be
+// driven by them.
+Status RefuseControlCharacters(std::string_view text, const std::string& what, bool allow_line_breaks = false);
+
 // Key of the entity that a catalogue field value names: "<relation>:<normalised value>",
 // e.g. EntityKey("genre", "Science  Fiction") == "genre:science fiction".
 std::string EntityKey(std::string_view relation, std::string_view value);
@@ -85,8 +95,10 @@ std::string EntityKey(std::string_view relation, std::string_view value);
 // Reads one catalogue object by the jsonl format's rules: `key_field` ("id" in catalogues,
 // "path" in ingest metadata) names the item; title, description and kind (video|music) are
 // text attributes; numbers and booleans are attributes; every other string or list of strings
-// is a KG link by the field's relation. Returns InvalidArgument naming the offending field: its
-// message starts with "field 'NAME'" (or is "expected a JSON object").
+// is a KG link by the field's relation. Ids, titles and link values must hold no control character
+// (a description may hold tabs and line breaks); "year" is an integer in -9999..9999. Returns
+// InvalidArgument naming the offending field: its message starts with "field 'NAME'" (or is
+// "expected a JSON object").
 Status ParseCatalogueObject(const nlohmann::json& object, std::string_view key_field, CatalogueItem* item);
 
 // Singular relation name for a catalogue field ("tags" -> "tag", "genres" -> "genre").

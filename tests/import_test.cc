@@ -510,6 +510,15 @@ TEST_F(ImportTest, MovielensMoviesRatingsAndTagsTogether) {
   EXPECT_EQ(Get(Find(NodeKind::kItem, "1")).label, "Toy Story (1995)");
 }
 
+// The limits' other side: a weight of exactly 1e9 is accepted, and a description may hold tabs and
+// line breaks (ids, titles, entities and tags may not: see kBadInputs).
+TEST_F(ImportTest, WeightAtTheCeilingAndDescriptionWithLineBreaksAreAccepted) {
+  ImportOk(ImportFormat::kLastfmPlays, {Write("plays.dat", "userID\tartistID\tweight\n2\t51\t1000000000\n")});
+  ImportOk(ImportFormat::kCatalogueJsonl,
+           {Write("c.jsonl", "{\"id\": \"d\", \"title\": \"D\", \"description\": \"one\\ttwo\\nthree\\r\"}\n")});
+  EXPECT_EQ(Nodes(NodeKind::kItem), 2u);
+}
+
 TEST_F(ImportTest, ReportAndBatches) {
   std::string content = "user\titem\n";
   for (int i = 0; i < 10; ++i) content += "u" + std::to_string(i % 3) + "\ti" + std::to_string(i) + "\n";
@@ -706,6 +715,34 @@ const BadInput kBadInputs[] = {
      "is linked to item '8' earlier in the file and to item '9' here"},
     {"LinksFileMalformed", ImportFormat::kKgTriples, "kg.txt", "900\tr.x\t901\n", 2, "expected 2 columns",
      "9\t600\n9\n", true},
+    // Issue 13, 9: a weight ceiling (1e9), named with file, line and field.
+    {"WeightAboveTheCeiling", ImportFormat::kLastfmPlays, "plays.dat", "userID\tartistID\tweight\n2\t51\t3\n2\t52\t1e308\n",
+     3, "weight '1e308' is above the largest weight, 1e9"},
+    {"RatingAboveTheCeiling", ImportFormat::kMovielensRatings, "ratings.csv",
+     "userId,movieId,rating,timestamp\n1,5,1000000001,1\n", 2, "rating '1000000001' is above the largest weight"},
+    {"GenericWeightAboveTheCeiling", ImportFormat::kInteractions, "i.tsv", "user\titem\tweight\nana\tx\t2e9\n", 2,
+     "weight '2e9' is above the largest weight"},
+    // Issue 13, 7: numbers beyond a double's range in a catalogue line are malformed lines, not crashes.
+    {"JsonlYear1e400", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": \"a\", \"year\": 1e400}\n", 1, "invalid JSON"},
+    {"Jsonl5000DigitId", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": " + std::string(5000, '7') + "}\n", 1,
+     "invalid JSON"},
+    {"JsonlYearOutOfRange", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": \"a\", \"year\": 99999}\n", 1,
+     "field 'year' must be an integer between -9999 and 9999"},
+    // Issue 13, 12: control characters in ids, titles, entities and tags are refused where they enter.
+    {"EscInJsonlTitle", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": \"a\", \"title\": \"x\\u001b[31m\"}\n", 1,
+     "field 'title' contains a control character (U+001B at byte 1)"},
+    {"NulInJsonlId", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": \"a\\u0000b\"}\n", 1,
+     "field 'id' contains a control character (U+0000"},
+    {"C1InJsonlGenre", ImportFormat::kCatalogueJsonl, "c.jsonl", "{\"id\": \"a\", \"genre\": \"x\\u009by\"}\n", 1,
+     "field 'genre' contains a control character (U+009B"},
+    {"EscInArtistName", ImportFormat::kHetrecArtists, "artists.dat", "id\tname\turl\tpictureURL\n1\tA\x1b]0;x\x07\tu\tp\n",
+     2, "name contains a control character (U+001B"},
+    {"EscInMovieTitle", ImportFormat::kMovielensMovies, "movies.csv", "movieId,title,genres\n1,A\x1b[2J,Drama\n", 2,
+     "title contains a control character"},
+    {"EscInTag", ImportFormat::kMovielensTags, "tags.csv", "userId,movieId,tag,timestamp\n1,2,fun\x1b,3\n", 2,
+     "tag contains a control character"},
+    {"EscInUser", ImportFormat::kInteractions, "i.tsv", "user\titem\nan\x1b" "a\tx\n", 2, "user contains a control character"},
+    {"EscInKgHead", ImportFormat::kKgTriples, "kg.txt", "a\x1b\tr\tb\n", 1, "head contains a control character"},
 };
 
 class MalformedTest : public ImportTest, public ::testing::WithParamInterface<BadInput> {
