@@ -347,7 +347,7 @@ TEST_F(CliNeighbors, UnknownRelationFails) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A damaged store (issue 13)
+// A damaged store, hostile names (issue 13)
 
 // Flushes every column family of the closed store at `dir` to table files.
 void FlushAll(const std::string& dir) {
@@ -414,6 +414,34 @@ TEST(Cli, CheckFindsACorruptedBlockOfTheModel) {
   EXPECT_EQ(r.out.find("consistent"), std::string::npos) << Describe(r);
   EXPECT_NE(r.err.find("Corruption"), std::string::npos) << Describe(r);
   EXPECT_NE(r.err.find(largest.filename().string()), std::string::npos) << Describe(r);
+}
+
+// Issue 13, 12: names with control characters (from a store written before they were refused) are
+// printed escaped, never raw.
+TEST(Cli, ControlCharactersInNamesArePrintedEscaped) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  {
+    std::unique_ptr<store::Store> s;
+    store::OpenOptions o;
+    o.create_if_missing = true;
+    ASSERT_OK(store::Store::Open(dir, o, &s));
+    std::unique_ptr<store::Batch> b;
+    ASSERT_OK(s->BeginBatch(&b));
+    store::NodeId item = 0;
+    ASSERT_OK(b->UpsertNode(store::NodeKind::kItem, "evil\x1b[2J", "Title\x1b]0;pwned\x07", &item));
+    ASSERT_OK(b->SetNodeAttributes(item, nlohmann::json({{"title", "Title\x1b]0;pwned\x07"}, {"description", "a\x1b[31mb"}}).dump()));
+    ASSERT_OK(b->Commit());
+  }
+  const CommandResult show = RunMosaic("--store " + Q(dir) + " show " + Q("evil\x1b[2J"));
+  EXPECT_EQ(show.exit_code, 0) << Describe(show);
+  EXPECT_EQ(show.out.find('\x1b'), std::string::npos) << Describe(show);
+  EXPECT_EQ(show.out.find('\x07'), std::string::npos) << Describe(show);
+  EXPECT_NE(show.out.find("Title\\x1b]0;pwned\\x07"), std::string::npos) << Describe(show);
+  EXPECT_NE(show.out.find("evil\\x1b[2J"), std::string::npos) << Describe(show);
+  const CommandResult missing = RunMosaic("--store " + Q(dir) + " show " + Q("nothing\x1b[2J"));
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_EQ(missing.err.find('\x1b'), std::string::npos) << Describe(missing);
 }
 
 // ---------------------------------------------------------------------------------------------

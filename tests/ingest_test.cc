@@ -11,7 +11,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -85,6 +88,23 @@ using testing::Quote;
 // `mosaic --store S <args>`.
 CommandResult Mosaic(const std::string& store, const std::string& args) {
   return RunMosaic("--store " + Quote(store) + " " + args);
+}
+
+// `mosaic ARGS`, ended by `timeout` after `seconds` (exit code 124 then).
+CommandResult MosaicWithin(int seconds, const std::string& args) {
+  static int counter = 0;
+  const std::string base = (fs::temp_directory_path() / ("mosaic-within-" + std::to_string(::getpid()) + "-" +
+                                                         std::to_string(counter++))).string();
+  const std::string cmd = "timeout " + std::to_string(seconds) + " " MOSAIC_BINARY " " + args + " </dev/null >" +
+                          Quote(base + ".out") + " 2>" + Quote(base + ".err");
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(base + ".out");
+  r.err = ReadFile(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
 }
 
 // `mosaic --json stats`, parsed; null when it fails.
@@ -670,6 +690,74 @@ TEST_F(IngestTest, EmptyMetaTitleIsRefusedOrIngested) {
     }
     fs::remove_all(store_);
   }
+}
+
+// Issue 13, 5: a symlink to /dev/zero or /dev/urandom, or a FIFO, was read forever (with the write
+// lock held). Only regular files are read: the others fail alone, with the reason, at once.
+TEST_F(IngestTest, DevicesAndFifosAreRefusedNotRead) {
+  const std::string clip = tmp_ / "clip.mp4";
+  ASSERT_TRUE(MakeMp4(clip, 1));
+  const std::string zero = tmp_ / "zero.mp4", random = tmp_ / "random.ogg", fifo = tmp_ / "pipe.wav";
+  fs::create_symlink("/dev/zero", zero);
+  fs::create_symlink("/dev/urandom", random);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // `timeout` ends a command that reads forever (the defect), so that the test fails instead of hanging.
+  const CommandResult r = MosaicWithin(30, "--store " + Quote(store_) + " ingest " + Quote(zero) + " " + Quote(random) +
+                                               " " + Quote(fifo) + " " + Quote(clip));
+  const CommandResult bounded = MosaicWithin(30, "--store " + Quote(store_ + "2") + " --json ingest " + Quote(zero) + " " +
+                                                     Quote(random) + " " + Quote(fifo) + " " + Quote(clip));
+  EXPECT_EQ(bounded.exit_code, 1) << Describe(bounded);
+  const json result = json::parse(bounded.out, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << Describe(bounded);
+  EXPECT_EQ(result["ingested"], 1) << result.dump();
+  EXPECT_EQ(result["failed"], 3) << result.dump();
+  for (const auto& f : result["files"]) {
+    if (f["path"] == clip) continue;
+    EXPECT_EQ(f["status"], "failed") << f.dump();
+    EXPECT_NE(f.value("error", "").find("not a regular file"), std::string::npos) << f.dump();
+  }
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_TRUE(HasLine(r.out, "failed", zero + ": ")) << Describe(r);
+  EXPECT_NE(r.out.find("a character device"), std::string::npos) << Describe(r);
+  EXPECT_NE(r.out.find("a FIFO"), std::string::npos) << Describe(r);
+  EXPECT_EQ(Items(store_), 1u);
+}
+
+// Issue 13, 10: a file whose name is not UTF-8 failed with a JSON type error, and with --json and a
+// second, valid file stdout was empty. Names are bytes, shown losslessly (\xNN for the bytes that are
+// not text, a backslash doubled).
+TEST_F(IngestTest, FileNamesThatAreNotUtf8AreIngestedAndShownLosslessly) {
+  const std::string odd = tmp_ / "clip-\xff\xfe\x1b[31m\\.mp4", tone = tmp_ / "tone.ogg";
+  ASSERT_TRUE(MakeMp4(tmp_ / "clip.mp4", 1));
+  fs::rename(tmp_ / "clip.mp4", odd);
+  ASSERT_TRUE(MakeOgg(tone, 1));
+  const CommandResult r = Mosaic(store_, "--json ingest " + Quote(odd) + " " + Quote(tone));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const json result = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << Describe(r);
+  EXPECT_EQ(result["ingested"], 2) << result.dump();
+  const std::string shown = tmp_.path().string() + "/clip-\\xff\\xfe\\x1b[31m\\\\.mp4";
+  std::string key;
+  for (const auto& f : result["files"]) {
+    if (f["path"] != tone) {
+      EXPECT_EQ(f["path"], shown) << f.dump();
+      EXPECT_EQ(f.value("title", ""), "clip-\\xff\\xfe\\x1b[31m\\\\") << f.dump();
+      key = f.value("item", "");
+    }
+  }
+  ASSERT_FALSE(key.empty()) << result.dump();
+  const json item = Show(store_, key);
+  EXPECT_EQ(item["attributes"].value("path", ""), shown) << item.dump();
+  EXPECT_EQ(item["item"].value("label", ""), "clip-\\xff\\xfe\\x1b[31m\\\\") << item.dump();
+  // By file too, and in the text forms: no raw control character reaches the terminal.
+  EXPECT_EQ(Show(store_, odd)["item"].value("key", ""), key);
+  const CommandResult text = Mosaic(store_, "show " + Quote(odd));
+  EXPECT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_EQ(text.out.find('\x1b'), std::string::npos) << Describe(text);
+  const CommandResult again = Mosaic(store_, "ingest " + Quote(odd));
+  EXPECT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_EQ(again.out.find('\x1b'), std::string::npos) << Describe(again);
+  EXPECT_NE(again.out.find(shown), std::string::npos) << Describe(again);
 }
 
 TEST_F(IngestTest, MissingMetaFileAndNoMediaAreErrors) {

@@ -1,7 +1,11 @@
 // mosaic ingest: media files become items, each in one atomic write with its metadata,
 // knowledge-graph links and visual/audio feature vectors.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -86,7 +90,7 @@ class MetaIndex {
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
         return Status::InvalidArgument(where + "invalid JSON: " + e.what());
       }
       graph::CatalogueItem item;
@@ -123,17 +127,19 @@ graph::CatalogueItem DescribeMedia(const std::string& path, const std::string& k
   const auto& info = a.info;
   auto tag = [&](const char* name) -> std::string {
     auto it = info.tags.find(name);
-    return it == info.tags.end() ? "" : graph::CollapseSpaces(it->second);
+    // Tags are text from the file: ill-formed UTF-8 is replaced, control characters escaped.
+    return it == info.tags.end() ? "" : graph::EscapeControl(graph::CollapseSpaces(it->second));
   };
   nlohmann::json& attr = item.attributes;
   std::string title = tag("title");
-  if (title.empty()) title = fs::path(path).stem().string();
+  // A file name is bytes, not always UTF-8: its lossless display form (\xNN for the other bytes).
+  if (title.empty()) title = graph::DisplayBytes(fs::path(path).stem().string());
   attr["title"] = title;
   attr["kind"] = info.has_video ? "video" : "music";
   if (!tag("comment").empty()) attr["description"] = tag("comment");
   if (!tag("date").empty()) attr["date"] = tag("date");
-  attr["file"] = fs::path(path).filename().string();
-  attr["path"] = fs::absolute(path).string();
+  attr["file"] = graph::DisplayBytes(fs::path(path).filename().string());
+  attr["path"] = graph::DisplayBytes(fs::absolute(path).string());
   attr["duration_s"] = info.duration_s;
   attr["container"] = info.container;
   attr["size_bytes"] = info.size_bytes;
@@ -217,11 +223,29 @@ service::NewItem MediaItem(const std::string& path, const std::string& key, cons
   return item;
 }
 
+// What kind of file a stat mode is, for a refusal's message.
+const char* FileTypeName(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
+
 // Analyses `path` and writes it as one item (unless its content is stored already), filling *r. A
 // returned error is this file's failure (its message says why; the report line names the file).
 Status IngestFile(const IngestJob& job, const std::string& path, FileResult* r) {
-  std::error_code ec;
-  r->bytes = fs::file_size(path, ec);
+  // Only regular files are read (after symlinks are followed): a device (/dev/zero, /dev/urandom)
+  // or a FIFO would be read forever, with the store's write lock held. Checked before opening, since
+  // opening a FIFO alone blocks.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return err == ENOENT ? Status::NotFound("no such file") : Status::IOError(std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(std::string("not a regular file (") + FileTypeName(st.st_mode) + ")");
+  r->bytes = uint64_t(st.st_size);
   std::string hash;
   MOSAIC_RETURN_IF_ERROR(modalities::ContentHash(path, &hash));
   r->key = "sha256:" + hash;
@@ -247,10 +271,11 @@ nlohmann::json IngestResult(const std::vector<FileResult>& results) {
   nlohmann::json list = nlohmann::json::array();
   size_t ingested = 0, present = 0, failed = 0;
   for (const auto& r : results) {
-    nlohmann::json j = {{"path", r.path}, {"status", r.status}, {"bytes", r.bytes}};
+    // Paths are bytes (DisplayBytes: valid UTF-8, lossless); an error's message may quote them.
+    nlohmann::json j = {{"path", graph::DisplayBytes(r.path)}, {"status", r.status}, {"bytes", r.bytes}};
     if (!r.key.empty()) j["item"] = r.key;
-    if (!r.title.empty()) j["title"] = r.title;
-    if (!r.error.empty()) j["error"] = r.error;
+    if (!r.title.empty()) j["title"] = graph::EscapeControl(r.title);
+    if (!r.error.empty()) j["error"] = graph::EscapeControl(r.error);
     if (!r.summary.is_null()) j["summary"] = r.summary;
     list.push_back(j);
     ingested += r.status == "ingested";
@@ -284,6 +309,7 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
   uint64_t total_bytes = 0;
   for (const auto& f : files) {
     std::error_code ec;
+    if (!fs::is_regular_file(f, ec)) continue;  // reported per file
     auto size = fs::file_size(f, ec);
     if (!ec) total_bytes += size;
   }

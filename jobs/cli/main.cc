@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "graph/text.h"
 #include "graph/text_features.h"
 #include "jobs/cli/commands.h"
 #include "jobs/cli/model_plugin.h"
@@ -204,11 +205,12 @@ int main(int argc, char** argv) {
       if (*c.app) s = c.run();
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mosaic: error: %s\n", e.what());
+    std::fprintf(stderr, "mosaic: error: %s\n", graph::EscapeControl(e.what()).c_str());
     return 1;
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "mosaic: error: %s\n", s.ToString().c_str());
+    // Messages quote ids, titles and file names: control characters are escaped, never sent to the terminal.
+    std::fprintf(stderr, "mosaic: error: %s\n", graph::EscapeControl(s.ToString()).c_str());
     return 1;
   }
   return 0;

@@ -5,13 +5,17 @@
 #include "jobs/cli/commands.h"
 #include "jobs/cli/model_plugin.h"
 #include "jobs/cli/progress.h"
+#include "graph/text.h"
 #include "graph/text_features.h"
 
 namespace mosaic::jobs {
 
 namespace {
 
-std::string Name(const service::NodeRef& n) { return n.label.empty() ? (n.key.empty() ? "?" : n.key) : n.label; }
+// A node's label (else its key) for a terminal: control characters escaped.
+std::string Name(const service::NodeRef& n) {
+  return graph::EscapeControl(n.label.empty() ? (n.key.empty() ? "?" : n.key) : n.label);
+}
 
 void PrintRebuild(const service::RebuildReport& r) {
   const auto& c = r["counts"];
@@ -141,10 +145,14 @@ void PrintQueryResult(const service::QueryResult& r) {
     const service::Hit& h = r.hits[i];
     std::string note;
     if (h.placed) note += "  (new, placed)";
-    if (h.plays) note += "  (played " + std::to_string(int64_t(*h.plays)) + "x)";
+    if (h.plays) {
+      char plays[48];
+      std::snprintf(plays, sizeof plays, "%.0f", double(*h.plays));  // a sum of weights: no integer cast to wrap
+      note += "  (played " + std::string(plays) + "x)";
+    }
     std::printf("%4zu  %9.4f  %s %s%s\n", i + 1, double(h.score), FitColumn(Name(h.node), 40).c_str(),
                 ShortKey(h.node.key).c_str(), note.c_str());
-    for (const auto& t : h.reasons) std::printf("%17s- %s\n", "", t.c_str());
+    for (const auto& t : h.reasons) std::printf("%17s- %s\n", "", graph::EscapeControl(t).c_str());
   }
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "graph/text.h"
+
 namespace mosaic::jobs {
 
 bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
@@ -21,7 +23,7 @@ std::string WithThousands(uint64_t n) {
 }
 
 std::string ShortKey(const std::string& key) {
-  return key.rfind("sha256:", 0) == 0 && key.size() > 19 ? key.substr(0, 19) + "…" : key;
+  return key.rfind("sha256:", 0) == 0 && key.size() > 19 ? key.substr(0, 19) + "…" : graph::EscapeControl(key);
 }
 
 Progress::Progress(bool enabled, std::string what)

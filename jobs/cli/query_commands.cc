@@ -72,9 +72,10 @@ nlohmann::json DescribeNode(NodeId id, const store::NodeRecord& r) {
 }
 
 // "Clair de lune" or, for nodes without a label, "entity 4012".
+// Control characters are escaped (a name is printed on a terminal).
 std::string NameOf(const nlohmann::json& node) {
-  if (node.contains("label")) return node["label"].get<std::string>();
-  return node["kind"].get<std::string>() + " " + node["key"].get<std::string>();
+  if (node.contains("label")) return graph::EscapeControl(node["label"].get<std::string>());
+  return node["kind"].get<std::string>() + " " + graph::EscapeControl(node["key"].get<std::string>());
 }
 
 // Resolves an item by id or exact title (case-insensitive), else by the content of a media file at
@@ -237,8 +238,10 @@ Status CollectShow(const store::ReadView& view, const std::string& text, nlohman
 void PrintShow(const nlohmann::json& r) {
   const auto& item = r["item"];
   const auto& a = r["attributes"];
-  std::printf("%s  [item %s]\n", NameOf(item).c_str(), item["key"].get<std::string>().c_str());
-  auto field = [&](const char* name, const std::string& value) { std::printf("  %-13s %s\n", name, value.c_str()); };
+  std::printf("%s  [item %s]\n", NameOf(item).c_str(), graph::EscapeControl(item["key"].get<std::string>()).c_str());
+  auto field = [&](const char* name, const std::string& value) {
+    std::printf("  %-13s %s\n", name, graph::EscapeControl(value).c_str());
+  };
   auto number = [](double v, const char* fmt) {
     char buf[64];
     std::snprintf(buf, sizeof buf, fmt, v);
@@ -317,9 +320,9 @@ Status RunCheck(const Context& ctx) {
   MOSAIC_RETURN_IF_ERROR(store->VerifyChecksums());
   MOSAIC_RETURN_IF_ERROR(store->NewReadView()->CheckConsistency());
   if (ctx.json) {
-    std::printf("{\"store\":%s,\"consistent\":true}\n", nlohmann::json(ctx.store_dir).dump().c_str());
+    std::printf("{\"store\":%s,\"consistent\":true}\n", nlohmann::json(graph::DisplayBytes(ctx.store_dir)).dump().c_str());
   } else {
-    std::printf("store '%s' is consistent\n", ctx.store_dir.c_str());
+    std::printf("store '%s' is consistent\n", graph::EscapeControl(ctx.store_dir).c_str());
   }
   return Status::OK();
 }
