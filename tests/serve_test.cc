@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/store.h"
 #include "tests/serve_util.h"
 
 namespace mosaic {
@@ -347,6 +348,25 @@ std::vector<BadRequest> BadRequests() {
       {"GET /recommend/u0", "GET", "/recommend/u0", "", "", 404, ""},
       {"POST /item", "POST", "/item", R"({"id": "x", "title": "X"})", J, 404, ""},
       {"GET /health/", "GET", "/health/extra", "", "", 404, ""},
+      // Hostile input (issue 13): numbers beyond range, weights above the ceiling, control characters.
+      {"year 1e400", "POST", "/items", R"({"id": "big-year", "title": "T", "year": 1e400})", J, 400, ""},
+      {"year beyond 9999", "POST", "/items", R"({"id": "big-year", "title": "T", "year": 123456789})", J, 400, "year"},
+      {"a 5000-digit id", "POST", "/items", R"({"id": )" + std::string(5000, '9') + R"(, "title": "T"})", J, 400, ""},
+      {"a 5000-digit user", "POST", "/interactions", R"({"user": )" + std::string(5000, '9') + R"(, "item": ")" + song + R"("})", J, 400, ""},
+      {"weight 1e400", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "weight": 1e400})", J, 400, ""},
+      {"weight 1e308", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "weight": 1e308})", J, 400, "weight"},
+      {"weight just above 1e9", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "weight": 1000000001})", J, 400, "weight"},
+      {"timestamp above 2^63-1", "POST", "/interactions", R"({"user": "u0", "item": ")" + song + R"(", "timestamp": 18446744073709551615})", J, 400, "timestamp"},
+      {"user 2^64 (a double)", "POST", "/interactions", R"({"user": 18446744073709551616, "item": ")" + song + R"("})", J, 400, "user"},
+      // (JSON escapes: a raw control character is malformed JSON already.)
+      {"ESC in an item id", "POST", "/items", "{\"id\": \"evil\\u001b[31m\", \"title\": \"T\"}", J, 400, "id"},
+      {"NUL in a title", "POST", "/items", "{\"id\": \"nul-title\", \"title\": \"Before\\u0000After\"}", J, 400, "title"},
+      {"C1 CSI in a title", "POST", "/items", "{\"id\": \"csi-title\", \"title\": \"A\\u009b31mB\"}", J, 400, "title"},
+      {"ESC in a tag", "POST", "/items", "{\"id\": \"esc-tag\", \"title\": \"T\", \"tags\": [\"x\\u001b]0;pwned\\u0007\"]}", J, 400, "tags"},
+      {"ESC in a user", "POST", "/interactions", "{\"user\": \"u\\u001b[2J\", \"item\": \"" + song + "\"}", J, 400, "user"},
+      {"NUL in an item", "POST", "/interactions", "[{\"user\": \"u0\", \"item\": \"a\\u0000b\"}]", J, 400, "item"},
+      {"OPTIONS /recommend", "OPTIONS", "/recommend?user=u0", "", "", 405, ""},
+      {"OPTIONS /items", "OPTIONS", "/items", "", "", 405, ""},
       // Size.
       {"a 2 MiB body", "POST", "/items", R"({"id": "big", "title": "Big", "description": ")" + big_description + R"("})", J, 413, ""},
   };
@@ -454,6 +474,91 @@ TEST_F(ServeTest, BadInputIsRefusedWithJsonAndChangesNothing) {
   ExpectCheckPasses(store);
   const std::string after = DumpStore(store);
   EXPECT_TRUE(after == before) << "refused requests changed the store:\n" << testing::DiffLines(before, after);
+}
+
+// Issue 13, 1: a body nested 200,000 levels deep crashed the server (a recursive copy of the parsed
+// body overflowed the stack). Bodies are refused beyond 64 levels, before they are parsed.
+TEST_F(ServeTest, DeeplyNestedJsonIsRefusedAndTheServerLivesOn) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const std::string arrays = std::string(200000, '[') + std::string(200000, ']');
+  std::string objects;
+  for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
+  objects += "1" + std::string(100000, '}');
+  for (const char* path : {"/interactions", "/items"}) {
+    for (const std::string* body : std::vector<const std::string*>{&arrays, &objects}) {
+      const Reply r = Post(port, path, *body);
+      EXPECT_TRUE(IsJsonError(r, 400)) << path << ": " << Show(r);
+      EXPECT_NE(r.body.find("deeper than 64"), std::string::npos) << Show(r);
+    }
+  }
+  // 64 levels are parsed (and refused for what they are); 65 are not. Brackets in strings do not count.
+  const std::string at_limit = std::string(64, '[') + std::string(64, ']');
+  const Reply r64 = Post(port, "/interactions", at_limit);
+  EXPECT_TRUE(IsJsonError(r64, 400)) << Show(r64);
+  EXPECT_EQ(r64.body.find("deeper than"), std::string::npos) << Show(r64);
+  const Reply r65 = Post(port, "/interactions", "[" + at_limit + "]");
+  EXPECT_NE(r65.body.find("deeper than 64"), std::string::npos) << Show(r65);
+  const Reply in_string = Post(port, "/items", R"({"id": "brackets", "title": ")" + std::string(1000, '[') + R"("})");
+  EXPECT_EQ(in_string.status, 201) << Show(in_string);
+  const Reply health = Get(port, "/health");
+  EXPECT_EQ(health.status, 200) << Show(health);
+  EXPECT_TRUE(server.Stop());
+}
+
+// Issue 13, 2: 2,600 ranges in a Range header made httplib answer a multipart response 2,600 times
+// the size of the reply. API responses ignore Range.
+TEST_F(ServeTest, RangeHeadersAreIgnored) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const std::string path = "/recommend?user=u0&k=1000&explain=1";
+  const Reply plain = Get(server.port(), path);
+  ASSERT_EQ(plain.status, 200) << Show(plain);
+  std::string ranges = "bytes=0-";
+  for (int i = 1; i < 2600; ++i) ranges += ",0-";
+  for (const std::string& range : {ranges, std::string("bytes=0-10"), std::string("bytes=5-")}) {
+    httplib::Client client("127.0.0.1", server.port());
+    client.set_read_timeout(60, 0);
+    httplib::Result res = client.Get(path.c_str(), httplib::Headers{{"Range", range}});
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200) << range.substr(0, 40);
+    EXPECT_EQ(res->body.size(), plain.body.size()) << range.substr(0, 40);
+    EXPECT_EQ(res->get_header_value("Content-Type").rfind("application/json", 0), 0u) << res->get_header_value("Content-Type");
+    EXPECT_FALSE(res->has_header("Content-Range"));
+  }
+  EXPECT_TRUE(server.Stop());
+}
+
+// Issue 13, 8: integer ids above 2^63-1 wrapped to -1 in /interactions.
+TEST_F(ServeTest, IntegerIdsAbove2To63AreKeptExactly) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const Reply item = Post(port, "/items", R"({"id": 18446744073709551614, "kind": "music", "title": "Big Id"})");
+  ASSERT_EQ(item.status, 201) << Show(item);
+  EXPECT_EQ(item.Json()["item"].value("key", std::string()), "18446744073709551614") << Show(item);
+  const Reply posted = Post(port, "/interactions",
+                            R"([{"user": 18446744073709551615, "item": 18446744073709551614},
+                                {"user": 9223372036854775808, "item": ")" + SynthSong(0, 0, 0) + R"("}])");
+  ASSERT_EQ(posted.status, 200) << Show(posted);
+  EXPECT_EQ(posted.Json().value("stored", 0), 2) << Show(posted);
+  EXPECT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  // The users are stored under their exact decimal ids, not wrapped ones.
+  std::unique_ptr<store::Store> opened;
+  store::OpenOptions read_only;
+  read_only.read_only = true;
+  ASSERT_TRUE(store::Store::Open(store, read_only, &opened).ok());
+  auto view = opened->NewReadView();
+  store::NodeId id = 0;
+  EXPECT_TRUE(view->FindNode(store::NodeKind::kUser, "18446744073709551615", &id).ok());
+  EXPECT_TRUE(view->FindNode(store::NodeKind::kUser, "9223372036854775808", &id).ok());
+  EXPECT_TRUE(view->FindNode(store::NodeKind::kUser, "-1", &id).IsNotFound());
+  EXPECT_TRUE(view->FindNode(store::NodeKind::kUser, "-9223372036854775808", &id).IsNotFound());
 }
 
 TEST_F(ServeTest, MaxBodyOptionSetsTheLimit) {

@@ -71,6 +71,36 @@ HttpError IntParam(const httplib::Request& req, const std::string& name, long lo
   return {};
 }
 
+namespace {
+
+// Whether `body` nests arrays and objects deeper than `limit` (brackets inside strings do not count).
+// One pass, no recursion: run before parsing, so that no later step (a parse, a copy, a dump) sees
+// a deeper value.
+bool NestedDeeperThan(const std::string& body, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohmann::json* json) {
   const std::string type = req.get_header_value("Content-Type");
   std::string media = type.substr(0, type.find(';'));
@@ -80,15 +110,19 @@ HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohman
   if (media != "application/json") {
     return {415, "the body must be JSON, sent with Content-Type: application/json (got '" + type + "')", ""};
   }
-  *json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (json->is_discarded()) {
-    // Parsed again only to say where: the message names the byte and what was expected.
-    try {
-      (void)nlohmann::json::parse(body);
-    } catch (const nlohmann::json::parse_error& e) {
-      return {400, std::string("malformed JSON: ") + e.what(), ""};
-    }
-    return {400, "malformed JSON", ""};
+  if (NestedDeeperThan(body, kMaxJsonDepth)) {
+    return {400, "the JSON nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels", ""};
+  }
+  // Parsed once; nlohmann reports a malformed body and a number beyond a double's range (1e400, an
+  // integer of 400 digits) by exception, each a refusal here.
+  try {
+    *json = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    return {400, std::string("malformed JSON: ") + e.what(), ""};
+  } catch (const nlohmann::json::out_of_range& e) {
+    return {400, std::string("a number is out of range: ") + e.what(), ""};
+  } catch (const nlohmann::json::exception& e) {
+    return {400, std::string("malformed JSON: ") + e.what(), ""};
   }
   return {};
 }

@@ -44,7 +44,11 @@ HttpError FlagParam(const httplib::Request& req, const std::string& name, bool* 
 HttpError IntParam(const httplib::Request& req, const std::string& name, long long fallback, long long min,
                    long long max, long long* value);
 
-// The body as JSON: 415 unless sent as application/json, 400 when malformed.
+// The deepest nesting of arrays and objects a JSON body may have.
+constexpr int kMaxJsonDepth = 64;
+
+// The body as JSON: 415 unless sent as application/json; 400 when malformed, nested deeper than
+// kMaxJsonDepth (checked before parsing) or holding a number beyond a double's range.
 HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohmann::json* json);
 
 }  // namespace mosaic::jobs::http

@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "graph/catalogue.h"
+#include "graph/import.h"
 #include "graph/text_features.h"
 #include "jobs/http/metrics.h"
 #include "jobs/http/request.h"
@@ -52,6 +53,7 @@ constexpr size_t kMaxInteractionsPerPost = 10000;
 
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
+
 
 // A shared mutex that lets a waiting writer in before readers that came after it (a catch-up must
 // not starve under a steady stream of queries). Lock order: turnstile, then rw.
@@ -251,6 +253,7 @@ void Server::Register(const Route& route, Handler handler) {
   http_.Put(path, wrong_method);
   http_.Delete(path, wrong_method);
   http_.Patch(path, wrong_method);
+  http_.Options(path, wrong_method);
 }
 
 HttpError Server::Health(const httplib::Request&, httplib::Response& res, const std::string&) {
@@ -348,9 +351,12 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
   if (!body.is_object() && !body.is_array()) {
     return HttpError{400, "the body must be a JSON object or an array of objects {user, item, weight, timestamp}", ""};
   }
-  const nlohmann::json rows = body.is_array() ? body : nlohmann::json::array({body});
-  if (rows.empty()) return HttpError{400, "no interactions in the body", ""};
-  if (rows.size() > kMaxInteractionsPerPost) {
+  // The rows are read in place: one object, or the elements of the array (never a copy of the body).
+  const bool many = body.is_array();
+  const size_t count = many ? body.size() : 1;
+  auto row_at = [&](size_t i) -> const nlohmann::json& { return many ? body[i] : body; };
+  if (count == 0) return HttpError{400, "no interactions in the body", ""};
+  if (count > kMaxInteractionsPerPost) {
     return HttpError{413, "at most " + std::to_string(kMaxInteractionsPerPost) + " interactions per request", ""};
   }
   struct Row {
@@ -359,9 +365,10 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
     int64_t timestamp = 0;
   };
   std::vector<Row> parsed;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const nlohmann::json& r = rows[i];
-    const std::string at = body.is_array() ? "[" + std::to_string(i) + "]." : "";
+  parsed.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    const nlohmann::json& r = row_at(i);
+    const std::string at = many ? "[" + std::to_string(i) + "]." : "";
     if (!r.is_object()) return HttpError{400, "interaction " + std::to_string(i) + " is not an object", ""};
     Row row;
     for (const char* field : {"user", "item"}) {
@@ -369,21 +376,31 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
       if (f == r.end() || !(f->is_string() || f->is_number_integer())) {
         return HttpError{400, std::string("'") + field + "' must be a string or an integer id", at + field};
       }
-      std::string value = f->is_string() ? f->get<std::string>() : std::to_string(f->get<int64_t>());
+      // An integer id keeps its exact value: nlohmann holds those above 2^63-1 as unsigned (and those
+      // beyond 2^64-1 as doubles, refused above), so neither wraps.
+      std::string value = f->is_string()            ? f->get<std::string>()
+                          : f->is_number_unsigned() ? std::to_string(f->get<uint64_t>())
+                                                    : std::to_string(f->get<int64_t>());
       if (value.empty()) return HttpError{400, std::string("'") + field + "' is empty", at + field};
+      Status clean = graph::RefuseControlCharacters(value, std::string("'") + field + "'");
+      if (!clean.ok()) return HttpError{400, clean.message(), at + field};
       (std::string(field) == "user" ? row.user : row.item) = std::move(value);
     }
-    if (r.contains("weight")) {
-      if (!r["weight"].is_number() || !std::isfinite(r["weight"].get<double>()) || r["weight"].get<double>() <= 0) {
-        return HttpError{400, "'weight' must be a positive number", at + "weight"};
+    if (auto w = r.find("weight"); w != r.end()) {
+      if (!w->is_number() || !std::isfinite(w->get<double>()) || w->get<double>() <= 0 ||
+          w->get<double>() > graph::kMaxWeight) {
+        return HttpError{400, "'weight' must be a positive number of at most 1e9", at + "weight"};
       }
-      row.weight = r["weight"].get<double>();
+      row.weight = w->get<double>();
     }
-    if (r.contains("timestamp")) {
-      if (!r["timestamp"].is_number_integer() || r["timestamp"].get<int64_t>() < 0) {
-        return HttpError{400, "'timestamp' must be seconds since the epoch (a non-negative integer)", at + "timestamp"};
+    if (auto t = r.find("timestamp"); t != r.end()) {
+      const bool fits = t->is_number_unsigned() ? t->get<uint64_t>() <= uint64_t(INT64_MAX)
+                                                : t->is_number_integer() && t->get<int64_t>() >= 0;
+      if (!fits) {
+        return HttpError{400, "'timestamp' must be seconds since the epoch (a non-negative 64-bit integer)",
+                         at + "timestamp"};
       }
-      row.timestamp = r["timestamp"].get<int64_t>();
+      row.timestamp = t->get<int64_t>();
     }
     parsed.push_back(std::move(row));
   }
@@ -401,7 +418,7 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
       if (found.IsNotFound()) {
         // Nothing is written: the batch is dropped.
         refused = {404, "unknown item '" + parsed[i].item + "' (POST /items first)",
-                   body.is_array() ? "[" + std::to_string(i) + "].item" : "item"};
+                   many ? "[" + std::to_string(i) + "].item" : "item"};
         return Status::OK();
       }
       MOSAIC_RETURN_IF_ERROR(found);
@@ -476,6 +493,16 @@ void Server::Configure() {
     } else {
       SendError(res, {res.status, "request refused (HTTP " + std::to_string(res.status) + ")", ""});
     }
+  });
+  // Before routing: API responses ignore Range. httplib would answer a Range header on any endpoint
+  // with a partial or multipart response, and a few thousand overlapping ranges multiply a reply's
+  // size by as many (RFC 9110 lets a server ignore Range). httplib hands the handler a const Request
+  // that is not const; the parsed ranges are cleared so that the reply goes out whole.
+  http_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    auto& request = const_cast<httplib::Request&>(req);
+    request.ranges.clear();
+    request.headers.erase("Range");
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, {500, "internal error", ""});
