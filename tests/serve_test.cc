@@ -561,6 +561,59 @@ TEST_F(ServeTest, IntegerIdsAbove2To63AreKeptExactly) {
   EXPECT_TRUE(view->FindNode(store::NodeKind::kUser, "-9223372036854775808", &id).IsNotFound());
 }
 
+// Issue 13, 11: writes from the network need a bearer token; Host can be checked.
+TEST_F(ServeTest, WritesFromTheNetworkNeedTheToken) {
+  const std::string store = Store("s");
+  // A non-loopback host without a token: refused at start, saying what to do.
+  const CommandResult refused = RunMosaic("--store " + Quote(store) + " --no-text serve --host 0.0.0.0 --port 0 --json");
+  EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
+  EXPECT_NE(refused.err.find("--token-file"), std::string::npos) << Describe(refused);
+  EXPECT_NE(refused.err.find("--insecure-writes"), std::string::npos) << Describe(refused);
+  {
+    ServerProcess insecure;
+    ASSERT_TRUE(insecure.Start(store, {"--host", "0.0.0.0", "--insecure-writes"}));
+    EXPECT_NE(insecure.Stderr().find("WARNING"), std::string::npos) << insecure.Stderr();
+    EXPECT_EQ(Post(insecure.port(), "/items", R"({"id": "open-1", "title": "Open"})").status, 201);
+    EXPECT_TRUE(insecure.Stop());
+  }
+  const std::string token_file = tmp_ / "token";
+  WriteFile(token_file, "s3cret-Token_42\n");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store, {"--host", "0.0.0.0", "--token-file", token_file}));
+  const int port = server.port();
+  const int items = Get(port, "/health").Json().value("items", -1);
+  auto post = [&](const std::string& authorization) {
+    httplib::Client client("127.0.0.1", port);
+    httplib::Headers headers;
+    if (!authorization.empty()) headers.emplace("Authorization", authorization);
+    return client.Post("/items", headers, R"({"id": "guarded", "title": "Guarded"})", "application/json");
+  };
+  for (const std::string& wrong : {std::string(), std::string("Bearer"), std::string("Bearer s3cret-Token_41"),
+                                   std::string("Bearer s3cret-Token_42x"), std::string("Basic czNjcmV0"),
+                                   std::string("Bearer s3cret")}) {
+    const httplib::Result r = post(wrong);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_TRUE(IsJsonError(r->status, r->body, r->get_header_value("Content-Type"), 401)) << "'" << wrong << "': " << r->body;
+    EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer");
+  }
+  EXPECT_EQ(Get(port, "/health").Json().value("items", -1), items);  // refused: nothing written
+  const httplib::Result ok = post("Bearer s3cret-Token_42");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 201) << ok->body;
+  EXPECT_EQ(Get(port, "/recommend?user=u0").status, 200);  // reads need no token
+  EXPECT_TRUE(server.Stop());
+
+  // --allowed-host: other Host headers get 403 (a DNS-rebinding page sends its own name).
+  ServerProcess hosted;
+  ASSERT_TRUE(hosted.Start(store, {"--allowed-host", "mosaic.example", "--allowed-host", "127.0.0.1"}));
+  const RawResponse evil = RawHttp(hosted.port(), "GET /health HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(IsJsonError(evil, 403)) << evil.headers << evil.body;
+  const RawResponse named = RawHttp(hosted.port(), "GET /health HTTP/1.1\r\nHost: Mosaic.Example:8080\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(named.status, 200) << named.headers << named.body;
+  EXPECT_EQ(Get(hosted.port(), "/health").status, 200);
+  EXPECT_TRUE(hosted.Stop());
+}
+
 TEST_F(ServeTest, MaxBodyOptionSetsTheLimit) {
   const std::string store = Store("s");
   ServerProcess server;

@@ -139,6 +139,9 @@ struct ServeArgs {
   int port = 8080;                 ///< 0: any free port (printed)
   int threads = 0;                 ///< request threads; 0 = 8 x cores, at least 32
   size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
+  std::string token_file;            ///< file holding the bearer token POSTs need; empty: none
+  bool insecure_writes = false;      ///< serve writes on a non-loopback host without a token (warned)
+  std::vector<std::string> allowed_hosts;  ///< Host header values accepted (port ignored); empty: any
   const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
 };
 

@@ -166,6 +166,13 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
       ->check(CLI::Range(0, 1024));
   serve_cmd->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)")
       ->check(CLI::Range(size_t(1024), size_t(1) << 30));
+  serve_cmd->add_option("--token-file", serve->token_file,
+                        "File holding the bearer token that POST requests must send (Authorization: Bearer TOKEN); "
+                        "required with a --host other than loopback");
+  serve_cmd->add_flag("--insecure-writes", serve->insecure_writes,
+                      "Serve POST requests on a non-loopback --host without a token (a warning is printed)");
+  serve_cmd->add_option("--allowed-host", serve->allowed_hosts,
+                        "A Host header value to accept (repeatable; the port is ignored); others get 403");
   out->push_back({serve_cmd, [&ctx, serve] { return jobs::RunServe(ctx, *serve); }});
 }
 

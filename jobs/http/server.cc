@@ -15,7 +15,9 @@
 // anything thrown is caught there once and answered 500.
 #include "jobs/http/server.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <signal.h>
 
 #include <httplib.h>
@@ -26,6 +28,8 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <shared_mutex>
 #include <thread>
@@ -54,6 +58,50 @@ constexpr size_t kMaxInteractionsPerPost = 10000;
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
 
+// Whether `host` (as given to --host) is a loopback address: localhost, 127.0.0.0/8, ::1.
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// Compares a presented secret with the expected one in time that depends only on the expected one's
+// length (no early exit at the first differing byte).
+bool SameSecret(const std::string& presented, const std::string& expected) {
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char p = presented.empty() ? 0 : static_cast<unsigned char>(presented[i % presented.size()]);
+    diff |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
+  }
+  return diff == 0;
+}
+
+// The token in a token file: its content less surrounding white space. InvalidArgument when empty.
+Status ReadToken(const std::string& path, std::string* token) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read --token-file '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return Status::InvalidArgument("--token-file '" + path + "' is empty");
+  *token = text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+  if (token->find_first_of(" \t\r\n") != std::string::npos) {
+    return Status::InvalidArgument("--token-file '" + path + "' must hold one token (no white space inside)");
+  }
+  return Status::OK();
+}
+
+// The host part of a Host header ("example.com:8080" -> "example.com", "[::1]:80" -> "::1"), lower-case.
+std::string HostName(std::string host) {
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') == std::string::npos ? std::string::npos : host.find(']') - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    host = host.substr(0, host.find(':'));
+  }
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return host;
+}
 
 // A shared mutex that lets a waiting writer in before readers that came after it (a catch-up must
 // not starve under a steady stream of queries). Lock order: turnstile, then rw.
@@ -108,6 +156,10 @@ class Server {
   void Maintain();
   void Configure();
   Status Listen(int* port);
+  // Reads --token-file and refuses a non-loopback --host without one (unless --insecure-writes).
+  Status SetUpAccess();
+  // A POST's credentials: 401 unless a token is set and the request sends it as a bearer token.
+  HttpError Authorize(const httplib::Request& req) const;
 
   // The handler of each route of Routes().
   Handler HandlerOf(const Route& route) const;
@@ -134,6 +186,7 @@ class Server {
   std::mutex write_mu_;                            // one writer (POST or reload) at a time
   WriteLease lease_;
   uint64_t followed_sequence_ = 0;                 // follower sequence the model accounts for (under write_mu_)
+  std::string token_;                              // the bearer token POSTs need; empty: none
   std::atomic<bool> stopping_{false};
 };
 
@@ -214,16 +267,22 @@ void Server::Register(const Route& route, Handler handler) {
                                             const httplib::ContentReader& read) {
       std::string body;
       bool over = false;
+      // Unauthorized: the body is read to its end and dropped, like one over the limit.
+      const HttpError denied = Authorize(req);
       const bool complete = read([&](const char* data, size_t size) {
         over = over || body.size() + size > args_.max_body;
-        if (over) {
+        if (over || !denied.ok()) {
           body.clear();
         } else {
           body.append(data, size);
         }
         return true;
       });
-      if (over || res.status == 413) {
+      if (!denied.ok()) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        SendError(res, denied);
+        metrics_.Record(route.path, denied.status, 0);
+      } else if (over || res.status == 413) {
         SendError(res, {413, "the body is larger than " + std::to_string(args_.max_body) + " bytes", ""});
         metrics_.Record(route.path, 413, 0);
       } else if (!complete) {
@@ -439,7 +498,37 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
   return {};
 }
 
+HttpError Server::Authorize(const httplib::Request& req) const {
+  if (token_.empty()) return {};
+  const std::string header = req.get_header_value("Authorization");
+  const std::string scheme = "Bearer ";
+  if (header.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), header.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return {401, "this server takes writes only with its token: send 'Authorization: Bearer TOKEN'", ""};
+  }
+  if (!SameSecret(header.substr(scheme.size()), token_)) return {401, "wrong token", ""};
+  return {};
+}
+
+Status Server::SetUpAccess() {
+  if (!args_.token_file.empty()) MOSAIC_RETURN_IF_ERROR(ReadToken(args_.token_file, &token_));
+  if (token_.empty() && !IsLoopback(args_.host)) {
+    if (!args_.insecure_writes) {
+      return Status::InvalidArgument("--host " + args_.host +
+                                     " is reachable from the network: give --token-file to require a token for POST "
+                                     "requests, or --insecure-writes to take writes from anyone");
+    }
+    std::fprintf(stderr,
+                 "mosaic serve: WARNING: anyone who can reach %s may POST items and interactions "
+                 "(--insecure-writes, no --token-file)\n",
+                 args_.host.c_str());
+  }
+  return Status::OK();
+}
+
 Status Server::Run() {
+  MOSAIC_RETURN_IF_ERROR(SetUpAccess());
   store::OpenOptions follow;
   follow.follower = true;
   MOSAIC_RETURN_IF_ERROR(store::Store::Open(ctx_.store_dir, follow, &follower_));
@@ -498,10 +587,22 @@ void Server::Configure() {
   // with a partial or multipart response, and a few thousand overlapping ranges multiply a reply's
   // size by as many (RFC 9110 lets a server ignore Range). httplib hands the handler a const Request
   // that is not const; the parsed ranges are cleared so that the reply goes out whole.
-  http_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  // With --allowed-host, a request naming another Host is refused (a DNS-rebinding page names its own).
+  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     auto& request = const_cast<httplib::Request&>(req);
     request.ranges.clear();
     request.headers.erase("Range");
+    if (!args_.allowed_hosts.empty()) {
+      const std::string host = HostName(req.get_header_value("Host"));
+      const bool allowed = std::any_of(args_.allowed_hosts.begin(), args_.allowed_hosts.end(),
+                                       [&](const std::string& h) { return HostName(h) == host; });
+      if (!allowed) {
+        SendError(res, {403, "Host '" + req.get_header_value("Host") + "' is not served here (--allowed-host)", ""});
+        res.set_header("Connection", "close");
+        metrics_.Record(EndpointLabel(req.path), 403, 0);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
