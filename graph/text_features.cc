@@ -48,7 +48,7 @@ Status UpdateTextFeatures(store::Batch* batch, const std::vector<store::NodeId>&
     std::string text = hook.compose(d);
     if (text.empty()) continue;
     store::FeatureVector stored;
-    Status s = batch->GetFeature(id, kTextModality, &stored);
+    Status s = batch->GetFeature(id, hook.modality, &stored);
     if (s.ok() && stored.extractor == hook.extractor && stored.version == hook.version && stored.source == text) continue;
     if (!s.ok() && !s.IsNotFound()) return s;
     todo.push_back(id);
@@ -60,7 +60,7 @@ Status UpdateTextFeatures(store::Batch* batch, const std::vector<store::NodeId>&
   if (vectors.size() != todo.size()) return Status::Corruption("the text encoder returned a wrong number of vectors");
   for (size_t i = 0; i < todo.size(); ++i) {
     MOSAIC_RETURN_IF_ERROR(batch->PutFeature(
-        todo[i], kTextModality, store::FeatureVector{hook.extractor, hook.version, std::move(vectors[i]), texts[i]}));
+        todo[i], hook.modality, store::FeatureVector{hook.extractor, hook.version, std::move(vectors[i]), texts[i]}));
   }
   *encoded = todo.size();
   return Status::OK();

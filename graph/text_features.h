@@ -14,8 +14,6 @@
 
 namespace mosaic::graph {
 
-inline constexpr const char* kTextModality = "text";
-
 // What a text encoder gets to see of an item.
 struct ItemDescription {
   std::string title;        ///< the node's label
@@ -24,6 +22,7 @@ struct ItemDescription {
 };
 
 struct TextFeatureHook {
+  std::string modality;   ///< feature name the vectors are stored under (jobs/ sets it from modalities/registry.h)
   std::string extractor;  ///< model name stored with the vectors
   uint32_t version = 0;   ///< model version stored with the vectors
   std::function<std::string(const ItemDescription&)> compose;  ///< the text to encode

@@ -31,6 +31,7 @@ Status LoadTextModel(const Context& ctx, std::shared_ptr<const encoders::TextMod
 
 graph::TextFeatureHook MakeTextHook(std::shared_ptr<const encoders::TextModel> encoder) {
   graph::TextFeatureHook hook;
+  hook.modality = modalities::kTextModality.name;
   hook.extractor = modalities::kTextModality.extractor;
   hook.version = modalities::kTextModality.version;
   hook.compose = [](const graph::ItemDescription& d) {
