@@ -1,12 +1,28 @@
 #include "fusion/baselines.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
+#include <type_traits>
 #include <utility>
 
+#include "fusion/metrics.h"
 #include "fusion/random.h"
+
+// LAPACK's Fortran interface (liblapack-dev; OpenBLAS's LAPACK on Debian through the liblapack.so.3
+// alternative). Declared here rather than through LAPACKE, which would be one more package for
+// four functions. Column-major; a symmetric matrix is its own transpose, so row-major arrays pass as they are.
+extern "C" {
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+}
 
 namespace mosaic::fusion {
 namespace {
@@ -103,6 +119,36 @@ float Dot(const float* a, const float* b, size_t n) {
   return sum;
 }
 
+// A hyper-parameter as it is written in names and settings: 100, 0.5, 1e-05.
+std::string FormatNumber(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+// The transpose of UserRows: each item's training users, ascending.
+struct ItemColumns {
+  std::vector<uint32_t> offsets;  ///< item i's users are users[offsets[i] .. offsets[i + 1])
+  std::vector<uint32_t> users;
+
+  size_t begin(uint32_t item) const { return offsets[item]; }
+  size_t end(uint32_t item) const { return offsets[item + 1]; }
+  size_t count(uint32_t item) const { return offsets[item + 1] - offsets[item]; }
+};
+
+ItemColumns BuildItemColumns(const UserRows& rows, uint32_t num_users, uint32_t num_items) {
+  ItemColumns cols;
+  cols.offsets.assign(size_t(num_items) + 1, 0);
+  for (uint32_t item : rows.items) ++cols.offsets[item + 1];
+  std::partial_sum(cols.offsets.begin(), cols.offsets.end(), cols.offsets.begin());
+  cols.users.resize(rows.items.size());
+  std::vector<uint32_t> fill(cols.offsets.begin(), cols.offsets.end() - 1);
+  for (uint32_t u = 0; u < num_users; ++u) {
+    for (size_t k = rows.begin(u); k < rows.end(u); ++k) cols.users[fill[rows.items[k]]++] = u;
+  }
+  return cols;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class MostPopular : public Baseline {
@@ -125,9 +171,15 @@ class MostPopular : public Baseline {
 
 class ItemKnn : public Baseline {
  public:
-  explicit ItemKnn(size_t neighbours) : neighbours_(neighbours) {}
+  ItemKnn(size_t neighbours, double shrink) : neighbours_(neighbours), shrink_(shrink) {
+    if (!(shrink >= 0)) throw std::invalid_argument("ItemKNN: shrink must be >= 0");
+  }
 
-  std::string name() const override { return "ItemKNN"; }
+  std::string name() const override {
+    std::string n = "ItemKNN (top-" + std::to_string(neighbours_);
+    if (shrink_ > 0) n += ", shrink " + FormatNumber(shrink_);
+    return n + ")";
+  }
 
   void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>&) override {
     num_items_ = data.num_items;
@@ -165,7 +217,7 @@ class ItemKnn : public Baseline {
       const double n_i = double(item_offsets[i + 1] - item_offsets[i]);
       for (uint32_t j : touched) {
         const double n_j = double(item_offsets[j + 1] - item_offsets[j]);
-        candidates.emplace_back(-float(co[j] / std::sqrt(n_i * n_j)), j);
+        candidates.emplace_back(-float(co[j] / (std::sqrt(n_i * n_j) + shrink_)), j);
         co[j] = 0;
       }
       const size_t keep = std::min(neighbours_, candidates.size());
@@ -198,6 +250,7 @@ class ItemKnn : public Baseline {
 
  private:
   size_t neighbours_;                                    ///< top-k similar items kept per item
+  double shrink_;                                        ///< added to the cosine's denominator
   uint32_t num_items_ = 0;                               ///< scores' length
   UserRows user_rows_;                                   ///< each user's training items
   std::vector<uint32_t> reverse_offsets_;                ///< j's entries are reverse_[reverse_offsets_[j] ..]
@@ -524,10 +577,333 @@ class TextKnn : public Baseline {
   std::vector<uint8_t> has_text_;   ///< per item: 1 when it has a usable text vector
 };
 
+
+// ---------------------------------------------------------------------------------------------
+
+class Ease : public Baseline {
+ public:
+  Ease(double lambda, EaseSolve solve) : lambda_(lambda), solve_(solve) {
+    if (!(lambda > 0)) throw std::invalid_argument("EASE: lambda must be > 0");
+  }
+
+  std::string name() const override { return "EASE"; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>&) override {
+    num_users_ = data.num_users;
+    num_items_ = data.num_items;
+    user_rows_ = BuildUserRows(data, train);
+    users_space_ = solve_ == EaseSolve::kUsers || (solve_ == EaseSolve::kAuto && num_users_ < num_items_);
+    dense_.clear();
+    dense_.shrink_to_fit();
+    kernel_.clear();
+    kernel_.shrink_to_fit();
+    if (users_space_) {
+      FitUsers();
+    } else {
+      FitItems();
+    }
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    scores->assign(num_items_, 0.0f);
+    if (!users_space_) {
+      // x_u B: the sum of B's rows of u's training items.
+      for (size_t k = user_rows_.begin(user); k < user_rows_.end(user); ++k) {
+        const float* row = &dense_[size_t(user_rows_.items[k]) * num_items_];
+        for (uint32_t j = 0; j < num_items_; ++j) (*scores)[j] += row[j];
+      }
+      return;
+    }
+    // x_u B = x_u - (x_u P) diag(1 / diag P), and x_u P = K_u X (K = (X X^T + lambda I)^-1).
+    std::vector<double> t(num_items_, 0.0);
+    const double* k_row = &kernel_[size_t(user) * num_users_];
+    for (uint32_t v = 0; v < num_users_; ++v) {
+      const double w = k_row[v];
+      for (size_t k = user_rows_.begin(v); k < user_rows_.end(v); ++k) t[user_rows_.items[k]] += w;
+    }
+    for (uint32_t j = 0; j < num_items_; ++j) (*scores)[j] = float(-t[j] / diag_p_[j]);
+    for (size_t k = user_rows_.begin(user); k < user_rows_.end(user); ++k) (*scores)[user_rows_.items[k]] += 1.0f;
+  }
+
+ private:
+  // Item space: G = X^T X + lambda I (float32, dense), P = G^-1 by Cholesky, then B in place.
+  void FitItems() {
+    const size_t n = num_items_;
+    dense_.assign(n * n, 0.0f);
+    for (uint32_t u = 0; u < num_users_; ++u) {
+      for (size_t a = user_rows_.begin(u); a < user_rows_.end(u); ++a) {
+        float* row = &dense_[size_t(user_rows_.items[a]) * n];
+        for (size_t b = user_rows_.begin(u); b < user_rows_.end(u); ++b) row[user_rows_.items[b]] += 1.0f;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) dense_[i * n + i] += float(lambda_);
+    if (n > 0) Invert(dense_.data(), n);
+    // B(i, j) = -P(i, j) / P(j, j) for i != j, B(j, j) = 0.
+    std::vector<float> inv_diag(n);
+    for (size_t j = 0; j < n; ++j) inv_diag[j] = 1.0f / dense_[j * n + j];
+    for (size_t i = 0; i < n; ++i) {
+      float* row = &dense_[i * n];
+      for (size_t j = 0; j < n; ++j) row[j] = -row[j] * inv_diag[j];
+      row[i] = 0.0f;
+    }
+  }
+
+  // User space: K = (X X^T + lambda I)^-1 (float64), diag(P)_j = (1 - x_j^T K x_j) / lambda with
+  // x_j item j's column, from P = (I - X^T K X) / lambda (Woodbury).
+  void FitUsers() {
+    const size_t m = num_users_;
+    const ItemColumns cols = BuildItemColumns(user_rows_, num_users_, num_items_);
+    kernel_.assign(m * m, 0.0);
+    for (uint32_t j = 0; j < num_items_; ++j) {
+      for (size_t a = cols.begin(j); a < cols.end(j); ++a) {
+        double* row = &kernel_[size_t(cols.users[a]) * m];
+        for (size_t b = cols.begin(j); b < cols.end(j); ++b) row[cols.users[b]] += 1.0;
+      }
+    }
+    for (size_t u = 0; u < m; ++u) kernel_[u * m + u] += lambda_;
+    if (m > 0) Invert(kernel_.data(), m);
+    diag_p_.assign(num_items_, 0.0);
+    for (uint32_t j = 0; j < num_items_; ++j) {
+      double quad = 0.0;
+      for (size_t a = cols.begin(j); a < cols.end(j); ++a) {
+        const double* row = &kernel_[size_t(cols.users[a]) * m];
+        for (size_t b = cols.begin(j); b < cols.end(j); ++b) quad += row[cols.users[b]];
+      }
+      diag_p_[j] = (1.0 - quad) / lambda_;
+    }
+  }
+
+  // Inverts the symmetric positive definite n x n matrix `a` in place (both triangles).
+  template <typename T>
+  static void Invert(T* a, size_t n) {
+    if (n > size_t(INT32_MAX) / n) throw std::runtime_error("EASE: matrix too large for LAPACK's int indices");
+    const int size = int(n);
+    int info = 0;
+    const char uplo = 'L';  // column-major lower = row-major upper
+    if constexpr (std::is_same_v<T, float>) {
+      spotrf_(&uplo, &size, a, &size, &info);
+      if (info == 0) spotri_(&uplo, &size, a, &size, &info);
+    } else {
+      dpotrf_(&uplo, &size, a, &size, &info);
+      if (info == 0) dpotri_(&uplo, &size, a, &size, &info);
+    }
+    if (info != 0) throw std::runtime_error("EASE: LAPACK potrf/potri failed, info " + std::to_string(info));
+    // Row-major upper triangle holds the inverse: mirror it into the lower one.
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < i; ++j) a[i * n + j] = a[j * n + i];
+    }
+  }
+
+  double lambda_;                   ///< L2 weight on B
+  EaseSolve solve_;                 ///< which side to factor
+  bool users_space_ = false;        ///< the side the last Fit factored
+  uint32_t num_users_ = 0;
+  uint32_t num_items_ = 0;          ///< scores' length
+  UserRows user_rows_;              ///< each user's training items
+  std::vector<float> dense_;        ///< item space: B, num_items^2, row-major
+  std::vector<double> kernel_;      ///< user space: K = (X X^T + lambda I)^-1, num_users^2
+  std::vector<double> diag_p_;      ///< user space: diag(P), per item
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class Rp3Beta : public Baseline {
+ public:
+  Rp3Beta(double alpha, double beta, size_t neighbours) : alpha_(alpha), beta_(beta), neighbours_(neighbours) {
+    if (neighbours == 0) throw std::invalid_argument("RP3beta: neighbours must be > 0");
+  }
+
+  std::string name() const override { return "RP3beta"; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>&) override {
+    num_items_ = data.num_items;
+    user_rows_ = BuildUserRows(data, train);
+    const UserRows& rows = user_rows_;
+    const ItemColumns cols = BuildItemColumns(rows, data.num_users, num_items_);
+    // P(j|u)^alpha per user, P(u|i)^alpha and the popularity penalty |U(j)|^-beta per item.
+    std::vector<double> user_step(data.num_users, 0.0);
+    for (uint32_t u = 0; u < data.num_users; ++u) {
+      const size_t d = rows.end(u) - rows.begin(u);
+      if (d > 0) user_step[u] = std::pow(1.0 / double(d), alpha_);
+    }
+    std::vector<double> item_step(num_items_, 0.0), penalty(num_items_, 0.0);
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      const size_t p = cols.count(i);
+      if (p == 0) continue;
+      item_step[i] = std::pow(1.0 / double(p), alpha_);
+      penalty[i] = std::pow(double(p), -beta_);
+    }
+
+    offsets_.assign(size_t(num_items_) + 1, 0);
+    neighbours_of_.clear();
+    std::vector<double> acc(num_items_, 0.0);
+    std::vector<uint32_t> touched;
+    std::vector<std::pair<double, uint32_t>> candidates;  // (-W, j): ascending = best first, low j on ties
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      touched.clear();
+      for (size_t a = cols.begin(i); a < cols.end(i); ++a) {
+        const uint32_t u = cols.users[a];
+        for (size_t k = rows.begin(u); k < rows.end(u); ++k) {
+          const uint32_t j = rows.items[k];
+          if (acc[j] == 0.0) touched.push_back(j);
+          acc[j] += user_step[u];
+        }
+      }
+      candidates.clear();
+      for (uint32_t j : touched) {
+        if (j != i) candidates.emplace_back(-(item_step[i] * acc[j] * penalty[j]), j);
+        acc[j] = 0.0;
+      }
+      const size_t keep = std::min(neighbours_, candidates.size());
+      std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end());
+      for (size_t k = 0; k < keep; ++k) neighbours_of_.emplace_back(candidates[k].second, float(-candidates[k].first));
+      offsets_[i + 1] = neighbours_of_.size();
+    }
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    scores->assign(num_items_, 0.0f);
+    for (size_t k = user_rows_.begin(user); k < user_rows_.end(user); ++k) {
+      const uint32_t i = user_rows_.items[k];
+      for (size_t r = offsets_[i]; r < offsets_[i + 1]; ++r) (*scores)[neighbours_of_[r].first] += neighbours_of_[r].second;
+    }
+  }
+
+ private:
+  double alpha_;                                          ///< exponent on the transition probabilities
+  double beta_;                                           ///< popularity penalty exponent
+  size_t neighbours_;                                     ///< top-k kept per item row
+  uint32_t num_items_ = 0;                                ///< scores' length
+  UserRows user_rows_;                                    ///< each user's training items
+  std::vector<size_t> offsets_;                           ///< item i's row is neighbours_of_[offsets_[i] ..]
+  std::vector<std::pair<uint32_t, float>> neighbours_of_; ///< (j, W(i, j)), best first
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class Tuned : public Baseline {
+ public:
+  Tuned(std::string name, std::vector<GridCandidate> grid) : name_(std::move(name)), grid_(std::move(grid)) {
+    if (grid_.empty()) throw std::invalid_argument("MakeTuned: the grid of '" + name_ + "' is empty");
+  }
+
+  std::string name() const override { return name_; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
+    CheckIndices(data, valid, "valid");
+    best_.reset();
+    tuning_ = Tuning{};
+    if (valid.empty()) {
+      best_ = grid_.front().make();
+      best_->Fit(data, train, valid);
+      tuning_.grid.push_back({grid_.front().setting, 0, 0});
+      return;
+    }
+    const UserRows rows = BuildUserRows(data, train);
+    std::vector<std::vector<uint32_t>> relevant(data.num_users);
+    for (uint32_t index : valid) relevant[data.interactions[index].user].push_back(data.interactions[index].item);
+    double best_recall = -1.0;
+    for (size_t g = 0; g < grid_.size(); ++g) {
+      std::unique_ptr<Baseline> model = grid_[g].make();
+      model->Fit(data, train, valid);
+      const RankingMetrics r = Measure(*model, data.num_items, rows, relevant);
+      tuning_.grid.push_back({grid_[g].setting, r.recall20, r.ndcg20});
+      if (r.recall20 > best_recall) {
+        best_recall = r.recall20;
+        best_ = std::move(model);  // the previous best is freed here
+        tuning_.chosen = g;
+      }
+    }
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    if (!best_) throw std::logic_error(name_ + ": ScoreUser before Fit");
+    best_->ScoreUser(user, scores);
+  }
+
+  const Tuning* tuning() const override { return best_ ? &tuning_ : nullptr; }
+
+ private:
+  // The warm protocol on the validation split: candidates are the items not in the user's training set.
+  static RankingMetrics Measure(const Baseline& model, uint32_t num_items, const UserRows& rows,
+                                const std::vector<std::vector<uint32_t>>& relevant) {
+    const uint32_t num_users = uint32_t(relevant.size());
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<RankingEvaluator> parts(threads);
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        std::vector<float> scores;
+        std::vector<uint32_t> candidates;
+        for (uint32_t u = t; u < num_users; u += threads) {
+          if (relevant[u].empty()) continue;
+          candidates.clear();
+          size_t s = rows.begin(u);
+          for (uint32_t i = 0; i < num_items; ++i) {
+            while (s < rows.end(u) && rows.items[s] < i) ++s;
+            if (s < rows.end(u) && rows.items[s] == i) continue;
+            candidates.push_back(i);
+          }
+          model.ScoreUser(u, &scores);
+          parts[t].AddUser(scores, candidates, relevant[u]);
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    return RankingEvaluator::Merge(parts).Result();
+  }
+
+  std::string name_;                   ///< row name
+  std::vector<GridCandidate> grid_;    ///< the candidates, in the order tried
+  std::unique_ptr<Baseline> best_;     ///< the chosen candidate, fitted on train
+  Tuning tuning_;                      ///< the last Fit's grid and choice
+};
+
 }  // namespace
 
 std::unique_ptr<Baseline> MakeMostPopular() { return std::make_unique<MostPopular>(); }
-std::unique_ptr<Baseline> MakeItemKnn(size_t neighbours) { return std::make_unique<ItemKnn>(neighbours); }
+std::unique_ptr<Baseline> MakeItemKnn(size_t neighbours, double shrink) {
+  return std::make_unique<ItemKnn>(neighbours, shrink);
+}
+std::unique_ptr<Baseline> MakeEase(double lambda, EaseSolve solve) { return std::make_unique<Ease>(lambda, solve); }
+std::unique_ptr<Baseline> MakeRp3Beta(double alpha, double beta, size_t neighbours) {
+  return std::make_unique<Rp3Beta>(alpha, beta, neighbours);
+}
+std::unique_ptr<Baseline> MakeTuned(std::string name, std::vector<GridCandidate> grid) {
+  return std::make_unique<Tuned>(std::move(name), std::move(grid));
+}
+
+std::unique_ptr<Baseline> MakeTunedEase() {
+  std::vector<GridCandidate> grid;
+  for (double lambda : {10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0}) {
+    grid.push_back({"lambda=" + FormatNumber(lambda), [lambda] { return MakeEase(lambda); }});
+  }
+  return MakeTuned("EASE", std::move(grid));
+}
+
+std::unique_ptr<Baseline> MakeTunedRp3Beta() {
+  std::vector<GridCandidate> grid;
+  for (double alpha : {0.5, 1.0}) {
+    for (double beta : {0.0, 0.2, 0.4, 0.6}) {
+      for (size_t k : {50, 100, 200}) {
+        grid.push_back({"alpha=" + FormatNumber(alpha) + " beta=" + FormatNumber(beta) + " k=" + std::to_string(k),
+                        [alpha, beta, k] { return MakeRp3Beta(alpha, beta, k); }});
+      }
+    }
+  }
+  return MakeTuned("RP3beta", std::move(grid));
+}
+
+std::unique_ptr<Baseline> MakeTunedItemKnn() {
+  std::vector<GridCandidate> grid;
+  for (size_t k : {50, 100, 200, 500}) {
+    for (double shrink : {0.0, 10.0, 50.0, 100.0}) {
+      grid.push_back({"k=" + std::to_string(k) + " shrink=" + FormatNumber(shrink),
+                      [k, shrink] { return MakeItemKnn(k, shrink); }});
+    }
+  }
+  return MakeTuned("ItemKNN (tuned)", std::move(grid));
+}
 std::unique_ptr<Baseline> MakeBprMf(uint32_t factors, uint64_t seed) { return std::make_unique<BprMf>(factors, seed); }
 std::unique_ptr<Baseline> MakeAttributePopularity() { return std::make_unique<AttributePopularity>(); }
 std::unique_ptr<Baseline> MakeKgOverlap() { return std::make_unique<KgOverlap>(); }

@@ -204,6 +204,141 @@ TEST(BaselinesTest, TextKnnRanksSimilarTextFirstAndUnscorableLast) {
   EXPECT_GT(user2[4], user2[3]);
 }
 
+TEST(BaselinesTest, ItemKnnShrinkDividesTheCosine) {
+  // Users 0 and 1 hold items 0 and 1, user 2 items 0 and 2, user 3 item 0 alone, so |U(0)| = 4,
+  // |U(1)| = 2, |U(2)| = 1, co(0, 1) = 2, co(0, 2) = 1, co(1, 2) = 0.
+  // sim(i, j) = co / (sqrt(|U(i)| |U(j)|) + shrink):
+  //   shrink 0:  sim(1, 0) = 2 / sqrt(8) = 0.70711, sim(2, 0) = 1 / sqrt(4) = 0.5
+  //   shrink 10: sim(1, 0) = 2 / (sqrt(8) + 10) = 0.15591, sim(2, 0) = 1 / (2 + 10) = 0.083333
+  // User 3 (item 0 alone) scores item j with sim(j, 0); item 0 itself gets nothing (no self-similarity).
+  EvalData data = Empty(4, 3);
+  data.interactions = {{0, 0, 1}, {0, 1, 1}, {1, 0, 1}, {1, 1, 1}, {2, 0, 1}, {2, 2, 1}, {3, 0, 1}};
+  auto plain = MakeItemKnn(10, 0);
+  plain->Fit(data, AllIndices(data), {});
+  const auto s0 = Score(*plain, 3);
+  EXPECT_EQ(s0[0], 0.0f);
+  EXPECT_NEAR(s0[1], 0.70711f, 1e-5);
+  EXPECT_NEAR(s0[2], 0.5f, 1e-6);
+  auto shrunk = MakeItemKnn(10, 10);
+  EXPECT_EQ(shrunk->name(), "ItemKNN (top-10, shrink 10)");
+  EXPECT_EQ(MakeItemKnn()->name(), "ItemKNN (top-100)");
+  shrunk->Fit(data, AllIndices(data), {});
+  const auto s10 = Score(*shrunk, 3);
+  EXPECT_NEAR(s10[1], 0.155913f, 1e-5);
+  EXPECT_NEAR(s10[2], 0.0833333f, 1e-6);
+  EXPECT_THROW(MakeItemKnn(10, -1), std::invalid_argument);
+}
+
+// Three users over three items, lambda = 1:
+//   user 0: items 0, 1      X^T X = | 2 2 1 |    A = X^T X + I = | 3 2 1 |
+//   user 1: items 1, 2              | 2 3 2 |                    | 2 4 2 |
+//   user 2: items 0, 1, 2           | 1 2 2 |                    | 1 2 3 |
+// det A = 3 (12 - 4) - 2 (6 - 2) + 1 (4 - 4) = 16; the cofactors give
+//   P = A^-1 = | 0.5  -0.25  0    |     B = I - P diag(1 / diag P) = | 0    0.5  0   |
+//              | -0.25  0.5 -0.25 |     (B_ij = -P_ij / P_jj,         | 0.5  0    0.5 |
+//              | 0    -0.25  0.5  |      diag B = 0)                  | 0    0.5  0   |
+// Scores x_u B: user 0 = B_0 + B_1 = (0.5, 0.5, 0.5), user 1 = B_1 + B_2 = (0.5, 0.5, 0.5),
+// user 2 = B_0 + B_1 + B_2 = (0.5, 1, 0.5). Both ways of solving must give them.
+TEST(BaselinesTest, EaseSolvesTheClosedFormOnA3x3Example) {
+  EvalData data = Empty(3, 3);
+  data.interactions = {{0, 0, 5}, {0, 1, 1}, {1, 1, 1}, {1, 2, 1}, {2, 0, 1}, {2, 1, 1}, {2, 2, 1}};  // weights ignored
+  for (EaseSolve solve : {EaseSolve::kItems, EaseSolve::kUsers, EaseSolve::kAuto}) {
+    auto model = MakeEase(1.0, solve);
+    model->Fit(data, AllIndices(data), {});
+    const std::vector<std::vector<float>> expected = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}, {0.5f, 1.0f, 0.5f}};
+    for (uint32_t u = 0; u < 3; ++u) {
+      const auto s = Score(*model, u);
+      ASSERT_EQ(s.size(), 3u);
+      for (uint32_t j = 0; j < 3; ++j) EXPECT_NEAR(s[j], expected[u][j], 1e-5) << "user " << u << " item " << j;
+    }
+  }
+  EXPECT_THROW(MakeEase(0.0), std::invalid_argument);
+}
+
+TEST(BaselinesTest, EaseItemAndUserSpacesAgree) {
+  // A random 30 x 50 binary matrix (some items never played): the push-through identity must give
+  // the item-space B's scores, items without plays scoring 0.
+  std::vector<uint32_t> train, valid;
+  const EvalData data = TwoClusters(30, 50, &train, &valid);
+  auto items = MakeEase(7.0, EaseSolve::kItems);
+  auto users = MakeEase(7.0, EaseSolve::kUsers);
+  items->Fit(data, train, valid);
+  users->Fit(data, train, valid);
+  for (uint32_t u = 0; u < data.num_users; ++u) {
+    const auto a = Score(*items, u);
+    const auto b = Score(*users, u);
+    for (uint32_t j = 0; j < data.num_items; ++j) EXPECT_NEAR(a[j], b[j], 1e-4) << "user " << u << " item " << j;
+  }
+}
+
+// Users 0: items 0, 1; user 1: items 0, 2; user 2: item 1. So |U(0)| = 2, |U(1)| = 2, |U(2)| = 1 and
+// |I(0)| = 2, |I(1)| = 2, |I(2)| = 1. Transition probabilities (alpha = 1):
+//   P(u|0) = 1/2 for u0, u1;  P(u|1) = 1/2 for u0, u2;  P(u|2) = 1 for u1;  P(j|u0) = P(j|u1) = 1/2, P(1|u2) = 1.
+//   W(0,1) = P(u0|0) P(1|u0) = 1/4      W(0,2) = P(u1|0) P(2|u1) = 1/4
+//   W(1,0) = P(u0|1) P(0|u0) = 1/4      W(1,2) = 0 (no shared user)
+//   W(2,0) = P(u1|2) P(0|u1) = 1/2      W(2,1) = 0
+// beta = 0.5 divides column j by sqrt(|U(j)|): W(0,1) = 0.25/sqrt2 = 0.176777, W(0,2) = 0.25,
+// W(1,0) = 0.176777, W(2,0) = 0.5/sqrt2 = 0.353553. Scores x_u W:
+//   user 0 (items 0, 1): (W(1,0), W(0,1), W(0,2)) = (0.176777, 0.176777, 0.25)
+//   user 1 (items 0, 2): (W(2,0), W(0,1), W(0,2)) = (0.353553, 0.176777, 0.25)
+// With k = 1, row 0 keeps only W(0,2) = 0.25 > W(0,1), so user 0 gets (0.176777, 0, 0.25).
+// alpha = 0.5 (beta 0) takes square roots of the probabilities: W(2,0) = sqrt(1) sqrt(1/2) = 0.707107.
+TEST(BaselinesTest, Rp3BetaFollowsTheTransitionProbabilities) {
+  EvalData data = Empty(3, 3);
+  data.interactions = {{0, 0, 1}, {0, 1, 9}, {1, 0, 1}, {1, 2, 1}, {2, 1, 1}};
+  auto model = MakeRp3Beta(1.0, 0.5, 10);
+  model->Fit(data, AllIndices(data), {});
+  auto s = Score(*model, 0);
+  EXPECT_NEAR(s[0], 0.176777f, 1e-6);
+  EXPECT_NEAR(s[1], 0.176777f, 1e-6);
+  EXPECT_NEAR(s[2], 0.25f, 1e-6);
+  s = Score(*model, 1);
+  EXPECT_NEAR(s[0], 0.353553f, 1e-6);
+  EXPECT_NEAR(s[1], 0.176777f, 1e-6);
+  EXPECT_NEAR(s[2], 0.25f, 1e-6);
+  auto top1 = MakeRp3Beta(1.0, 0.5, 1);
+  top1->Fit(data, AllIndices(data), {});
+  s = Score(*top1, 0);
+  EXPECT_NEAR(s[0], 0.176777f, 1e-6);
+  EXPECT_EQ(s[1], 0.0f);
+  EXPECT_NEAR(s[2], 0.25f, 1e-6);
+  auto root = MakeRp3Beta(0.5, 0.0, 10);
+  root->Fit(data, AllIndices(data), {});
+  EXPECT_NEAR(Score(*root, 1)[0], 0.707107f, 1e-6);  // W(2,0) only: user 1 holds items 0 and 2, W(0,0) = 0
+  EXPECT_THROW(MakeRp3Beta(1.0, 0.0, 0), std::invalid_argument);
+}
+
+TEST(BaselinesTest, TunedPeerKeepsTheBestValidationPoint) {
+  std::vector<uint32_t> train, valid;
+  const EvalData data = TwoClusters(60, 40, &train, &valid);
+  // MostPopular cannot tell the clusters apart; ItemKNN can: the grid must choose ItemKNN, and
+  // the kept model is the candidate fitted on train.
+  std::vector<GridCandidate> grid = {{"model=popular", [] { return MakeMostPopular(); }},
+                                     {"model=knn k=5", [] { return MakeItemKnn(5); }},
+                                     {"model=knn k=5 again", [] { return MakeItemKnn(5); }}};
+  auto tuned = MakeTuned("Tuned", grid);
+  EXPECT_EQ(tuned->tuning(), nullptr);
+  tuned->Fit(data, train, valid);
+  const Tuning* tuning = tuned->tuning();
+  ASSERT_NE(tuning, nullptr);
+  ASSERT_EQ(tuning->grid.size(), 3u);
+  EXPECT_EQ(tuning->chosen, 1u);  // the earlier of two equal points
+  EXPECT_GT(tuning->grid[1].valid_recall20, tuning->grid[0].valid_recall20);
+  EXPECT_EQ(tuning->grid[1].valid_recall20, tuning->grid[2].valid_recall20);
+  auto direct = MakeItemKnn(5);
+  direct->Fit(data, train, valid);
+  for (uint32_t u = 0; u < data.num_users; ++u) EXPECT_EQ(Score(*tuned, u), Score(*direct, u));
+  tuned->Fit(data, train, {});  // nothing to choose on: the first point
+  EXPECT_EQ(tuned->tuning()->chosen, 0u);
+  auto popular = MakeMostPopular();
+  popular->Fit(data, train, {});
+  EXPECT_EQ(Score(*tuned, 0), Score(*popular, 0));
+  EXPECT_THROW(MakeTuned("Empty", {}), std::invalid_argument);
+  EXPECT_EQ(MakeTunedEase()->name(), "EASE");
+  EXPECT_EQ(MakeTunedRp3Beta()->name(), "RP3beta");
+  EXPECT_EQ(MakeTunedItemKnn()->name(), "ItemKNN (tuned)");
+}
+
 TEST(BaselinesTest, EveryBaselineScoresEveryItemAndRejectsBadIndices) {
   const EvalData data = ColdFixture();
   std::vector<std::unique_ptr<Baseline>> models;
@@ -213,6 +348,10 @@ TEST(BaselinesTest, EveryBaselineScoresEveryItemAndRejectsBadIndices) {
   models.push_back(MakeAttributePopularity());
   models.push_back(MakeKgOverlap());
   models.push_back(MakeTextKnn());
+  models.push_back(MakeEase(10.0));
+  models.push_back(MakeEase(10.0, EaseSolve::kItems));
+  models.push_back(MakeRp3Beta(0.5, 0.2, 10));
+  models.push_back(MakeTunedEase());
   for (auto& model : models) {
     model->Fit(data, AllIndices(data), {});
     for (uint32_t u = 0; u < data.num_users; ++u) EXPECT_EQ(Score(*model, u).size(), data.num_items) << model->name();

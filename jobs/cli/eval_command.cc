@@ -120,7 +120,19 @@ struct Row {
   std::string model;
   std::map<std::string, double> metrics;
   double seconds = 0;
+  nlohmann::json tuning;  ///< tuned peers: per run, the validation grid and the point chosen; null otherwise
 };
+
+// A tuned peer's grid search as JSON: {"seed", "chosen", "valid_recall20", "grid": [{"setting",
+// "valid_recall20", "valid_ndcg20"}]}.
+nlohmann::json TuningJson(const fusion::Tuning& tuning, uint64_t seed) {
+  nlohmann::json grid = nlohmann::json::array();
+  for (const auto& g : tuning.grid) {
+    grid.push_back({{"setting", g.setting}, {"valid_recall20", g.valid_recall20}, {"valid_ndcg20", g.valid_ndcg20}});
+  }
+  const auto& chosen = tuning.grid.at(tuning.chosen);
+  return {{"seed", seed}, {"chosen", chosen.setting}, {"valid_recall20", chosen.valid_recall20}, {"grid", grid}};
+}
 
 // The models of one protocol, in table order: the baselines, then the graph-attention model (and
 // its KG-less ablation) from the model library.
@@ -134,6 +146,12 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed, bool 
     models->push_back(fusion::MakeMostPopular());
     models->push_back(fusion::MakeItemKnn());
     models->push_back(fusion::MakeBprMf(64, seed));
+    if (args.protocol == "warm") {
+      // The peers tuned on the validation split (issue 14).
+      models->push_back(fusion::MakeTunedItemKnn());
+      models->push_back(fusion::MakeTunedRp3Beta());
+      models->push_back(fusion::MakeTunedEase());
+    }
   }
   if (args.no_model) return Status::OK();
   const ModelPlugin* plugin = nullptr;
@@ -242,7 +260,8 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
           }
         },
         [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
-    Row row{m->name(), {}, SecondsSince(t0)};
+    Row row{m->name(), {}, SecondsSince(t0), nullptr};
+    if (const fusion::Tuning* tuning = m->tuning()) row.tuning = TuningJson(*tuning, seed);
     if (!cold) {
       row.metrics["Recall@10"] = r.recall10;
       row.metrics["NDCG@10"] = r.ndcg10;
@@ -260,13 +279,14 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
 std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
   std::vector<Row> out;
   for (const auto& first : runs.front()) {
-    Row mean{first.model, {}, 0};
+    Row mean{first.model, {}, 0, nullptr};
     std::map<std::string, std::vector<double>> values;
     for (const auto& run : runs) {
       for (const auto& r : run) {
         if (r.model != first.model) continue;
         for (const auto& [k, v] : r.metrics) values[k].push_back(v);
         mean.seconds += r.seconds / double(runs.size());
+        if (!r.tuning.is_null()) mean.tuning.push_back(r.tuning);  // one entry per run
       }
     }
     for (const auto& [k, v] : values) {
@@ -326,6 +346,21 @@ void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nl
     std::printf(" %.1f |\n", r.seconds);
   }
   std::printf("\nimport %.1f s, total %.1f s\n", header["import_seconds"].get<double>(), header["seconds"].get<double>());
+  bool first = true;
+  for (const auto& r : rows) {
+    if (r.tuning.is_null()) continue;
+    if (first) std::printf("\nhyper-parameters chosen on the validation split (Recall@20), per run:\n");
+    first = false;
+    for (const auto& t : r.tuning) {
+      std::printf("- %s, seed %llu: %s (validation %.4f); grid:", r.model.c_str(),
+                  static_cast<unsigned long long>(t["seed"].get<uint64_t>()), t["chosen"].get<std::string>().c_str(),
+                  t["valid_recall20"].get<double>());
+      for (const auto& g : t["grid"]) {
+        std::printf(" %s %.4f;", g["setting"].get<std::string>().c_str(), g["valid_recall20"].get<double>());
+      }
+      std::printf("\n");
+    }
+  }
 }
 
 }  // namespace
@@ -403,12 +438,19 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   header["seconds"] = SecondsSince(start);
 
   nlohmann::json table = nlohmann::json::array();
-  for (const auto& r : rows) table.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+  // A tuned peer's row carries "tuning" beside model/metrics/seconds: an array with one grid per
+  // run in "rows", that run's grid in "runs".
+  auto row_json = [](const Row& r) {
+    nlohmann::json j = {{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}};
+    if (!r.tuning.is_null()) j["tuning"] = r.tuning;
+    return j;
+  };
+  for (const auto& r : rows) table.push_back(row_json(r));
   if (ctx.json) {
     nlohmann::json per_run = nlohmann::json::array();
     for (const auto& run : runs) {
       nlohmann::json t = nlohmann::json::array();
-      for (const auto& r : run) t.push_back({{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}});
+      for (const auto& r : run) t.push_back(row_json(r));
       per_run.push_back(t);
     }
     std::printf("%s\n", nlohmann::json({{"run", header}, {"rows", table}, {"runs", per_run}}).dump().c_str());
