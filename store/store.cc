@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
@@ -313,10 +314,25 @@ Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
     MOSAIC_RETURN_IF_ERROR(
         FromRocks(rocksdb::DB::ListColumnFamilies(db_options, dir, &names), "opening '" + dir + "'"));
     std::set<std::string> present(names.begin(), names.end());
-    if (!present.count(kCfNames[kMeta])) {
+    const std::set<std::string> ours(std::begin(kCfNames), std::end(kCfNames));
+    const bool only_ours = std::includes(ours.begin(), ours.end(), present.begin(), present.end());
+    bool complete = true;
+    for (int i = 0; i < kNumCfs; ++i) complete = complete && present.count(kCfNames[i]);
+    if (!complete && !only_ours) {
       return Status::InvalidArgument("'" + dir + "' holds a RocksDB database that is not a Mosaic store");
     }
-    for (const auto& n : names) descriptors.emplace_back(n, db_options);
+    if (!complete) {
+      // A creation cut off half-way (RocksDB adds the column families one at a time; the schema
+      // version is written last): no store yet, and the next creating open finishes it.
+      if (!options.create_if_missing || store->read_only_) {
+        return Status::NotFound("no Mosaic store at '" + dir + "' (its creation was interrupted; `mosaic import` creates it)");
+      }
+      creating = true;
+      db_options.create_missing_column_families = true;
+      for (int i = 0; i < kNumCfs; ++i) descriptors.emplace_back(kCfNames[i], db_options);
+    } else {
+      for (const auto& n : names) descriptors.emplace_back(n, db_options);
+    }
   }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -354,6 +370,13 @@ Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
   }
   for (auto* h : extra) store->db_->DestroyColumnFamilyHandle(h);
 
+  if (!creating && options.create_if_missing && !store->read_only_) {
+    // Every column family there, none written: a creation cut off before its first write, finished now.
+    std::string version;
+    creating = store->db_->Get(rocksdb::ReadOptions(), store->handles_[kMeta], kSchemaVersionKey, &version)
+                   .IsNotFound() &&
+               store->IsEmpty();
+  }
   if (creating) {
     rocksdb::WriteBatch wb;
     wb.Put(store->handles_[kMeta], kSchemaVersionKey, std::to_string(kSchemaVersion));
@@ -366,6 +389,10 @@ Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
 
   std::string version;
   s = store->db_->Get(rocksdb::ReadOptions(), store->handles_[kMeta], kSchemaVersionKey, &version);
+  if (s.IsNotFound() && store->IsEmpty()) {
+    // Every column family is there and empty: a creation cut off before its first write.
+    return Status::NotFound("no Mosaic store at '" + dir + "' (its creation was interrupted; `mosaic import` creates it)");
+  }
   if (s.IsNotFound()) {
     return Status::InvalidArgument("'" + dir + "' has no schema version: not a Mosaic store");
   }
@@ -391,6 +418,16 @@ std::unique_ptr<ReadView> Store::NewReadView() const {
 Status Store::CatchUp() {
   if (follower_dir_.empty()) return Status::InvalidArgument("store '" + dir_ + "' is not open as a follower");
   return FromRocks(db_->TryCatchUpWithPrimary(), "following store '" + dir_ + "'");
+}
+
+bool Store::IsEmpty() const {
+  for (auto* handle : handles_) {
+    if (!handle) continue;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handle));
+    it->SeekToFirst();
+    if (it->Valid()) return false;
+  }
+  return true;
 }
 
 Status Store::VerifyChecksums() const {

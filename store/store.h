@@ -156,6 +156,8 @@ class Store {
   friend class ReadView;
   friend class Batch;
   Store() = default;
+  // True when no column family holds a key (a creation cut off before its first write).
+  bool IsEmpty() const;
   static Status OpenOnce(const std::string& dir, const OpenOptions& options, std::unique_ptr<Store>* store);
 
   std::string dir_;

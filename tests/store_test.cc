@@ -464,5 +464,48 @@ TEST(StoreTest, VerifyChecksumsFindsACorruptedModelBlock) {
   EXPECT_NE(st.message().find(file), std::string::npos) << st.ToString();
 }
 
+// A creation killed half-way leaves a RocksDB database with some of Mosaic's column families and no
+// schema version: no store yet for readers, finished by the next creating open; a database with a
+// column family of someone else's is still refused.
+TEST(StoreTest, InterruptedCreationIsNoStoreAndIsFinishedLater) {
+  TempDir tmp;
+  const std::string dir = tmp / "store";
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* dict = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), keys::kCfNames[keys::kDict], &dict).ok());
+    ASSERT_TRUE(db->DestroyColumnFamilyHandle(dict).ok());
+  }
+  std::unique_ptr<Store> store;
+  EXPECT_TRUE(Store::Open(dir, OpenOptions(), &store).IsNotFound());
+  OpenOptions read_only;
+  read_only.read_only = true;
+  EXPECT_TRUE(Store::Open(dir, read_only, &store).IsNotFound());
+  OpenOptions create;
+  create.create_if_missing = true;
+  ASSERT_OK(Store::Open(dir, create, &store));
+  ASSERT_OK(store->NewReadView()->CheckConsistency());
+  store.reset();
+  ASSERT_OK(Store::Open(dir, OpenOptions(), &store));
+  store.reset();
+
+  const std::string foreign = tmp / "foreign";
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, foreign, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* other = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "someone-elses", &other).ok());
+    ASSERT_TRUE(db->DestroyColumnFamilyHandle(other).ok());
+  }
+  EXPECT_TRUE(Store::Open(foreign, create, &store).IsInvalidArgument());
+}
+
 }  // namespace
 }  // namespace mosaic::store
