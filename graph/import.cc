@@ -10,7 +10,9 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <unordered_map>
 #include <variant>
 
@@ -109,13 +111,18 @@ class RecordReader {
     std::error_code ec;
     if (!fs::exists(path, ec)) return Status::NotFound("cannot open '" + path + "': no such file");
     if (fs::is_directory(path, ec)) return Status::InvalidArgument("'" + path + "' is a folder, not a file");
-    in_.open(path, std::ios::binary);
-    if (!in_) return Status::IOError("cannot open '" + path + "': " + std::strerror(errno));
-    if (dialect == Dialect::kCsv) {
-      if (csv_init(&csv_, CSV_STRICT | CSV_STRICT_FINI) != 0) return Status::IOError("cannot start the CSV parser");
-      csv_ready_ = true;
-    }
-    return Status::OK();
+    auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+    if (!*file) return Status::IOError("cannot open '" + path + "': " + std::strerror(errno));
+    in_ = std::move(file);
+    return StartCsv();
+  }
+
+  // Reads `text` as the contents of a file called `name` (CheckImportText).
+  Status OpenText(const std::string& name, std::string_view text, Dialect dialect) {
+    path_ = name;
+    dialect_ = dialect;
+    in_ = std::make_unique<std::istringstream>(std::string(text), std::ios::binary);
+    return StartCsv();
   }
 
   uint64_t bytes_read() const { return bytes_read_; }
@@ -140,17 +147,25 @@ class RecordReader {
   }
 
  private:
+  Status StartCsv() {
+    if (dialect_ == Dialect::kCsv) {
+      if (csv_init(&csv_, CSV_STRICT | CSV_STRICT_FINI) != 0) return Status::IOError("cannot start the CSV parser");
+      csv_ready_ = true;
+    }
+    return Status::OK();
+  }
+
   Status ReadLine() {
     std::string line;
-    if (!std::getline(in_, line)) {
-      if (in_.bad()) return Status::IOError("reading '" + path_ + "': " + std::strerror(errno));
+    if (!std::getline(*in_, line)) {
+      if (in_->bad()) return Status::IOError("reading '" + path_ + "': " + std::strerror(errno));
       at_end_ = true;
       if (csv_ready_ && csv_fini(&csv_, OnField, OnRecord, this) != 0) {
         return Error(record_start_, "unterminated quoted CSV field (the quote opened here is never closed)");
       }
       return Status::OK();
     }
-    bytes_read_ += line.size() + (in_.eof() ? 0 : 1);
+    bytes_read_ += line.size() + (in_->eof() ? 0 : 1);
     ++line_no_;
     if (line_no_ == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -204,7 +219,7 @@ class RecordReader {
 
   std::string path_;
   Dialect dialect_ = Dialect::kTsv;
-  std::ifstream in_;
+  std::unique_ptr<std::istream> in_;  // the file, or the text of CheckImportText
   size_t line_no_ = 0;
   uint64_t bytes_read_ = 0;
   bool at_end_ = false;
@@ -678,6 +693,7 @@ class RowWriter {
 struct Input {
   std::string path;
   ImportFormat format;
+  const std::string_view* text = nullptr;  ///< when set, the contents of `path`, not read from disk
 };
 
 // Reads every record of `input`, calling fn(row) for each data row.
@@ -685,7 +701,8 @@ template <typename Fn>
 Status ForEachRow(const Input& input, uint64_t* bytes, Fn&& fn) {
   RowParser parser(input.format, input.path);
   RecordReader reader;
-  MOSAIC_RETURN_IF_ERROR(reader.Open(input.path, parser.dialect()));
+  MOSAIC_RETURN_IF_ERROR(input.text ? reader.OpenText(input.path, *input.text, parser.dialect())
+                                    : reader.Open(input.path, parser.dialect()));
   uint64_t reported = 0;
   for (;;) {
     Record record;
@@ -726,6 +743,15 @@ Status CheckLink(const store::ReadView& view, const LinkRow& link,
 }
 
 }  // namespace
+
+Status CheckImportText(ImportFormat format, std::string_view text, const std::string& name, uint64_t* rows) {
+  *rows = 0;
+  uint64_t bytes = 0;
+  return ForEachRow(Input{name, format, &text}, &bytes, [&](const Row&) {
+    ++*rows;
+    return Status::OK();
+  });
+}
 
 Status Import(store::Store* store, const ImportRequest& request, const ImportProgressFn& progress,
               ImportReport* report) {

@@ -78,6 +78,13 @@ struct ImportReport {
 Status Import(store::Store* store, const ImportRequest& request, const ImportProgressFn& progress,
               ImportReport* report);
 
+// Checks `text` as the contents of a file of `format` called `name` (its extension picks CSV or TSV
+// for kInteractions) line by line, as Import's first pass does, without a store: nothing is read
+// from disk or written, and links are not checked against a store. On success stores the number of
+// data rows in *rows; otherwise returns Import's InvalidArgument "name:line: reason". For tests and
+// the fuzzers (tests/fuzz/).
+Status CheckImportText(ImportFormat format, std::string_view text, const std::string& name, uint64_t* rows);
+
 // The largest interaction weight (a play count, rating or strength) accepted anywhere: import, POST
 // /interactions. Sums of weights stay exact far beyond any real history below it.
 constexpr double kMaxWeight = 1e9;

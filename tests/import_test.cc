@@ -867,5 +867,23 @@ TEST_F(ImportTest, UnterminatedQuoteMidFileNamesTheOpeningLine) {
   EXPECT_EQ(s.message().rfind(path + ":2: ", 0), 0u) << s.message();
 }
 
+// CheckImportText (the fuzzers' entry): the first pass over text in memory, no store, same errors.
+TEST(CheckImportTextTest, ChecksTextAsImportChecksAFile) {
+  uint64_t rows = 0;
+  ASSERT_OK(graph::CheckImportText(ImportFormat::kLastfmPlays, "userID\tartistID\tweight\n2\t51\t3\n\n3\t51\t7",
+                                   "plays.dat", &rows));
+  EXPECT_EQ(rows, 2u);
+  Status s = graph::CheckImportText(ImportFormat::kLastfmPlays, "userID\tartistID\tweight\n2\t51\t3\n4\t5\n",
+                                    "plays.dat", &rows);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_EQ(s.message().rfind("plays.dat:3: expected 3 columns", 0), 0u) << s.message();
+  // The name's extension picks CSV or TSV for the generic format, as a file's does.
+  ASSERT_OK(graph::CheckImportText(ImportFormat::kInteractions, "user,item\n\"b, c\",a\n", "i.csv", &rows));
+  EXPECT_EQ(rows, 1u);
+  EXPECT_TRUE(graph::CheckImportText(ImportFormat::kInteractions, "user,item\nb,a\n", "i.tsv", &rows).IsInvalidArgument());
+  s = graph::CheckImportText(ImportFormat::kMovielensMovies, "movieId,title,genres\n1,\"Toy Story,Comedy\n", "m.csv", &rows);
+  EXPECT_EQ(s.message().rfind("m.csv:2: unterminated quoted CSV field", 0), 0u) << s.message();
+}
+
 }  // namespace
 }  // namespace mosaic

@@ -38,6 +38,7 @@
 #include "graph/import.h"
 #include "graph/text_features.h"
 #include "jobs/http/metrics.h"
+#include "jobs/http/parse.h"
 #include "jobs/http/request.h"
 #include "jobs/http/routes.h"
 #include "jobs/http/write_lease.h"
@@ -53,7 +54,6 @@ using store::NodeKind;
 namespace {
 
 constexpr auto kFollowInterval = std::chrono::milliseconds(250);
-constexpr size_t kMaxInteractionsPerPost = 10000;
 
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
@@ -336,21 +336,8 @@ HttpError Server::MetricsText(const httplib::Request&, httplib::Response& res, c
 
 HttpError Server::Query(const httplib::Request& req, httplib::Response& res, const std::string&) {
   service::Query query;
-  for (service::QueryKind kind : service::kQueryKinds) {
-    if (req.path == std::string("/") + service::QueryKindName(kind)) query.kind = kind;
-  }
-  long long k = 0;
-  MOSAIC_HTTP_RETURN_IF_ERROR(IntParam(req, "k", 20, 1, static_cast<long long>(service::kMaxQueryK), &k));
-  query.k = size_t(k);
-  MOSAIC_HTTP_RETURN_IF_ERROR(FlagParam(req, "explain", &query.explain));
+  MOSAIC_HTTP_RETURN_IF_ERROR(ParseQuery(req, &query));
   const char* subject = service::AsksAboutUser(query.kind) ? "user" : "item";
-  if (service::AsksAboutUser(query.kind)) {
-    MOSAIC_HTTP_RETURN_IF_ERROR(RequiredParam(req, "user", &query.user));
-    MOSAIC_HTTP_RETURN_IF_ERROR(FlagParam(req, "new_only", &query.new_only));
-    MOSAIC_HTTP_RETURN_IF_ERROR(FlagParam(req, "exclude_seen", &query.exclude_seen));
-  } else {
-    MOSAIC_HTTP_RETURN_IF_ERROR(RequiredParam(req, "item", &query.item));
-  }
   auto model = Model();
   if (!model) return {503, "no model yet: run `mosaic rebuild`", ""};
   service::QueryResult result;
@@ -369,16 +356,8 @@ HttpError Server::Query(const httplib::Request& req, httplib::Response& res, con
 HttpError Server::PostItems(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
   nlohmann::json body;
   MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, raw_body, &body));
-  if (!body.is_object()) return {400, "the body must be one JSON object (a catalogue item)", ""};
   service::NewItem item;
-  Status parsed = graph::ParseCatalogueObject(body, "id", &item.item);
-  if (!parsed.ok()) {
-    // Its messages start with "field 'NAME'".
-    const std::string& m = parsed.message();
-    const size_t open = m.rfind("field '", 0) == 0 ? 7 : std::string::npos;
-    const size_t close = open == std::string::npos ? open : m.find('\'', open);
-    return {400, m, close == std::string::npos ? "" : m.substr(open, close - open)};
-  }
+  MOSAIC_HTTP_RETURN_IF_ERROR(ParseItem(body, &item.item));
 
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<service::WrittenItem> written;
@@ -407,62 +386,9 @@ HttpError Server::PostItems(const httplib::Request& req, httplib::Response& res,
 HttpError Server::PostInteractions(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
   nlohmann::json body;
   MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, raw_body, &body));
-  if (!body.is_object() && !body.is_array()) {
-    return HttpError{400, "the body must be a JSON object or an array of objects {user, item, weight, timestamp}", ""};
-  }
-  // The rows are read in place: one object, or the elements of the array (never a copy of the body).
-  const bool many = body.is_array();
-  const size_t count = many ? body.size() : 1;
-  auto row_at = [&](size_t i) -> const nlohmann::json& { return many ? body[i] : body; };
-  if (count == 0) return HttpError{400, "no interactions in the body", ""};
-  if (count > kMaxInteractionsPerPost) {
-    return HttpError{413, "at most " + std::to_string(kMaxInteractionsPerPost) + " interactions per request", ""};
-  }
-  struct Row {
-    std::string user, item;
-    double weight = 1;
-    int64_t timestamp = 0;
-  };
-  std::vector<Row> parsed;
-  parsed.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    const nlohmann::json& r = row_at(i);
-    const std::string at = many ? "[" + std::to_string(i) + "]." : "";
-    if (!r.is_object()) return HttpError{400, "interaction " + std::to_string(i) + " is not an object", ""};
-    Row row;
-    for (const char* field : {"user", "item"}) {
-      auto f = r.find(field);
-      if (f == r.end() || !(f->is_string() || f->is_number_integer())) {
-        return HttpError{400, std::string("'") + field + "' must be a string or an integer id", at + field};
-      }
-      // An integer id keeps its exact value: nlohmann holds those above 2^63-1 as unsigned (and those
-      // beyond 2^64-1 as doubles, refused above), so neither wraps.
-      std::string value = f->is_string()            ? f->get<std::string>()
-                          : f->is_number_unsigned() ? std::to_string(f->get<uint64_t>())
-                                                    : std::to_string(f->get<int64_t>());
-      if (value.empty()) return HttpError{400, std::string("'") + field + "' is empty", at + field};
-      Status clean = graph::RefuseControlCharacters(value, std::string("'") + field + "'");
-      if (!clean.ok()) return HttpError{400, clean.message(), at + field};
-      (std::string(field) == "user" ? row.user : row.item) = std::move(value);
-    }
-    if (auto w = r.find("weight"); w != r.end()) {
-      if (!w->is_number() || !std::isfinite(w->get<double>()) || w->get<double>() <= 0 ||
-          w->get<double>() > graph::kMaxWeight) {
-        return HttpError{400, "'weight' must be a positive number of at most 1e9", at + "weight"};
-      }
-      row.weight = w->get<double>();
-    }
-    if (auto t = r.find("timestamp"); t != r.end()) {
-      const bool fits = t->is_number_unsigned() ? t->get<uint64_t>() <= uint64_t(INT64_MAX)
-                                                : t->is_number_integer() && t->get<int64_t>() >= 0;
-      if (!fits) {
-        return HttpError{400, "'timestamp' must be seconds since the epoch (a non-negative 64-bit integer)",
-                         at + "timestamp"};
-      }
-      row.timestamp = t->get<int64_t>();
-    }
-    parsed.push_back(std::move(row));
-  }
+  std::vector<InteractionRow> parsed;
+  MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &parsed));
+  const bool many = body.is_array();  // a refusal names "[i].item" in an array, "item" in one object
 
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<NodeId> items;
