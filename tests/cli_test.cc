@@ -2,6 +2,7 @@
 // prints, and acceptance runs on the shared datasets (skipped when they are absent).
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -193,6 +194,40 @@ TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
   r = RunMosaic("eval --data " + Q(tmp / "nope") + " --dataset movielens --protocol warm");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+}
+
+// --kg-control: the split and the KG-linked subset stay those of the intact data; the KG rows fit
+// on the controlled KG, so KGOverlap ranks differently with its KG removed; the cold rows carry the
+// linked subset's figures beside the others.
+TEST(CliEval, KgControlKeepsTheSplitAndChangesTheKgRows) {
+  TempDir tmp;
+  const std::string data = WriteTinyMovieLens(tmp);
+  std::map<std::string, nlohmann::json> by_control;
+  for (const std::string control : {"intact", "removed", "shuffled"}) {
+    SCOPED_TRACE(control);
+    nlohmann::json j = RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --protocol cold" +
+                               " --no-model --seed 3 --kg-control " + control + " --dump-split " + Q(tmp / control));
+    ASSERT_TRUE(j.contains("rows")) << j.dump();
+    EXPECT_EQ(j["run"]["kg_control"], control);
+    EXPECT_EQ(j["run"]["split"]["cold_items_linked"], j["run"]["split"]["cold_items"]);  // every movie has a genre
+    for (const auto& row : j["rows"]) {
+      for (const char* metric : {"Recall@20", "NDCG@20", "Recall@20 linked", "NDCG@20 linked"}) {
+        ASSERT_TRUE(row["metrics"].contains(metric)) << row["model"] << " " << metric;
+      }
+    }
+    by_control[control] = j;
+    EXPECT_EQ(ReadFile(tmp / (control + "/test.tsv")), ReadFile(tmp / "intact/test.tsv"));
+  }
+  auto ndcg = [&](const std::string& control, const std::string& model) {
+    for (const auto& row : by_control[control]["rows"]) {
+      if (row["model"] == model) return row["metrics"]["NDCG@20"].get<double>();
+    }
+    ADD_FAILURE() << model << " missing under " << control;
+    return -1.0;
+  };
+  EXPECT_NE(ndcg("intact", "KGOverlap"), ndcg("removed", "KGOverlap"));
+  CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol cold --kg-control sideways");
+  EXPECT_NE(r.exit_code, 0);
 }
 
 TEST(Cli, ImportPrintsRowsAndJson) {

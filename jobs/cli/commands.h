@@ -117,7 +117,8 @@ struct EvalArgs {
   int runs = 1;            ///< repeat with seeds seed, seed+1, ... and report the mean (and spread) of each row
   int epochs = 0;          ///< the model's epoch limit (0 = its default)
   bool no_model = false;   ///< baselines only (no LibTorch)
-  bool ablation = false;   ///< also the model with its KG removed (always on for the cold protocol)
+  bool ablation = false;   ///< also the model with its KG removed and shuffled (always on for the cold protocol)
+  std::string kg_control = "intact";  ///< intact|removed|shuffled: the KG every KG-using row fits on (fusion/kg_control.h)
 };
 Status RunEval(const Context& ctx, const EvalArgs& args);
 // The data eval splits: the snapshot `mosaic rebuild` trains on (jobs/service/snapshot.h).

@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <thread>
 #include <unordered_map>
 
 #include "fusion/baselines.h"
 #include "fusion/eval_data.h"
+#include "fusion/kg_control.h"
 #include "fusion/metrics.h"
 #include "fusion/split.h"
 #include "graph/text_features.h"
@@ -134,10 +136,30 @@ nlohmann::json TuningJson(const fusion::Tuning& tuning, uint64_t seed) {
   return {{"seed", seed}, {"chosen", chosen.setting}, {"valid_recall20", chosen.valid_recall20}, {"grid", grid}};
 }
 
+// A model fitted on data of its own (the KG-shuffled control of the model) instead of the data the
+// other rows fit on; it scores and names itself as `inner` would, under `name`.
+class OwnDataModel : public fusion::Baseline {
+ public:
+  OwnDataModel(std::string name, std::unique_ptr<fusion::Baseline> inner, std::shared_ptr<const fusion::EvalData> data)
+      : name_(std::move(name)), inner_(std::move(inner)), data_(std::move(data)) {}
+  std::string name() const override { return name_; }
+  void Fit(const fusion::EvalData&, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
+    inner_->Fit(*data_, train, valid);
+  }
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override { inner_->ScoreUser(user, scores); }
+  const fusion::Tuning* tuning() const override { return inner_->tuning(); }
+
+ private:
+  std::string name_;
+  std::unique_ptr<fusion::Baseline> inner_;
+  std::shared_ptr<const fusion::EvalData> data_;
+};
+
 // The models of one protocol, in table order: the baselines, then the graph-attention model (and
-// its KG-less ablation) from the model library.
-Status MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed, bool have_text,
-                  std::vector<std::unique_ptr<fusion::Baseline>>* models) {
+// its KG ablations: no KG, and for an intact KG the KG shuffled) from the model library. `data` is
+// the run's data with its KG intact; the KG-shuffled model fits on WithKgControl(data, shuffled, seed).
+Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed,
+                  bool have_text, std::vector<std::unique_ptr<fusion::Baseline>>* models) {
   if (args.protocol == "cold") {
     models->push_back(fusion::MakeAttributePopularity());
     models->push_back(fusion::MakeKgOverlap());
@@ -165,12 +187,20 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, uint64_t seed, bool 
     options["kg"] = false;
     MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
     models->push_back(std::move(ranker));
+    if (args.kg_control == "intact") {  // under another control the "Mosaic" row already is one
+      options["kg"] = true;
+      MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
+      auto shuffled = std::make_shared<const fusion::EvalData>(
+          fusion::WithKgControl(data, fusion::KgControl::kShuffled, seed));
+      models->push_back(std::make_unique<OwnDataModel>("Mosaic (KG shuffled)", std::move(ranker), std::move(shuffled)));
+    }
   }
   return Status::OK();
 }
 
 // The CTR protocol on one split: AUC and F1 of each model.
-Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool dump,
+// `data` is the intact data the split is drawn from, `fit` the data the models see (the KG control).
+Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::EvalData& fit, uint64_t seed, bool dump,
               const std::vector<std::unique_ptr<fusion::Baseline>>& models, nlohmann::json* split_sizes,
               std::vector<Row>* rows) {
   const fusion::CtrSplit split = fusion::KgcnCtrSplit(data, seed);
@@ -193,7 +223,7 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, uint64_t seed,
   }
   for (auto& m : models) {
     const auto t0 = std::chrono::steady_clock::now();
-    m->Fit(data, train, valid);
+    m->Fit(fit, train, valid);
     std::vector<float> user_scores;
     auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
       std::vector<std::vector<size_t>> by_user(data.num_users);
@@ -222,12 +252,21 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, uint64_t seed,
   return Status::OK();
 }
 
-// Fits and measures every model on one split (seed), appending a row per model.
+// Fits and measures every model on one split (seed), appending a row per model. The split, the
+// test sets and the KG-linked subset come from `data` as it is; the models fit on `data` under
+// --kg-control (seeded by the run's seed).
 Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
                bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
   std::vector<std::unique_ptr<fusion::Baseline>> models;
-  MOSAIC_RETURN_IF_ERROR(MakeModels(ctx, args, seed, have_text, &models));
-  if (args.protocol == "ctr") return RunCtr(args, data, seed, dump, models, split_sizes, rows);
+  MOSAIC_RETURN_IF_ERROR(MakeModels(ctx, args, data, seed, have_text, &models));
+  fusion::KgControl control = fusion::KgControl::kIntact;
+  fusion::ParseKgControl(args.kg_control, &control);  // checked by RunEval
+  std::unique_ptr<const fusion::EvalData> controlled;
+  if (control != fusion::KgControl::kIntact) {
+    controlled = std::make_unique<const fusion::EvalData>(fusion::WithKgControl(data, control, seed));
+  }
+  const fusion::EvalData& fit = controlled ? *controlled : data;
+  if (args.protocol == "ctr") return RunCtr(args, data, fit, seed, dump, models, split_sizes, rows);
   const bool cold = args.protocol == "cold";
   const fusion::Split split = cold ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed);
   if (dump) {
@@ -235,14 +274,28 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
     WriteItems(data, args.dump_split);
   }
   *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
-  if (cold) (*split_sizes)["cold_items"] = split.cold_items.size();
+  // Cold: the subset of cold items with at least one KG link (item_in_kg of the intact data, so the
+  // subset is the same under every control), and each user's test items among them.
+  std::vector<uint32_t> linked_cold;
+  std::vector<std::vector<uint32_t>> linked_test(data.num_users);
+  if (cold) {
+    (*split_sizes)["cold_items"] = split.cold_items.size();
+    for (uint32_t i : split.cold_items) {
+      if (i < data.item_in_kg.size() && data.item_in_kg[i]) linked_cold.push_back(i);
+    }
+    (*split_sizes)["cold_items_linked"] = linked_cold.size();
+  }
   std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
   for (uint32_t i : split.train) train_items[data.interactions[i].user].push_back(data.interactions[i].item);
-  for (uint32_t i : split.test) test_items[data.interactions[i].user].push_back(data.interactions[i].item);
+  for (uint32_t i : split.test) {
+    const auto& x = data.interactions[i];
+    test_items[x.user].push_back(x.item);
+    if (cold && x.item < data.item_in_kg.size() && data.item_in_kg[x.item]) linked_test[x.user].push_back(x.item);
+  }
   for (auto& v : train_items) std::sort(v.begin(), v.end());
   for (auto& m : models) {
     const auto t0 = std::chrono::steady_clock::now();
-    m->Fit(data, split.train, split.valid);
+    m->Fit(fit, split.train, split.valid);
     fusion::RankingMetrics r = RankAll(
         *m, data.num_users,
         [&](uint32_t u, std::vector<uint32_t>* cand) {
@@ -269,6 +322,14 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
     row.metrics["Recall@20"] = r.recall20;
     row.metrics["NDCG@20"] = r.ndcg20;
     row.metrics["users"] = double(r.users);
+    if (cold) {  // the KG-linked cold items only, ranked among themselves
+      const fusion::RankingMetrics l = RankAll(
+          *m, data.num_users, [&](uint32_t, std::vector<uint32_t>* cand) { *cand = linked_cold; },
+          [&](uint32_t u) -> const std::vector<uint32_t>& { return linked_test[u]; });
+      row.metrics["Recall@20 linked"] = l.recall20;
+      row.metrics["NDCG@20 linked"] = l.ndcg20;
+      row.metrics["users linked"] = double(l.users);
+    }
     rows->push_back(std::move(row));
   }
   return Status::OK();
@@ -294,7 +355,7 @@ std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
       for (double x : v) sum += x;
       const double m = sum / double(v.size());
       mean.metrics[k] = m;
-      if (runs.size() > 1 && k != "users") {
+      if (runs.size() > 1 && k.rfind("users", 0) != 0) {
         double ss = 0;
         for (double x : v) ss += (x - m) * (x - m);
         mean.metrics[k + " sd"] = std::sqrt(ss / double(v.size() - 1));
@@ -308,7 +369,7 @@ std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
 // The Markdown table of `rows` (docs/results.md takes it as it is).
 void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nlohmann::json& header,
                     const std::vector<Row>& rows) {
-  std::printf("### %s, %s protocol (", args.dataset.c_str(), args.protocol.c_str());
+  std::printf("### %s, %s protocol, KG %s (", args.dataset.c_str(), args.protocol.c_str(), args.kg_control.c_str());
   if (args.runs == 1) {
     std::printf("seed %llu)\n\n", static_cast<unsigned long long>(args.seed));
   } else {
@@ -321,12 +382,14 @@ void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nl
               WithThousands(data.interactions.size()).c_str(), header["split"].dump().c_str());
   std::vector<std::string> columns;
   for (const auto& [k, v] : rows.front().metrics) {
-    if (k != "users" && k.find(" sd") == std::string::npos) columns.push_back(k);
+    if (k.rfind("users", 0) != 0 && k.find(" sd") == std::string::npos) columns.push_back(k);
   }
   std::sort(columns.begin(), columns.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& c) { return c.find("@10") != std::string::npos ? 0 : c.find("@20") != std::string::npos ? 1 : 2; };
     if (rank(a) != rank(b)) return rank(a) < rank(b);
-    return rank(a) < 2 ? a > b : a < b;  // Recall before NDCG; AUC before F1
+    const std::string base_a = a.substr(0, a.find(' ')), base_b = b.substr(0, b.find(' '));
+    if (rank(a) < 2 && base_a != base_b) return base_a > base_b;  // Recall before NDCG
+    return a < b;  // all before linked; AUC before F1
   });
   std::printf("| model |");
   for (const auto& c : columns) std::printf(" %s |", c.c_str());
@@ -396,6 +459,10 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   }
   if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
   if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
+  fusion::KgControl control;
+  if (!fusion::ParseKgControl(args.kg_control, &control)) {
+    return Status::InvalidArgument("unknown --kg-control '" + args.kg_control + "' (intact, removed or shuffled)");
+  }
   DatasetFiles files;
   MOSAIC_RETURN_IF_ERROR(FindDataset(args, &files));
   const auto start = std::chrono::steady_clock::now();
@@ -423,7 +490,7 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   const double import_seconds = SecondsSince(start);
 
   nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
-                           {"runs", args.runs}, {"users", data.num_users}, {"items", data.num_items},
+                           {"runs", args.runs}, {"kg_control", args.kg_control}, {"users", data.num_users}, {"items", data.num_items},
                            {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
                            {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
   std::vector<std::vector<Row>> runs;

@@ -121,7 +121,11 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   eval_cmd->add_option("--runs", eval->runs, "Repeat with seeds seed, seed+1, ... and report means (default 1)");
   eval_cmd->add_option("--epochs", eval->epochs, "The model's epoch limit (default: its own)");
   eval_cmd->add_flag("--no-model", eval->no_model, "Baselines only");
-  eval_cmd->add_flag("--ablation", eval->ablation, "Also the model without its KG (always on for cold)");
+  eval_cmd->add_flag("--ablation", eval->ablation, "Also the model with its KG removed and, for an intact KG, shuffled (always on for cold)");
+  eval_cmd->add_option("--kg-control", eval->kg_control,
+                       "intact, removed (no KG triple or item-entity link) or shuffled (tails redrawn per relation, "
+                       "seeded); the split is always drawn from the intact data (default intact)")
+      ->check(CLI::IsMember({"intact", "removed", "shuffled"}));
   eval_cmd->add_option("--dump-split", eval->dump_split, "Write the split as TSV files into this folder");
   out->push_back({eval_cmd, [&ctx, eval] { return jobs::RunEval(ctx, *eval); }});
 
