@@ -247,7 +247,8 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::
     for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
     rows->push_back({m->name(),
                      {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
-                     SecondsSince(t0)});
+                     SecondsSince(t0),
+                     nullptr});
   }
   return Status::OK();
 }
