@@ -91,21 +91,7 @@ CommandResult Mosaic(const std::string& store, const std::string& args) {
 }
 
 // `mosaic ARGS`, ended by `timeout` after `seconds` (exit code 124 then).
-CommandResult MosaicWithin(int seconds, const std::string& args) {
-  static int counter = 0;
-  const std::string base = (fs::temp_directory_path() / ("mosaic-within-" + std::to_string(::getpid()) + "-" +
-                                                         std::to_string(counter++))).string();
-  const std::string cmd = "timeout " + std::to_string(seconds) + " " MOSAIC_BINARY " " + args + " </dev/null >" +
-                          Quote(base + ".out") + " 2>" + Quote(base + ".err");
-  const int status = std::system(cmd.c_str());
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(base + ".out");
-  r.err = ReadFile(base + ".err");
-  std::remove((base + ".out").c_str());
-  std::remove((base + ".err").c_str());
-  return r;
-}
+CommandResult MosaicWithin(int seconds, const std::string& args) { return RunMosaic(args, seconds); }
 
 // `mosaic --json stats`, parsed; null when it fails.
 json Stats(const std::string& store) {

@@ -75,12 +75,15 @@ struct CommandResult {
   std::string err;  ///< stderr
 };
 
-// Runs the mosaic binary with `args` (already shell-quoted) and captures its output.
-inline CommandResult RunMosaic(const std::string& args) {
+// Runs the mosaic binary with `args` (already shell-quoted) and captures its output. With
+// `timeout_seconds` > 0 it is ended by `timeout` after that long (exit code 124 then), stdin empty.
+inline CommandResult RunMosaic(const std::string& args, int timeout_seconds = 0) {
   static std::atomic<int> counter{0};  // tests run commands from several threads
   const std::string base = (std::filesystem::temp_directory_path() /
                             ("mosaic-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++))).string();
-  const std::string cmd = std::string(MOSAIC_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  const std::string prefix = timeout_seconds > 0 ? "timeout " + std::to_string(timeout_seconds) + " " : "";
+  const std::string cmd = prefix + MOSAIC_BINARY + " " + args + (timeout_seconds > 0 ? " </dev/null" : "") + " >" +
+                          base + ".out 2>" + base + ".err";
   const int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
