@@ -827,30 +827,18 @@ class Tuned : public Baseline {
   // The warm protocol on the validation split: candidates are the items not in the user's training set.
   static RankingMetrics Measure(const Baseline& model, uint32_t num_items, const UserRows& rows,
                                 const std::vector<std::vector<uint32_t>>& relevant) {
-    const uint32_t num_users = uint32_t(relevant.size());
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    std::vector<RankingEvaluator> parts(threads);
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        std::vector<float> scores;
-        std::vector<uint32_t> candidates;
-        for (uint32_t u = t; u < num_users; u += threads) {
-          if (relevant[u].empty()) continue;
-          candidates.clear();
+    return RankUsers(
+        model, uint32_t(relevant.size()),
+        [&](uint32_t u, std::vector<uint32_t>* candidates) {
+          candidates->clear();
           size_t s = rows.begin(u);
           for (uint32_t i = 0; i < num_items; ++i) {
             while (s < rows.end(u) && rows.items[s] < i) ++s;
             if (s < rows.end(u) && rows.items[s] == i) continue;
-            candidates.push_back(i);
+            candidates->push_back(i);
           }
-          model.ScoreUser(u, &scores);
-          parts[t].AddUser(scores, candidates, relevant[u]);
-        }
-      });
-    }
-    for (auto& th : pool) th.join();
-    return RankingEvaluator::Merge(parts).Result();
+        },
+        [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
   }
 
   std::string name_;                   ///< row name
@@ -860,6 +848,29 @@ class Tuned : public Baseline {
 };
 
 }  // namespace
+
+RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
+                         const std::function<void(uint32_t, std::vector<uint32_t>*)>& candidates,
+                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<RankingEvaluator> parts(threads);
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<float> scores;
+      std::vector<uint32_t> list;
+      for (uint32_t u = t; u < num_users; u += threads) {
+        const std::vector<uint32_t>& rel = relevant(u);
+        if (rel.empty()) continue;
+        candidates(u, &list);
+        model.ScoreUser(u, &scores);
+        parts[t].AddUser(scores, list, rel);
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  return RankingEvaluator::Merge(parts).Result();
+}
 
 std::unique_ptr<Baseline> MakeMostPopular() { return std::make_unique<MostPopular>(); }
 std::unique_ptr<Baseline> MakeItemKnn(size_t neighbours, double shrink) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fusion/eval_data.h"
+#include "fusion/metrics.h"
 
 namespace mosaic::fusion {
 
@@ -55,6 +56,13 @@ class Baseline {
   // validation split (MakeTuned); nullptr for the others and before Fit.
   virtual const Tuning* tuning() const { return nullptr; }
 };
+
+// Scores every user with relevant items on hardware_concurrency() threads and accumulates ranking
+// metrics: for user u, candidates(u, &list) fills the items to rank and relevant(u) names the held-out
+// ones (users with none are skipped). `model` must be fitted (ScoreUser is const and thread-safe).
+RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
+                         const std::function<void(uint32_t, std::vector<uint32_t>*)>& candidates,
+                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant);
 
 // Non-personalised: score(i) = number of training interactions of item i.
 std::unique_ptr<Baseline> MakeMostPopular();

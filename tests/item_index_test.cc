@@ -229,7 +229,9 @@ TEST_P(ItemIndexMetric, HnswRecallOnClusteredData) {
     double s = 0;
     for (int64_t j = 0; j < d; ++j) s += double(queries[size_t(j)]) * rows[size_t(top.ids[r] * d + j)];
     EXPECT_NEAR(top.scores[r], s, 1e-4 * (1 + std::abs(s)));
-    if (r > 0) EXPECT_GE(top.scores[r - 1], top.scores[r]);
+    if (r > 0) {
+      EXPECT_GE(top.scores[r - 1], top.scores[r]);
+    }
   }
   const TopK exact = index.SearchExact(queries.data(), 20);
   // Exclusions hold through the graph too.

@@ -83,31 +83,6 @@ Status FindDataset(const EvalArgs& args, DatasetFiles* files) {
   return Status::OK();
 }
 
-// Scores users in parallel and accumulates ranking metrics: for each user with relevant items,
-// `candidates(user)` are ranked by the baseline's scores.
-template <typename Candidates, typename Relevant>
-fusion::RankingMetrics RankAll(const fusion::Baseline& model, uint32_t num_users, Candidates&& candidates,
-                               Relevant&& relevant) {
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::vector<fusion::RankingEvaluator> parts(threads);
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      std::vector<float> scores;
-      std::vector<uint32_t> cand;
-      for (uint32_t u = t; u < num_users; u += threads) {
-        const std::vector<uint32_t>& rel = relevant(u);
-        if (rel.empty()) continue;
-        candidates(u, &cand);
-        model.ScoreUser(u, &scores);
-        parts[t].AddUser(scores, cand, rel);
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  return fusion::RankingEvaluator::Merge(parts).Result();
-}
-
 // items.tsv: every item's key in dense index order (the ranking's tie order), for outside checks.
 void WriteItems(const fusion::EvalData& data, const std::string& dir) {
   const std::string path = (fs::path(dir) / "items.tsv").string();
@@ -297,7 +272,7 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
   for (auto& m : models) {
     const auto t0 = std::chrono::steady_clock::now();
     m->Fit(fit, split.train, split.valid);
-    fusion::RankingMetrics r = RankAll(
+    fusion::RankingMetrics r = fusion::RankUsers(
         *m, data.num_users,
         [&](uint32_t u, std::vector<uint32_t>* cand) {
           if (cold) {
@@ -324,7 +299,7 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
     row.metrics["NDCG@20"] = r.ndcg20;
     row.metrics["users"] = double(r.users);
     if (cold) {  // the KG-linked cold items only, ranked among themselves
-      const fusion::RankingMetrics l = RankAll(
+      const fusion::RankingMetrics l = fusion::RankUsers(
           *m, data.num_users, [&](uint32_t, std::vector<uint32_t>* cand) { *cand = linked_cold; },
           [&](uint32_t u) -> const std::vector<uint32_t>& { return linked_test[u]; });
       row.metrics["Recall@20 linked"] = l.recall20;
