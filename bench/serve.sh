@@ -3,7 +3,12 @@
 # second wrk posts new items (POST /items, one connection, paced) for the whole run:
 #   1. GET /health only: the peer, measured in the same run (no model work: HTTP, routing, JSON);
 #   2. GET /recommend only (random users, k, new_only, exclude_seen);
-#   3. the mix of bench/serve_mix.lua: /recommend, /similar, /audience and /health.
+#   3. the mix of bench/serve_mix.lua: /recommend, /similar, /audience and /health;
+#   4. hostile: bench/serve_hostile.py holds HOSTILE_TRICKLE (default 1000) connections that send headers
+#      one byte a second and HOSTILE_IDLE (default 1000) idle keep-alive connections open for
+#      HOSTILE_SECONDS (default 30; those the server closes are opened again), while wrk reads /recommend
+#      (CONNECTIONS) and a second wrk reads /health (2 connections): their latency and errors, the
+#      server's RSS before and after, and the bar (/health p99 at most 50 ms, 0 errors).
 # Prints throughput (req/s) and latency percentiles per phase, each phase's throughput as a fraction
 # of the peer's, the mix per endpoint (from the server's /metrics), and the posting's results; then
 # stops the server with SIGTERM and runs `mosaic check`. Exits 1 when any request failed (a status
@@ -38,9 +43,10 @@ command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2;
 export LUA_PATH="$here/bench/?.lua;;"
 
 tmp=$(mktemp -d)
-server_pid=""; poster_pid=""
+server_pid=""; poster_pid=""; hostile_pid=""
 cleanup() {
   [ -n "$poster_pid" ] && kill "$poster_pid" 2>/dev/null || true
+  [ -n "$hostile_pid" ] && kill "$hostile_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -103,8 +109,8 @@ wrk -t1 -c1 -d1h --timeout 30s --latency -s "$here/bench/serve_post.lua" "$url" 
 poster_pid=$!
 sleep 1
 
-run_phase() {  # name mode
-  wrk -t"$wrk_threads" -c"$conns" -d"${duration}s" --timeout 10s --latency -s "$here/bench/serve_mix.lua" "$url" \
+run_phase() {  # name mode [connections] [seconds] [wrk threads]
+  wrk -t"${5:-$wrk_threads}" -c"${3:-$conns}" -d"${4:-$duration}s" --timeout 10s --latency -s "$here/bench/serve_mix.lua" "$url" \
     -- "$2" "$tmp/users.txt" "$tmp/items.txt" >"$tmp/$1.txt" 2>&1 || true
   grep -q '^RESULT ' "$tmp/$1.txt" || { echo "bench: wrk failed in phase $1:" >&2; cat "$tmp/$1.txt" >&2; exit 1; }
 }
@@ -113,6 +119,31 @@ run_phase recommend recommend
 http_get /metrics >"$tmp/metrics-before.txt"
 run_phase mix mix
 http_get /metrics >"$tmp/metrics-after.txt"
+
+# The hostile phase.
+trickle=${HOSTILE_TRICKLE:-1000}; idle=${HOSTILE_IDLE:-1000}; hostile_s=${HOSTILE_SECONDS:-30}
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$server_pid/status"; }
+rss_before=$(rss_kb)
+python3 "$here/bench/serve_hostile.py" "$port" --trickle "$trickle" --idle "$idle" --seconds "$hostile_s" \
+  >"$tmp/hostile.json" 2>"$tmp/hostile.err" &
+hostile_pid=$!
+for _ in $(seq 300); do
+  grep -q '^opened' "$tmp/hostile.err" 2>/dev/null && break
+  kill -0 "$hostile_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q '^opened' "$tmp/hostile.err" || { echo "bench: the hostile clients did not start:" >&2; cat "$tmp/hostile.err" >&2; exit 1; }
+attack_s=$((hostile_s - 4 > 5 ? hostile_s - 4 : 5))
+run_phase attack-recommend recommend "$conns" "$attack_s" &
+attack_pid=$!
+run_phase attack-health health 2 "$attack_s" 1
+wait "$attack_pid"
+rss_during=$(rss_kb)
+wait "$hostile_pid" || { echo "bench: the hostile clients failed:" >&2; cat "$tmp/hostile.err" >&2; exit 1; }
+hostile_pid=""
+sleep 1
+rss_after=$(rss_kb)
+http_get /metrics >"$tmp/metrics-hostile.txt"
 
 kill -INT "$poster_pid"
 wait "$poster_pid" || true
@@ -142,6 +173,8 @@ echo "Mosaic serve on $(nproc) cores: wrk -t$wrk_threads -c$conns, ${duration} s
   row "GET /health (peer)" health "$conns"
   row "GET /recommend" recommend "$conns"
   row "mix" mix "$conns"
+  row "GET /recommend, hostile" attack-recommend "$conns"
+  row "GET /health, hostile" attack-health 2
   row "POST /items (alongside)" post 1
 } | column -t -s $'\t'
 peer=$(result health | jq .rps)
@@ -176,11 +209,22 @@ awk '
     }
   }' "$tmp/metrics-before.txt" "$tmp/metrics-after.txt"
 
+echo
+echo "hostile phase: $trickle connections trickling headers (1 byte/s) and $idle idle keep-alive connections," \
+     "held ${hostile_s} s (reopened when the server closes them), during the two hostile rows above:"
+jq -r '"  opened \(.trickle_opened) trickling and \(.idle_opened) idle; the server closed \(.trickle_closed_by_server) and \(.idle_closed_by_server); refused with 503: \(.refused_503); connect errors: \(.connect_errors); \(.open_at_end) open at the end"' "$tmp/hostile.json"
+echo "  server: $(grep -E '^mosaic_connections_total' "$tmp/metrics-hostile.txt" | sed 's/mosaic_connections_total//' | tr '\n' ' ')"
+awk -v a="$rss_before" -v d="$rss_during" -v b="$rss_after" \
+  'BEGIN{printf "  server RSS: %.1f MiB before, %.1f MiB under attack, %.1f MiB after (growth %+.1f MiB)\n", a/1024, d/1024, b/1024, (b-a)/1024}'
+health_p99=$(result attack-health | jq '.p99_us/1000')
+bar=$(awk -v p="$health_p99" 'BEGIN{print (p <= 50) ? "met" : "MISSED"}')
+echo "  /health p99 under attack: $health_p99 ms (bar: at most 50 ms: $bar)"
+
 created=$(result post | jq .ok)
 echo
 echo "posted: $created items created (201) in $(result post | jq '.duration_us/1e6|.*10|round/10') s; the server's item count went from $items_before to $items_after"
 failed=0
-for phase in health recommend mix post; do
+for phase in health recommend mix attack-recommend attack-health post; do
   n=$(errors "$phase")
   if [ "$n" != 0 ]; then
     failed=1

@@ -629,6 +629,148 @@ TEST_F(ServeTest, MaxBodyOptionSetsTheLimit) {
   ExpectCheckPasses(store);
 }
 
+// A connected socket to 127.0.0.1:port (-1 when it cannot connect).
+int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closed `fd` (end of stream or reset) within timeout_s; bytes it sent are skipped.
+bool ClosedByServer(int fd, double timeout_s) {
+  const auto start = std::chrono::steady_clock::now();
+  while (SecondsSince(start) < timeout_s) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return true;
+  }
+  return false;
+}
+
+// Issue 13, 3: with a thread per connection, 40 clients sending a header byte a second left /health
+// unanswered for 20 s, and 200 idle keep-alive connections delayed it by 12 s. Connections now wait
+// without a thread, and --header-timeout closes those that do not send a whole request head in time.
+TEST_F(ServeTest, SlowAndIdleClientsNeitherStarveOthersNorStayOpen) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store, {"--header-timeout", "3", "--threads", "4"}));
+  const int port = server.port();
+  std::vector<int> trickling, idle;
+  for (int i = 0; i < 150; ++i) {
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_GT(send(fd, "GET /health HTTP/1.1\r\n", 22, MSG_NOSIGNAL), 0);
+    trickling.push_back(fd);
+  }
+  for (int i = 0; i < 150; ++i) {
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  // Keep-alive connections that made a request and went quiet.
+  for (int i = 0; i < 50; ++i) {
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    const std::string request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
+    char buf[4096];
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);
+    idle.push_back(fd);
+  }
+  std::atomic<bool> done{false};
+  std::thread trickle([&] {
+    while (!done) {
+      for (int fd : trickling) (void)send(fd, "X", 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  // Meanwhile the well-behaved clients are answered, every time.
+  for (int i = 0; i < 20; ++i) {
+    const Reply health = Get(port, "/health");
+    EXPECT_EQ(health.status, 200) << Show(health);
+    const Reply rec = Get(port, "/recommend?user=u0&k=3");
+    EXPECT_EQ(rec.status, 200) << Show(rec);
+  }
+  // And the slow ones are closed once their head is overdue (3 s), trickling or not.
+  int still_open = 0;
+  for (int fd : trickling) still_open += ClosedByServer(fd, 10) ? 0 : 1;
+  for (int fd : idle) still_open += ClosedByServer(fd, 10) ? 0 : 1;
+  done = true;
+  trickle.join();
+  EXPECT_EQ(still_open, 0) << "of " << trickling.size() + idle.size() << " slow or idle connections";
+  for (int fd : trickling) close(fd);
+  for (int fd : idle) close(fd);
+  const Reply metrics = Get(port, "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics.body, m, std::regex("mosaic_connections_total\\{outcome=\"timed_out\"\\} (\\d+)")))
+      << metrics.body;
+  EXPECT_GE(std::stoi(m[1]), 350) << metrics.body;
+  EXPECT_TRUE(server.Stop());
+}
+
+// --max-connections: one connection more is answered 503 (JSON, Retry-After) and closed; when some
+// close, new ones are served again.
+TEST_F(ServeTest, ConnectionsBeyondTheLimitGet503) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store, {"--max-connections", "20"}));
+  const int port = server.port();
+  std::vector<int> held;
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(Connect(port));
+    ASSERT_GE(held.back(), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all 20 accepted
+  const RawResponse over = RawHttp(port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0, false, 10);
+  EXPECT_EQ(over.status, 503) << over.headers << "\n" << over.body << over.error;
+  EXPECT_TRUE(json::parse(over.body, nullptr, false).contains("error")) << over.body;
+  EXPECT_NE(over.headers.find("Retry-After: 1"), std::string::npos) << over.headers;
+  for (int fd : held) close(fd);
+  Reply health;
+  for (int attempt = 0; attempt < 50 && health.status != 200; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    health = Get(port, "/health");
+  }
+  EXPECT_EQ(health.status, 200) << Show(health);
+  EXPECT_TRUE(server.Stop());
+}
+
+// Heads are bounded in bytes and in fields (431), and HEAD is answered as GET without the body.
+TEST_F(ServeTest, HeadersAreBoundedInSizeAndCount) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const std::string start = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  std::string many = start;
+  for (int i = 0; i < 150; ++i) many += "X-Field-" + std::to_string(i) + ": " + std::to_string(i) + "\r\n";
+  const RawResponse too_many = RawHttp(port, many + "\r\n");
+  EXPECT_TRUE(IsJsonError(too_many, 431)) << too_many.headers << "\n" << too_many.body;
+  EXPECT_NE(too_many.body.find("more than 100 header fields"), std::string::npos) << too_many.body;
+  const RawResponse too_long = RawHttp(port, start + "X-Long: " + std::string(20000, 'a') + "\r\n\r\n");
+  EXPECT_TRUE(IsJsonError(too_long, 431)) << too_long.headers << "\n" << too_long.body;
+  std::string fine = start;
+  for (int i = 0; i < 90; ++i) fine += "X-Field-" + std::to_string(i) + ": " + std::to_string(i) + "\r\n";
+  EXPECT_EQ(RawHttp(port, fine + "Connection: close\r\n\r\n").status, 200);
+  const RawResponse head = RawHttp(port, "HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head.status, 200) << head.headers;
+  EXPECT_TRUE(head.body.empty()) << head.body;
+  EXPECT_NE(head.headers.find("Content-Length: "), std::string::npos) << head.headers;
+  EXPECT_EQ(Get(port, "/health").status, 200);
+  EXPECT_TRUE(server.Stop());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes
 

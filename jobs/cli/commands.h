@@ -138,8 +138,10 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args);
 struct ServeArgs {
   std::string host = "127.0.0.1";  ///< address to listen on
   int port = 8080;                 ///< 0: any free port (printed)
-  int threads = 0;                 ///< request threads; 0 = 8 x cores, at least 32
+  int threads = 0;                 ///< request threads; 0 = 4 x cores, at least 8
   size_t max_body = size_t(1) << 20;  ///< largest request body, bytes
+  size_t max_connections = 4096;     ///< open client connections at once (503 beyond)
+  int header_timeout_s = 10;         ///< seconds a connection may take to send a request's head, idle time included
   std::string token_file;            ///< file holding the bearer token POSTs need; empty: none
   bool insecure_writes = false;      ///< serve writes on a non-loopback host without a token (warned)
   std::vector<std::string> allowed_hosts;  ///< Host header values accepted (port ignored); empty: any

@@ -166,10 +166,17 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   auto* serve_cmd = app.add_subcommand("serve", "Answer recommendation queries and take new items over HTTP/JSON");
   serve_cmd->add_option("--host", serve->host, "Address to listen on (default 127.0.0.1)");
   serve_cmd->add_option("--port", serve->port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-  serve_cmd->add_option("--threads", serve->threads, "Request threads, one per open connection (default 8 x cores, at least 32)")
+  serve_cmd->add_option("--threads", serve->threads, "Threads that answer requests; connections wait without one (default 4 x cores, at least 8)")
       ->check(CLI::Range(0, 1024));
   serve_cmd->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)")
       ->check(CLI::Range(size_t(1024), size_t(1) << 30));
+  serve_cmd->add_option("--max-connections", serve->max_connections,
+                        "Client connections open at once; one more is answered 503 and closed (default 4096)")
+      ->check(CLI::Range(size_t(1), size_t(1) << 20));
+  serve_cmd->add_option("--header-timeout", serve->header_timeout_s,
+                        "Seconds a connection may take to send a request's headers, counted from when the server "
+                        "waits for it (idle keep-alive time included); then it is closed (default 10)")
+      ->check(CLI::Range(1, 3600));
   serve_cmd->add_option("--token-file", serve->token_file,
                         "File holding the bearer token that POST requests must send (Authorization: Bearer TOKEN); "
                         "required with a --host other than loopback");

@@ -8,7 +8,7 @@
 
 namespace mosaic::jobs::http {
 
-HttpError ParseQuery(const httplib::Request& req, service::Query* query) {
+HttpError ParseQuery(const Request& req, service::Query* query) {
   for (service::QueryKind kind : service::kQueryKinds) {
     if (req.path == std::string("/") + service::QueryKindName(kind)) query->kind = kind;
   }

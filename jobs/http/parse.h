@@ -4,7 +4,6 @@
 // them on arbitrary input. Each returns a refusal (4xx, with the parameter or field at fault) or none.
 #pragma once
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -24,7 +23,7 @@ constexpr size_t kMaxInteractionsPerPost = 10000;
 // The query of a GET on a query endpoint: the kind from req.path ("/recommend", "/audience",
 // "/similar"; any other path leaves query->kind as it is), k (1..kMaxQueryK, default 20), explain,
 // and the subject: user (with new_only, exclude_seen) or item. 400 naming the parameter otherwise.
-HttpError ParseQuery(const httplib::Request& req, service::Query* query);
+HttpError ParseQuery(const Request& req, service::Query* query);
 
 // The body of POST /items: one JSON object read as a catalogue line (graph::ParseCatalogueObject,
 // keyed by "id"). 400 naming the field at fault.

@@ -1,7 +1,10 @@
 #include "jobs/http/request.h"
 
+#include <httplib.h>  // its URL decoding only (the client is used by tests and tools)
+
 #include <algorithm>
 #include <cctype>
+#include <strings.h>
 
 #include "graph/text.h"
 
@@ -17,34 +20,52 @@ HttpError FromStatus(const Status& s, const std::string& field) {
   }
 }
 
-void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
+std::string Request::Header(const std::string& name) const {
+  for (const auto& [key, value] : headers) {
+    if (key.size() == name.size() && ::strncasecmp(key.data(), name.data(), name.size()) == 0) return value;
+  }
+  return "";
 }
 
-void SendError(httplib::Response& res, const HttpError& e) {
+HttpError DecodeTarget(const std::string& target, Request* req) {
+  if (target.empty() || target[0] != '/') return {400, "the request target must be a path starting with '/'", ""};
+  const size_t question = target.find('?');
+  req->path = httplib::detail::decode_url(target.substr(0, question), false);
+  req->params.clear();
+  if (question != std::string::npos) httplib::detail::parse_query_text(target.substr(question + 1), req->params);
+  return {};
+}
+
+void SendJson(Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+void SendError(Response& res, const HttpError& e) {
   nlohmann::json body = {{"error", e.message}};
   if (!e.field.empty()) body["field"] = e.field;
   SendJson(res, e.status, body);
 }
 
-HttpError Param(const httplib::Request& req, const std::string& name, const std::string& fallback, std::string* value) {
-  if (!req.has_param(name.c_str())) {
+HttpError Param(const Request& req, const std::string& name, const std::string& fallback, std::string* value) {
+  const auto found = req.params.lower_bound(name);  // the first one when sent more than once
+  if (found == req.params.end() || found->first != name) {
     *value = fallback;
     return {};
   }
-  *value = req.get_param_value(name.c_str());
+  *value = found->second;
   if (graph::FindInvalidUtf8(*value) != std::string::npos) return {400, "parameter '" + name + "' is not UTF-8", name};
   return {};
 }
 
-HttpError RequiredParam(const httplib::Request& req, const std::string& name, std::string* value) {
+HttpError RequiredParam(const Request& req, const std::string& name, std::string* value) {
   MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, "", value));
   if (value->empty()) return {400, "parameter '" + name + "' is required", name};
   return {};
 }
 
-HttpError FlagParam(const httplib::Request& req, const std::string& name, bool* value) {
+HttpError FlagParam(const Request& req, const std::string& name, bool* value) {
   std::string v;
   MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, "0", &v));
   if (v == "1" || v == "true" || v.empty()) return *value = true, HttpError{};
@@ -52,7 +73,7 @@ HttpError FlagParam(const httplib::Request& req, const std::string& name, bool* 
   return {400, "parameter '" + name + "' must be 0, 1, true or false, not '" + v + "'", name};
 }
 
-HttpError IntParam(const httplib::Request& req, const std::string& name, long long fallback, long long min,
+HttpError IntParam(const Request& req, const std::string& name, long long fallback, long long min,
                    long long max, long long* value) {
   std::string v;
   MOSAIC_HTTP_RETURN_IF_ERROR(Param(req, name, std::to_string(fallback), &v));
@@ -101,8 +122,8 @@ bool NestedDeeperThan(const std::string& body, int limit) {
 
 }  // namespace
 
-HttpError JsonBody(const httplib::Request& req, const std::string& body, nlohmann::json* json) {
-  const std::string type = req.get_header_value("Content-Type");
+HttpError JsonBody(const Request& req, const std::string& body, nlohmann::json* json) {
+  const std::string type = req.Header("Content-Type");
   std::string media = type.substr(0, type.find(';'));
   media.erase(0, media.find_first_not_of(" \t"));
   media.erase(media.find_last_not_of(" \t") + 1);

@@ -17,11 +17,18 @@ const std::vector<Route>& Routes() {
   return routes;
 }
 
-std::string EndpointLabel(const std::string& path) {
+const Route* FindRoute(const std::string& path) {
   for (const Route& route : Routes()) {
-    if (route.path == path) return path;
+    if (route.path == path) return &route;
   }
-  return "other";
+  return nullptr;
+}
+
+std::string EndpointLabel(const std::string& path) { return FindRoute(path) ? path : "other"; }
+
+bool TakesMethod(const Route& route, const std::string& method) {
+  if (method == MethodName(route.method)) return true;
+  return route.method == Method::kGet && method == "HEAD";
 }
 
 const char* MethodName(Method method) { return method == Method::kGet ? "GET" : "POST"; }

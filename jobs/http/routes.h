@@ -24,4 +24,11 @@ std::string EndpointLabel(const std::string& path);
 
 const char* MethodName(Method method);
 
+// The route of `path`; null when none (404).
+const Route* FindRoute(const std::string& path);
+
+// Whether `route` takes `method` (as sent: "GET"). HEAD is taken where GET is (answered without a body).
+// When not, the reply is 405 with an Allow header naming MethodName(route.method).
+bool TakesMethod(const Route& route, const std::string& method);
+
 }  // namespace mosaic::jobs::http

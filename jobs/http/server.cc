@@ -11,8 +11,10 @@
 // write then). One write at a time; each is one batch (the item, then its placement), committed
 // before the response.
 //
-// Every handler runs inside one wrapper (Register): refusals come back as HttpError values, and
-// anything thrown is caught there once and answered 500.
+// Connections are the transport's (jobs/http/transport.h: Beast, asynchronous, bounded in size and
+// time). Every request goes through one dispatch (Serve): Host check, route, method, credentials,
+// then the handler inside one wrapper (Handle): refusals come back as HttpError values, and anything
+// thrown is caught there once and answered 500.
 #include "jobs/http/server.h"
 
 #include <arpa/inet.h>
@@ -20,10 +22,10 @@
 #include <netinet/in.h>
 #include <signal.h>
 
-#include <httplib.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -41,6 +43,7 @@
 #include "jobs/http/parse.h"
 #include "jobs/http/request.h"
 #include "jobs/http/routes.h"
+#include "jobs/http/transport.h"
 #include "jobs/http/write_lease.h"
 #include "jobs/service/add_items.h"
 #include "jobs/service/api_boundary.h"
@@ -146,7 +149,7 @@ class Server {
   Status Run();
 
  private:
-  using Handler = HttpError (Server::*)(const httplib::Request&, httplib::Response&, const std::string& body);
+  using Handler = HttpError (Server::*)(const Request&, Response&);
 
   std::shared_ptr<service::ServingModel> Model() const { return std::atomic_load(&model_); }
   // Catches the follower up; when it saw writes that are not ours, reloads the model. *current tells
@@ -154,30 +157,33 @@ class Server {
   Status Follow(bool* current = nullptr);
   Status Reload();
   void Maintain();
-  void Configure();
+  // The transport's limits from the options.
+  TransportLimits Limits() const;
   Status Listen(int* port);
   // Reads --token-file and refuses a non-loopback --host without one (unless --insecure-writes).
   Status SetUpAccess();
   // A POST's credentials: 401 unless a token is set and the request sends it as a bearer token.
-  HttpError Authorize(const httplib::Request& req) const;
+  HttpError Authorize(const Request& req) const;
 
   // The handler of each route of Routes().
   Handler HandlerOf(const Route& route) const;
-  // Registers `handler` for `route`, and 405 for the route's path with the other methods.
-  void Register(const Route& route, Handler handler);
+  // Every request: --allowed-host, 404 for an unknown path, 405 (with Allow) for another method, 401
+  // for a write without the token, else the route's handler.
+  void Serve(const Request& req, Response* res);
+  // A request the transport refused (malformed, too large): its JSON error, counted in the metrics.
+  void Refused(const Request& req, const HttpError& error, Response* res);
   // Runs `handler` once: refusals and anything thrown become JSON errors; the time goes to the metrics.
-  void Handle(const Route& route, Handler handler, const httplib::Request& req, httplib::Response& res,
-              const std::string& body);
+  void Handle(const Route& route, Handler handler, const Request& req, Response& res);
 
-  HttpError Health(const httplib::Request& req, httplib::Response& res, const std::string& body);
-  HttpError MetricsText(const httplib::Request& req, httplib::Response& res, const std::string& body);
-  HttpError Query(const httplib::Request& req, httplib::Response& res, const std::string& body);
-  HttpError PostItems(const httplib::Request& req, httplib::Response& res, const std::string& body);
-  HttpError PostInteractions(const httplib::Request& req, httplib::Response& res, const std::string& body);
+  HttpError Health(const Request& req, Response& res);
+  HttpError MetricsText(const Request& req, Response& res);
+  HttpError Query(const Request& req, Response& res);
+  HttpError PostItems(const Request& req, Response& res);
+  HttpError PostInteractions(const Request& req, Response& res);
 
   const Context ctx_;
   const ServeArgs args_;
-  httplib::Server http_;
+  std::unique_ptr<Transport> transport_;
   Metrics metrics_;
 
   std::unique_ptr<store::Store> follower_;
@@ -187,6 +193,7 @@ class Server {
   WriteLease lease_;
   uint64_t followed_sequence_ = 0;                 // follower sequence the model accounts for (under write_mu_)
   std::string token_;                              // the bearer token POSTs need; empty: none
+  std::atomic<int> writes_waiting_{0};             // POSTs in a handler (waiting for write_mu_ or writing)
   std::atomic<bool> stopping_{false};
 };
 
@@ -224,7 +231,7 @@ void Server::Maintain() {
   while (!stopping_) {
     std::this_thread::sleep_for(kFollowInterval);
     if (g_stop_requested) {
-      http_.stop();
+      transport_->Stop();
       continue;
     }
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -245,12 +252,11 @@ Server::Handler Server::HandlerOf(const Route& route) const {
   return &Server::Query;  // one route per query kind
 }
 
-void Server::Handle(const Route& route, Handler handler, const httplib::Request& req, httplib::Response& res,
-                    const std::string& body) {
+void Server::Handle(const Route& route, Handler handler, const Request& req, Response& res) {
   const auto start = Clock::now();
   HttpError refused;
   try {
-    refused = (this->*handler)(req, res, body);
+    refused = (this->*handler)(req, res);
   } catch (...) {
     refused = FromStatus(service::CurrentExceptionStatus());
   }
@@ -258,64 +264,63 @@ void Server::Handle(const Route& route, Handler handler, const httplib::Request&
   metrics_.Record(route.path, res.status, std::chrono::duration<double>(Clock::now() - start).count());
 }
 
-void Server::Register(const Route& route, Handler handler) {
-  const std::string& path = route.path;
-  if (route.method == Method::kPost) {
-    // The body is read here, not by httplib, which bounds only bodies with a Content-Length: a chunked
-    // body over --max-body is read to its end (so the connection stays usable) but not kept.
-    http_.Post(path, [this, route, handler](const httplib::Request& req, httplib::Response& res,
-                                            const httplib::ContentReader& read) {
-      std::string body;
-      bool over = false;
-      // Unauthorized: the body is read to its end and dropped, like one over the limit.
-      const HttpError denied = Authorize(req);
-      const bool complete = read([&](const char* data, size_t size) {
-        over = over || body.size() + size > args_.max_body;
-        if (over || !denied.ok()) {
-          body.clear();
-        } else {
-          body.append(data, size);
-        }
-        return true;
-      });
-      if (!denied.ok()) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        SendError(res, denied);
-        metrics_.Record(route.path, denied.status, 0);
-      } else if (over || res.status == 413) {
-        SendError(res, {413, "the body is larger than " + std::to_string(args_.max_body) + " bytes", ""});
-        metrics_.Record(route.path, 413, 0);
-      } else if (!complete) {
-        SendError(res, {400, "the body could not be read to its end", ""});
-        metrics_.Record(route.path, 400, 0);
-      } else {
-        Handle(route, handler, req, res, body);
-      }
-    });
-  } else {
-    http_.Get(path, [this, route, handler](const httplib::Request& req, httplib::Response& res) {
-      Handle(route, handler, req, res, "");
-    });
+void Server::Serve(const Request& req, Response* res) {
+  // With --allowed-host, a request naming another Host is refused (a DNS-rebinding page names its own).
+  if (!args_.allowed_hosts.empty()) {
+    const std::string host = HostName(req.Header("Host"));
+    const bool allowed = std::any_of(args_.allowed_hosts.begin(), args_.allowed_hosts.end(),
+                                     [&](const std::string& h) { return HostName(h) == host; });
+    if (!allowed) {
+      SendError(*res, {403, "Host '" + req.Header("Host") + "' is not served here (--allowed-host)", ""});
+      res->close = true;
+      metrics_.Record(EndpointLabel(req.path), 403, 0);
+      return;
+    }
   }
-  // The other methods on a known path: 405, saying which one it takes.
-  const std::string allowed = MethodName(route.method);
-  auto wrong_method = [this, path, allowed](const httplib::Request& req, httplib::Response& res) {
-    res.set_header("Allow", allowed);
-    SendError(res, {405, req.method + " is not allowed on " + path + "; use " + allowed, ""});
-    metrics_.Record(path, 405, 0);
-  };
-  if (route.method == Method::kPost) {
-    http_.Get(path, wrong_method);
-  } else {
-    http_.Post(path, wrong_method);
+  const Route* route = FindRoute(req.path);
+  if (!route) {
+    SendError(*res, {404, "no such endpoint: " + req.method + " " + req.path, ""});
+    metrics_.Record("other", 404, 0);
+    return;
   }
-  http_.Put(path, wrong_method);
-  http_.Delete(path, wrong_method);
-  http_.Patch(path, wrong_method);
-  http_.Options(path, wrong_method);
+  if (!TakesMethod(*route, req.method)) {
+    const std::string allowed = MethodName(route->method);
+    res->SetHeader("Allow", allowed);
+    SendError(*res, {405, req.method + " is not allowed on " + route->path + "; use " + allowed, ""});
+    metrics_.Record(route->path, 405, 0);
+    return;
+  }
+  if (route->method == Method::kPost) {
+    const HttpError denied = Authorize(req);
+    if (!denied.ok()) {
+      res->SetHeader("WWW-Authenticate", "Bearer");
+      SendError(*res, denied);
+      metrics_.Record(route->path, denied.status, 0);
+      return;
+    }
+    // Writes go one at a time, each POST waiting for the one before it on a request thread: beyond
+    // half the threads waiting, 503, so that queries always have threads.
+    const int most_waiting = std::max(1, transport_->limits().threads / 2);
+    if (writes_waiting_.fetch_add(1) >= most_waiting) {
+      --writes_waiting_;
+      res->SetHeader("Retry-After", "1");
+      SendError(*res, {503, "too many writes in progress (" + std::to_string(most_waiting) + "): try again", ""});
+      metrics_.Record(route->path, 503, 0);
+      return;
+    }
+    Handle(*route, HandlerOf(*route), req, *res);
+    --writes_waiting_;
+    return;
+  }
+  Handle(*route, HandlerOf(*route), req, *res);
 }
 
-HttpError Server::Health(const httplib::Request&, httplib::Response& res, const std::string&) {
+void Server::Refused(const Request& req, const HttpError& error, Response* res) {
+  SendError(*res, error);
+  metrics_.Record(EndpointLabel(req.path), error.status, 0);
+}
+
+HttpError Server::Health(const Request&, Response& res) {
   auto model = Model();
   nlohmann::json body = {{"status", "ok"}, {"model_version", model ? model->version() : 0}};
   body["items"] = model ? model->num_items() : 0;
@@ -325,16 +330,24 @@ HttpError Server::Health(const httplib::Request&, httplib::Response& res, const 
   return {};
 }
 
-HttpError Server::MetricsText(const httplib::Request&, httplib::Response& res, const std::string&) {
+HttpError Server::MetricsText(const Request&, Response& res) {
   auto model = Model();
   res.status = 200;
-  res.set_content(metrics_.Text(model ? model->version() : 0, model ? model->num_items() : 0,
-                                model ? model->num_placed() : 0),
-                  "text/plain; version=0.0.4");
+  res.content_type = "text/plain; version=0.0.4";
+  res.body = metrics_.Text(model ? model->version() : 0, model ? model->num_items() : 0, model ? model->num_placed() : 0);
+  const TransportStats t = transport_->Stats();
+  res.body += "# HELP mosaic_open_connections Client connections open now.\n";
+  res.body += "# TYPE mosaic_open_connections gauge\nmosaic_open_connections " + std::to_string(t.open_connections) + "\n";
+  res.body += "# HELP mosaic_connections_total Client connections by outcome: served, refused (503: at "
+              "--max-connections), timed_out (closed: a head, body or reply too slow).\n";
+  res.body += "# TYPE mosaic_connections_total counter\n";
+  res.body += "mosaic_connections_total{outcome=\"served\"} " + std::to_string(t.accepted) + "\n";
+  res.body += "mosaic_connections_total{outcome=\"refused\"} " + std::to_string(t.refused_at_capacity) + "\n";
+  res.body += "mosaic_connections_total{outcome=\"timed_out\"} " + std::to_string(t.timed_out) + "\n";
   return {};
 }
 
-HttpError Server::Query(const httplib::Request& req, httplib::Response& res, const std::string&) {
+HttpError Server::Query(const Request& req, Response& res) {
   service::Query query;
   MOSAIC_HTTP_RETURN_IF_ERROR(ParseQuery(req, &query));
   const char* subject = service::AsksAboutUser(query.kind) ? "user" : "item";
@@ -353,9 +366,9 @@ HttpError Server::Query(const httplib::Request& req, httplib::Response& res, con
   return {};
 }
 
-HttpError Server::PostItems(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
+HttpError Server::PostItems(const Request& req, Response& res) {
   nlohmann::json body;
-  MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, raw_body, &body));
+  MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, req.body, &body));
   service::NewItem item;
   MOSAIC_HTTP_RETURN_IF_ERROR(ParseItem(body, &item.item));
 
@@ -383,9 +396,9 @@ HttpError Server::PostItems(const httplib::Request& req, httplib::Response& res,
   return {};
 }
 
-HttpError Server::PostInteractions(const httplib::Request& req, httplib::Response& res, const std::string& raw_body) {
+HttpError Server::PostInteractions(const Request& req, Response& res) {
   nlohmann::json body;
-  MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, raw_body, &body));
+  MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, req.body, &body));
   std::vector<InteractionRow> parsed;
   MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &parsed));
   const bool many = body.is_array();  // a refusal names "[i].item" in an array, "item" in one object
@@ -424,9 +437,9 @@ HttpError Server::PostInteractions(const httplib::Request& req, httplib::Respons
   return {};
 }
 
-HttpError Server::Authorize(const httplib::Request& req) const {
+HttpError Server::Authorize(const Request& req) const {
   if (token_.empty()) return {};
-  const std::string header = req.get_header_value("Authorization");
+  const std::string header = req.Header("Authorization");
   const std::string scheme = "Bearer ";
   if (header.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), header.begin(), [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
@@ -463,10 +476,11 @@ Status Server::Run() {
     followed_sequence_ = follower_->LatestSequence();
     MOSAIC_RETURN_IF_ERROR(Reload());
   }
-  Configure();
+  transport_ = std::make_unique<Transport>(
+      Limits(), [this](const Request& req, Response* res) { Serve(req, res); },
+      [this](const Request& req, const HttpError& error, Response* res) { Refused(req, error, res); });
   int port = 0;
   MOSAIC_RETURN_IF_ERROR(Listen(&port));
-  const std::string url = "http://" + args_.host + ":" + std::to_string(port);
 
   struct sigaction action = {};
   action.sa_handler = OnStopSignal;
@@ -475,76 +489,32 @@ Status Server::Run() {
   sigaction(SIGTERM, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   std::thread maintenance([this] { Maintain(); });
-  const bool listened = http_.listen_after_bind();
+  transport_->Run();
   stopping_ = true;
   maintenance.join();
   lease_.Release();
-  if (!listened && !g_stop_requested) return Status::IOError("the server stopped listening on " + url);
   if (!ctx_.json) std::printf("stopped\n");
   return Status::OK();
 }
 
-// Limits, timeouts, error replies and the routes.
-void Server::Configure() {
-  // httplib gives each keep-alive connection a thread for as long as it stays open: a client beyond
-  // the pool's size waits for a connection to close, so the pool is sized for clients, not cores.
-  const int threads = args_.threads > 0 ? args_.threads
-                                        : std::max(32, 8 * int(std::max(1u, std::thread::hardware_concurrency())));
-  http_.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
-  http_.set_payload_max_length(args_.max_body);
-  // Headers and body go out in two writes; without this the body waits for the client's delayed ACK.
-  http_.set_tcp_nodelay(true);
-  http_.set_read_timeout(5, 0);
-  http_.set_write_timeout(5, 0);
-  http_.set_keep_alive_max_count(100);
-  http_.set_keep_alive_timeout(2);
-  http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404) {
-      SendError(res, {404, "no such endpoint: " + req.method + " " + req.path, ""});
-      metrics_.Record(EndpointLabel(req.path), 404, 0);
-    } else if (res.status == 413) {
-      SendError(res, {413, "the body is larger than " + std::to_string(args_.max_body) + " bytes", ""});
-    } else {
-      SendError(res, {res.status, "request refused (HTTP " + std::to_string(res.status) + ")", ""});
-    }
-  });
-  // Before routing: API responses ignore Range. httplib would answer a Range header on any endpoint
-  // with a partial or multipart response, and a few thousand overlapping ranges multiply a reply's
-  // size by as many (RFC 9110 lets a server ignore Range). httplib hands the handler a const Request
-  // that is not const; the parsed ranges are cleared so that the reply goes out whole.
-  // With --allowed-host, a request naming another Host is refused (a DNS-rebinding page names its own).
-  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    auto& request = const_cast<httplib::Request&>(req);
-    request.ranges.clear();
-    request.headers.erase("Range");
-    if (!args_.allowed_hosts.empty()) {
-      const std::string host = HostName(req.get_header_value("Host"));
-      const bool allowed = std::any_of(args_.allowed_hosts.begin(), args_.allowed_hosts.end(),
-                                       [&](const std::string& h) { return HostName(h) == host; });
-      if (!allowed) {
-        SendError(res, {403, "Host '" + req.get_header_value("Host") + "' is not served here (--allowed-host)", ""});
-        res.set_header("Connection", "close");
-        metrics_.Record(EndpointLabel(req.path), 403, 0);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    SendError(res, {500, "internal error", ""});
-  });
-
-  for (const Route& route : Routes()) Register(route, HandlerOf(route));
+TransportLimits Server::Limits() const {
+  TransportLimits limits;
+  // Connections wait for input without a thread: threads are for handlers, which use the cores and may
+  // wait for the write lock. A few per core keeps the cores busy while some wait.
+  limits.threads = args_.threads > 0 ? args_.threads : std::max(8, 4 * int(std::max(1u, std::thread::hardware_concurrency())));
+  limits.max_connections = args_.max_connections;
+  limits.max_body = args_.max_body;
+  limits.head_timeout = std::chrono::seconds(args_.header_timeout_s);
+  return limits;
 }
 
 // Binds the port and says where, with the model version it serves.
 Status Server::Listen(int* out) {
-  const int port = args_.port == 0 ? http_.bind_to_any_port(args_.host)
-                                   : (http_.bind_to_port(args_.host, args_.port) ? args_.port : -1);
-  if (port < 0) {
-    return Status::IOError("cannot listen on " + args_.host + ":" + std::to_string(args_.port) +
-                           " (in use, or not an address of this machine)");
+  int port = 0;
+  MOSAIC_RETURN_IF_ERROR(transport_->Listen(args_.host, args_.port, &port));
+  if (transport_->limits().max_connections < args_.max_connections) {
+    std::fprintf(stderr, "mosaic serve: at most %zu connections (the open-file limit allows no more)\n",
+                 transport_->limits().max_connections);
   }
   const auto model = Model();
   const std::string url = "http://" + args_.host + ":" + std::to_string(port);

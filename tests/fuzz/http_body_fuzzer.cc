@@ -24,9 +24,9 @@ bool Clean(const std::string& s, bool allow_line_breaks = false) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string raw(reinterpret_cast<const char*>(data), size);
-  httplib::Request req;
+  http::Request req;
   req.method = "POST";
-  req.headers.emplace("Content-Type", "application/json");
+  req.headers.emplace_back("Content-Type", "application/json");
   nlohmann::json body;
   http::HttpError e = http::JsonBody(req, raw, &body);
   if (!e.ok()) {
