@@ -292,6 +292,8 @@ Status ParseTimestamp(const std::string& text, const char* column, int64_t* out)
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
     return Status::InvalidArgument(std::string(column) + " '" + text + "' is not an integer timestamp");
   }
+  // As POST /interactions: seconds since the epoch, 0..2^63-1 (time-ordered protocols sort by it).
+  if (*out < 0) return Status::InvalidArgument(std::string(column) + " '" + text + "' is negative (seconds since the epoch)");
   return Status::OK();
 }
 

@@ -679,6 +679,11 @@ const BadInput kBadInputs[] = {
      "must name a 'user' and an 'item'"},
     {"RelationWithSpace", ImportFormat::kKgTriples, "kg.txt", "a\tr\tb\nc\thas genre\td\n", 2,
      "'has genre' is not a relation name"},
+    // Issue 13: import took negative timestamps that POST /interactions refuses.
+    {"NegativeTimestamp", ImportFormat::kMovielensRatings, "ratings.csv",
+     "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.0,-5\n", 3, "timestamp '-5' is negative"},
+    {"NegativeTimestampGeneric", ImportFormat::kInteractions, "plays.tsv",
+     "user\titem\tweight\ttimestamp\nu\ti\t1\t-1\n", 2, "timestamp '-1' is negative"},
     {"ReservedRelation", ImportFormat::kKgTriples, "kg.txt", "a\tr\tb\nc\tinteracted\td\n", 2,
      "relation 'interacted' is reserved"},
     {"EmptyHead", ImportFormat::kKgTriples, "kg.txt", "a\tr\tb\n \tr\td\n", 2, "head is empty"},
