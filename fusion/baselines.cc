@@ -851,7 +851,9 @@ class Tuned : public Baseline {
 
 RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
                          const std::function<void(uint32_t, std::vector<uint32_t>*)>& candidates,
-                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant) {
+                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant,
+                         std::vector<double>* per_user_recall20) {
+  if (per_user_recall20) per_user_recall20->assign(num_users, std::nan(""));
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<RankingEvaluator> parts(threads);
   std::vector<std::thread> pool;
@@ -865,6 +867,7 @@ RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
         candidates(u, &list);
         model.ScoreUser(u, &scores);
         parts[t].AddUser(scores, list, rel);
+        if (per_user_recall20) (*per_user_recall20)[u] = parts[t].LastRecall(20);  // each thread its own users
       }
     });
   }

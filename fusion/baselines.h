@@ -60,9 +60,12 @@ class Baseline {
 // Scores every user with relevant items on hardware_concurrency() threads and accumulates ranking
 // metrics: for user u, candidates(u, &list) fills the items to rank and relevant(u) names the held-out
 // ones (users with none are skipped). `model` must be fitted (ScoreUser is const and thread-safe).
+// With `per_user_recall20`, it is resized to num_users and holds each user's Recall@20 (NaN for
+// the users skipped), for paired statistics (PairedBootstrapRatio).
 RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
                          const std::function<void(uint32_t, std::vector<uint32_t>*)>& candidates,
-                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant);
+                         const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant,
+                         std::vector<double>* per_user_recall20 = nullptr);
 
 // Non-personalised: score(i) = number of training interactions of item i.
 std::unique_ptr<Baseline> MakeMostPopular();

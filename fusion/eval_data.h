@@ -14,6 +14,7 @@ struct Interaction {
   uint32_t user = 0;    ///< dense user index
   uint32_t item = 0;    ///< dense item index
   float weight = 1.0f;  ///< play count or rating
+  int64_t timestamp = 0;  ///< seconds since the epoch; 0 when unknown (the temporal protocol needs it)
 };
 
 // One modality of the items' content.

@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "fusion/random.h"
+
 namespace mosaic::fusion {
 
 RankingEvaluator::RankingEvaluator(std::vector<size_t> ks) : ks_(std::move(ks)) {
@@ -16,6 +18,7 @@ RankingEvaluator::RankingEvaluator(std::vector<size_t> ks) : ks_(std::move(ks)) 
   }
   recall_sum_.assign(ks_.size(), 0.0);
   ndcg_sum_.assign(ks_.size(), 0.0);
+  last_recall_.assign(ks_.size(), std::nan(""));
 }
 
 void RankingEvaluator::AddUser(const std::vector<float>& scores,
@@ -33,6 +36,7 @@ void RankingEvaluator::AddUser(const std::vector<float>& scores,
   relevant_.assign(relevant.begin(), relevant.end());
   std::sort(relevant_.begin(), relevant_.end());
   relevant_.erase(std::unique(relevant_.begin(), relevant_.end()), relevant_.end());
+  last_recall_.assign(ks_.size(), std::nan(""));
   if (relevant_.empty()) return;
 
   // Only the top max_k_ need ordering: partial_sort is O(n log K), not O(n log n).
@@ -55,7 +59,8 @@ void RankingEvaluator::AddUser(const std::vector<float>& scores,
     for (size_t r = 0; r < std::min(k, relevant_.size()); ++r) {
       idcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
     }
-    recall_sum_[s] += hits / static_cast<double>(relevant_.size());
+    last_recall_[s] = hits / static_cast<double>(relevant_.size());
+    recall_sum_[s] += last_recall_[s];
     ndcg_sum_[s] += dcg / idcg;
   }
   ++users_;
@@ -72,6 +77,8 @@ double RankingEvaluator::Recall(size_t k) const {
   const size_t s = Slot(k);
   return users_ == 0 ? 0.0 : recall_sum_[s] / static_cast<double>(users_);
 }
+
+double RankingEvaluator::LastRecall(size_t k) const { return last_recall_[Slot(k)]; }
 
 double RankingEvaluator::Ndcg(size_t k) const {
   const size_t s = Slot(k);
@@ -92,6 +99,57 @@ RankingMetrics RankingEvaluator::Result() const {
     m.ndcg20 = Ndcg(20);
   }
   return m;
+}
+
+double StudentT975(size_t df) {
+  static constexpr double kTable[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                      2.201,  2.179, 2.160,         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                      2.080,  2.074, 2.069,         2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  if (df == 0) throw std::invalid_argument("StudentT975: no degrees of freedom (one run has no interval)");
+  if (df <= 30) return kTable[df - 1];
+  // Beyond the table: the Cornish-Fisher expansion's first terms around the normal quantile.
+  const double z = 1.959964, n = static_cast<double>(df);
+  return z + (z * z * z + z) / (4 * n) + (5 * std::pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * n * n);
+}
+
+RatioInterval PairedBootstrapRatio(const std::vector<double>& a, const std::vector<double>& b, size_t resamples,
+                                   uint64_t seed) {
+  if (a.size() != b.size()) throw std::invalid_argument("PairedBootstrapRatio: the two sides differ in length");
+  if (resamples == 0) throw std::invalid_argument("PairedBootstrapRatio: no resamples");
+  std::vector<double> x, y;
+  for (size_t u = 0; u < a.size(); ++u) {
+    if (std::isnan(a[u]) || std::isnan(b[u])) continue;
+    x.push_back(a[u]);
+    y.push_back(b[u]);
+  }
+  if (x.empty()) throw std::invalid_argument("PairedBootstrapRatio: no user measured by both");
+  RatioInterval out;
+  out.users = x.size();
+  const double sum_y = std::accumulate(y.begin(), y.end(), 0.0);
+  out.ratio = sum_y == 0 ? std::nan("") : std::accumulate(x.begin(), x.end(), 0.0) / sum_y;
+  std::vector<double> ratios;
+  ratios.reserve(resamples);
+  SplitMix64 rng(StreamSeed(seed, 0xB007, 0));
+  for (size_t r = 0; r < resamples; ++r) {
+    double sx = 0, sy = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const size_t pick = rng.Below(x.size());
+      sx += x[pick];
+      sy += y[pick];
+    }
+    if (sy > 0) ratios.push_back(sx / sy);
+  }
+  out.resamples = ratios.size();
+  if (ratios.empty()) {
+    out.low = out.high = std::nan("");
+    return out;
+  }
+  std::sort(ratios.begin(), ratios.end());
+  // The percentile interval, by the nearest-rank rule on the sorted ratios.
+  auto at = [&](double q) { return ratios[std::min(ratios.size() - 1, size_t(q * double(ratios.size())))]; };
+  out.low = at(0.025);
+  out.high = at(0.975);
+  return out;
 }
 
 namespace {

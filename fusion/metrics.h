@@ -51,6 +51,10 @@ class RankingEvaluator {
 
   size_t users() const { return users_; }
 
+  // Recall@k of the user of the last AddUser (k one of ks); NaN when that user had no relevant
+  // item (skipped) or before any AddUser. For per-user statistics (PairedBootstrapRatio).
+  double LastRecall(size_t k) const;
+
   // Adds the users counted by `other` (same cutoffs), so that threads can evaluate apart.
   void Merge(const RankingEvaluator& other);
 
@@ -64,10 +68,33 @@ class RankingEvaluator {
   size_t max_k_ = 0;                   ///< largest cutoff: how much of each ranking to sort
   std::vector<double> recall_sum_;     ///< per cutoff, summed over users in the order added
   std::vector<double> ndcg_sum_;       ///< per cutoff
+  std::vector<double> last_recall_;    ///< per cutoff, the last user's (NaN when skipped)
   size_t users_ = 0;                   ///< users that counted
   std::vector<uint32_t> ranked_;       ///< scratch: the candidates being ranked, reused
   std::vector<uint32_t> relevant_;     ///< scratch: sorted unique relevant items
 };
+
+// The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1): the factor of a
+// two-sided 95% interval of a mean from df + 1 runs, mean ± t sd / sqrt(n). Exact to 3 decimals
+// (a table for df <= 30, the normal's 1.960 approached beyond). Throws std::invalid_argument for 0.
+double StudentT975(size_t df);
+
+// A paired, per-user bootstrap interval of the ratio of two means.
+struct RatioInterval {
+  double ratio = 0;       ///< mean(a) / mean(b) over every user
+  double low = 0;         ///< 2.5th percentile of the resampled ratios
+  double high = 0;        ///< 97.5th percentile
+  size_t users = 0;       ///< users measured by both (the pairs resampled)
+  size_t resamples = 0;
+};
+
+// Resamples the users (the pairs a[u], b[u] together, entries NaN in either are left out) with
+// replacement `resamples` times, each time computing mean(a) / mean(b); the interval is the
+// percentile one (2.5%, 97.5%). Seeded (fusion/random.h), so reproducible. A resample whose b
+// mean is 0 is skipped. Throws std::invalid_argument on size mismatch, no pair left, or
+// resamples == 0.
+RatioInterval PairedBootstrapRatio(const std::vector<double>& a, const std::vector<double>& b, size_t resamples,
+                                   uint64_t seed);
 
 // Area under the ROC curve by the Mann–Whitney rank statistic: the probability that a random
 // positive scores above a random negative, a tie counting 1/2 (tied scores get their average

@@ -24,6 +24,9 @@ enum Stream : uint64_t {
   kColdUser = 3,
   kCtrUser = 4,
   kCtrShuffle = 5,
+  kFewShotItems = 6,
+  kFewShotKeep = 7,
+  kFewShotUser = 8,
 };
 
 // round(n / 10) with halves rounded up, in integers so no floating-point rounding can differ.
@@ -231,6 +234,75 @@ Split ColdSplit(const EvalData& data, uint64_t seed) {
     SplitMix64 rng(StreamSeed(seed, kColdUser, u));
     DealUser(mine, /*with_test=*/false, rng, &split);
   }
+  SortSplit(&split);
+  return split;
+}
+
+Split FewShotSplit(const EvalData& data, uint64_t seed, size_t shots) {
+  CheckInteractions(data);
+  if (shots == 0) throw std::invalid_argument("few-shot split: shots must be at least 1");
+  std::vector<std::vector<uint32_t>> of_item(data.num_items);  // interaction indices, ascending
+  for (uint32_t k = 0; k < data.interactions.size(); ++k) of_item[data.interactions[k].item].push_back(k);
+  std::vector<uint32_t> items;  // ascending, so the draw does not depend on interaction order
+  for (uint32_t i = 0; i < data.num_items; ++i) {
+    if (!of_item[i].empty()) items.push_back(i);
+  }
+  // The same items for every `shots` of a seed: the draw does not depend on it.
+  const size_t n_few = (2 * items.size() + 5) / 10;
+  SplitMix64 item_rng(StreamSeed(seed, kFewShotItems, 0));
+  PartialShuffle(items.begin(), items.end(), n_few, item_rng);
+
+  Split split;
+  split.cold_items.assign(items.begin(), items.begin() + n_few);
+  std::sort(split.cold_items.begin(), split.cold_items.end());
+  std::vector<uint8_t> role(data.interactions.size(), 0);  // 0: the users' split decides; 1: train; 2: test
+  for (uint32_t i : split.cold_items) {
+    // One permutation per item, whatever `shots` is: the 1 kept are among the 3, the 3 among the 5.
+    std::vector<uint32_t>& mine = of_item[i];
+    SplitMix64 rng(StreamSeed(seed, kFewShotKeep, i));
+    Shuffle(mine.begin(), mine.end(), rng);
+    for (size_t k = 0; k < mine.size(); ++k) role[mine[k]] = k < shots ? 1 : 2;
+  }
+  std::vector<uint32_t> order;
+  std::vector<size_t> offsets;
+  GroupByUser(data, &order, &offsets);
+  std::vector<uint32_t> mine;
+  for (uint32_t u = 0; u < data.num_users; ++u) {
+    mine.clear();
+    for (size_t k = offsets[u]; k < offsets[u + 1]; ++k) {
+      const uint32_t i = order[k];
+      if (role[i] == 1) {
+        split.train.push_back(i);
+      } else if (role[i] == 2) {
+        split.test.push_back(i);
+      } else {
+        mine.push_back(i);
+      }
+    }
+    SplitMix64 rng(StreamSeed(seed, kFewShotUser, u));
+    DealUser(mine, /*with_test=*/false, rng, &split);
+  }
+  SortSplit(&split);
+  return split;
+}
+
+Split TemporalSplit(const EvalData& data) {
+  CheckInteractions(data);
+  std::vector<uint32_t> by_time(data.interactions.size());
+  bool dated = false;
+  for (uint32_t k = 0; k < by_time.size(); ++k) {
+    by_time[k] = k;
+    dated = dated || data.interactions[k].timestamp != 0;
+  }
+  if (!dated) throw std::invalid_argument("temporal split: the interactions have no timestamps");
+  std::stable_sort(by_time.begin(), by_time.end(), [&](uint32_t a, uint32_t b) {
+    return data.interactions[a].timestamp < data.interactions[b].timestamp;
+  });
+  const size_t n = by_time.size(), n_test = Tenth(n), n_valid = Tenth(n);
+  Split split;
+  split.train.assign(by_time.begin(), by_time.end() - std::ptrdiff_t(n_test + n_valid));
+  split.valid.assign(by_time.end() - std::ptrdiff_t(n_test + n_valid), by_time.end() - std::ptrdiff_t(n_test));
+  split.test.assign(by_time.end() - std::ptrdiff_t(n_test), by_time.end());
   SortSplit(&split);
   return split;
 }

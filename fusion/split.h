@@ -30,6 +30,20 @@ Split WarmSplit(const EvalData& data, uint64_t seed);
 // Throws std::invalid_argument as WarmSplit.
 Split ColdSplit(const EvalData& data, uint64_t seed);
 
+// The few-shot protocol: round(0.2 m) of the m items that have any interaction are drawn (the same
+// items for every `shots` of a seed; in cold_items, sorted); of each, `shots` interactions drawn at
+// random stay in train and the rest go to test (an item with no more than `shots` keeps all in
+// train). The draws are nested: the interactions kept with 1 shot are among those kept with 3.
+// Each user's other interactions are split 90/10 train/valid as in ColdSplit, so test holds only
+// the few-shot items' held-out interactions. Throws std::invalid_argument for shots == 0 and as WarmSplit.
+Split FewShotSplit(const EvalData& data, uint64_t seed, size_t shots);
+
+// The global temporal protocol: interactions ordered by timestamp (ties by index); the last
+// round(0.1 n) are test, the round(0.1 n) before them valid, the rest train. Users and items may
+// first appear in valid or test. No randomness. Throws std::invalid_argument when no interaction
+// has a timestamp (all 0) and as WarmSplit.
+Split TemporalSplit(const EvalData& data);
+
 // The KGCN CTR protocol: positives are the interactions whose item has item_in_kg; for each user,
 // as many negatives as that user has positives, drawn uniformly without replacement from the KG
 // items the user never interacted with (all of them when there are fewer). All examples are

@@ -169,7 +169,7 @@ std::string WriteTinyMovieLens(const TempDir& tmp) {
 TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
   TempDir tmp;
   const std::string data = WriteTinyMovieLens(tmp);
-  for (const std::string protocol : {"warm", "cold", "ctr"}) {
+  for (const std::string protocol : {"warm", "cold", "ctr", "fewshot", "temporal"}) {
     SCOPED_TRACE(protocol);
     nlohmann::json j = RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --protocol " + protocol +
                                " --seed 3 --dump-split " + Q(tmp / ("a-" + protocol)));
@@ -181,6 +181,22 @@ TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
       for (const auto& [name, value] : row["metrics"].items()) {
         EXPECT_GE(value.get<double>(), 0.0) << row["model"] << " " << name;
       }
+      // The model's rows: Recall@20 over the best peer's, with a paired bootstrap interval.
+      if (row["model"] == "Mosaic" && protocol != "ctr") {
+        ASSERT_TRUE(row.contains("vs_best_peer")) << row.dump();
+        for (const auto& v : row["vs_best_peer"]) {
+          EXPECT_EQ(v["metric"].get<std::string>().rfind("Recall@20", 0), 0u) << v.dump();
+          if (v["ratio"].is_number() && v["low"].is_number()) EXPECT_LE(v["low"].get<double>(), v["high"].get<double>()) << v.dump();
+        }
+      }
+    }
+    if (protocol == "fewshot") {
+      EXPECT_TRUE(j["rows"][0]["metrics"].contains("Recall@20 1-shot")) << j["rows"][0].dump();
+      EXPECT_TRUE(j["rows"][0]["metrics"].contains("Recall@20 5-shot")) << j["rows"][0].dump();
+    }
+    if (protocol == "temporal") {
+      EXPECT_TRUE(j["rows"][0]["metrics"].contains("Recall@20 new users")) << j["rows"][0].dump();
+      EXPECT_TRUE(j["rows"][0]["metrics"].contains("Recall@20 new items")) << j["rows"][0].dump();
     }
     RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --protocol " + protocol +
             " --seed 3 --dump-split " + Q(tmp / ("b-" + protocol)));
@@ -190,7 +206,7 @@ TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
   }
   CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol sideways");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("warm, cold or ctr"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("warm, cold, fewshot, temporal or ctr"), std::string::npos) << r.err;
   r = RunMosaic("eval --data " + Q(tmp / "nope") + " --dataset movielens --protocol warm");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;

@@ -197,5 +197,64 @@ TEST(PlattScalerTest, NoisyDataIsMonotone) {
   EXPECT_THROW(platt.Fit({1, 2}, {1, 0, 1}), std::invalid_argument);
 }
 
+// The per-user Recall of the last user added, for paired statistics.
+TEST(RankingEvaluatorTest, LastRecallIsTheLastUsers) {
+  RankingEvaluator ev({10, 20});
+  EXPECT_TRUE(std::isnan(ev.LastRecall(20)));
+  // Item 2 ranks first of 3; relevant {2, 0}: item 0 ranks third, still within 10: recall 1.
+  ev.AddUser({0.1f, 0.5f, 0.9f}, {0, 1, 2}, {2, 0});
+  EXPECT_DOUBLE_EQ(ev.LastRecall(20), 1.0);
+  // Relevant {7} is not a candidate: recall 0 (it still counts).
+  ev.AddUser({0.1f, 0.5f, 0.9f}, {0, 1, 2}, {7});
+  EXPECT_DOUBLE_EQ(ev.LastRecall(10), 0.0);
+  ev.AddUser({0.1f, 0.5f, 0.9f}, {0, 1, 2}, {});  // skipped
+  EXPECT_TRUE(std::isnan(ev.LastRecall(20)));
+  EXPECT_EQ(ev.users(), 2u);
+  EXPECT_THROW(ev.LastRecall(5), std::invalid_argument);
+}
+
+// Student's t quantiles: the table's values, and the normal's 1.96 approached for many runs.
+TEST(StudentTTest, KnownQuantiles) {
+  EXPECT_DOUBLE_EQ(StudentT975(1), 12.706);
+  EXPECT_DOUBLE_EQ(StudentT975(4), 2.776);  // 5 runs
+  EXPECT_DOUBLE_EQ(StudentT975(30), 2.042);
+  EXPECT_NEAR(StudentT975(40), 2.021, 0.001);
+  EXPECT_NEAR(StudentT975(120), 1.980, 0.001);
+  EXPECT_NEAR(StudentT975(100000), 1.960, 0.001);
+  EXPECT_THROW(StudentT975(0), std::invalid_argument);
+}
+
+// The paired bootstrap of a ratio of means: exact where every resample gives the same ratio, a
+// proper interval around the estimate otherwise, NaN pairs left out, reproducible for a seed.
+TEST(PairedBootstrapTest, RatioOfMeans) {
+  // a = 2 b for every user: every resample's ratio is 2.
+  const std::vector<double> b = {0.1, 0.4, 0.0, 0.25, 0.5};
+  std::vector<double> a;
+  for (double x : b) a.push_back(2 * x);
+  RatioInterval r = PairedBootstrapRatio(a, b, 500, 7);
+  EXPECT_DOUBLE_EQ(r.ratio, 2.0);
+  EXPECT_NEAR(r.low, 2.0, 1e-12);
+  EXPECT_NEAR(r.high, 2.0, 1e-12);
+  EXPECT_EQ(r.users, 5u);
+
+  // Noisy pairs: mean(a) / mean(b) = (1+0+1+1+0+1+1+1) / (1+1+0+1+1+1+0+1) = 6/6 = 1; the interval
+  // brackets it and is not degenerate. A NaN in either side removes the pair.
+  const std::vector<double> x = {1, 0, 1, 1, 0, 1, 1, 1, std::nan("")};
+  const std::vector<double> y = {1, 1, 0, 1, 1, 1, 0, 1, 1};
+  r = PairedBootstrapRatio(x, y, 2000, 11);
+  EXPECT_DOUBLE_EQ(r.ratio, 1.0);
+  EXPECT_EQ(r.users, 8u);
+  EXPECT_LT(r.low, 1.0);
+  EXPECT_GT(r.high, 1.0);
+  EXPECT_LE(r.low, r.high);
+  const RatioInterval again = PairedBootstrapRatio(x, y, 2000, 11);
+  EXPECT_EQ(again.low, r.low);
+  EXPECT_EQ(again.high, r.high);
+
+  EXPECT_THROW(PairedBootstrapRatio({1, 2}, {1}, 10, 1), std::invalid_argument);
+  EXPECT_THROW(PairedBootstrapRatio({std::nan("")}, {1}, 10, 1), std::invalid_argument);
+  EXPECT_THROW(PairedBootstrapRatio({1}, {1}, 0, 1), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace mosaic::fusion

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -166,6 +167,68 @@ TEST(ColdSplitTest, HeldOutItemsOnlyInTest) {
   EXPECT_EQ(again.cold_items, s.cold_items);
   EXPECT_EQ(again.valid, s.valid);
   EXPECT_NE(other.cold_items, s.cold_items);
+}
+
+// Few-shot: 20% of the played items; each keeps exactly min(shots, n) interactions in train and the
+// rest in test; nothing else is in test; the same items and nested kept sets for 1, 3 and 5 shots.
+TEST(FewShotSplitTest, KeepsShotsOfTheDrawnItemsNested) {
+  const EvalData d = MakeData();
+  std::map<uint32_t, size_t> played;
+  for (const auto& x : d.interactions) ++played[x.item];
+  std::vector<std::set<uint32_t>> kept_by_shots;
+  std::vector<uint32_t> items;
+  for (size_t shots : {1, 3, 5}) {
+    const Split s = FewShotSplit(d, 7, shots);
+    ExpectPartition(d, s);
+    EXPECT_EQ(s.cold_items.size(), (2 * played.size() + 5) / 10);
+    if (items.empty()) items = s.cold_items;
+    EXPECT_EQ(s.cold_items, items) << "the few-shot items do not depend on shots";
+    const std::set<uint32_t> few(s.cold_items.begin(), s.cold_items.end());
+    std::map<uint32_t, size_t> in_train, in_test;
+    std::set<uint32_t> kept;
+    for (uint32_t k : s.train) {
+      if (few.count(d.interactions[k].item)) {
+        ++in_train[d.interactions[k].item];
+        kept.insert(k);
+      }
+    }
+    for (uint32_t k : s.test) {
+      ASSERT_TRUE(few.count(d.interactions[k].item)) << "test holds only the few-shot items";
+      ++in_test[d.interactions[k].item];
+    }
+    for (uint32_t k : s.valid) EXPECT_FALSE(few.count(d.interactions[k].item));
+    for (uint32_t i : s.cold_items) {
+      EXPECT_EQ(in_train[i], std::min(shots, played[i])) << "item " << i;
+      EXPECT_EQ(in_test[i], played[i] - std::min(shots, played[i])) << "item " << i;
+    }
+    kept_by_shots.push_back(kept);
+  }
+  for (size_t a = 0; a + 1 < kept_by_shots.size(); ++a) {
+    for (uint32_t k : kept_by_shots[a]) EXPECT_TRUE(kept_by_shots[a + 1].count(k)) << "nested: " << k;
+  }
+  EXPECT_THROW(FewShotSplit(d, 7, 0), std::invalid_argument);
+}
+
+// Temporal: the last 10% by time are test, the 10% before valid; ties by index; no timestamps, no split.
+TEST(TemporalSplitTest, LastTenthByTimeIsTest) {
+  EvalData d = MakeData();
+  EXPECT_THROW(TemporalSplit(d), std::invalid_argument);
+  for (size_t k = 0; k < d.interactions.size(); ++k) d.interactions[k].timestamp = int64_t((k * 7919) % 1000);
+  const Split s = TemporalSplit(d);
+  ExpectPartition(d, s);
+  const size_t n = d.interactions.size();
+  EXPECT_EQ(s.test.size(), (n + 5) / 10);
+  EXPECT_EQ(s.valid.size(), (n + 5) / 10);
+  int64_t train_max = 0, valid_min = INT64_MAX, valid_max = 0, test_min = INT64_MAX;
+  for (uint32_t k : s.train) train_max = std::max(train_max, d.interactions[k].timestamp);
+  for (uint32_t k : s.valid) {
+    valid_min = std::min(valid_min, d.interactions[k].timestamp);
+    valid_max = std::max(valid_max, d.interactions[k].timestamp);
+  }
+  for (uint32_t k : s.test) test_min = std::min(test_min, d.interactions[k].timestamp);
+  EXPECT_LE(train_max, valid_min);
+  EXPECT_LE(valid_max, test_min);
+  EXPECT_TRUE(s.cold_items.empty());
 }
 
 TEST(KgcnCtrSplitTest, BalancedNegativesNeverObserved) {

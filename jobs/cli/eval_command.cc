@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "fusion/baselines.h"
+#include "fusion/content_regression.h"
 #include "fusion/eval_data.h"
 #include "fusion/kg_control.h"
 #include "fusion/metrics.h"
@@ -98,7 +99,36 @@ struct Row {
   std::map<std::string, double> metrics;
   double seconds = 0;
   nlohmann::json tuning;  ///< tuned peers: per run, the validation grid and the point chosen; null otherwise
+  nlohmann::json vs_best_peer;  ///< the model's rows: per run, its Recall@20 over the best peer's (BestPeerRatio)
 };
+
+// Paired per-user bootstrap resamples behind each ratio's interval.
+constexpr size_t kBootstrapResamples = 1000;
+
+// Whether `model` names a row of Mosaic's own model (its KG controls included), not a peer.
+bool IsOwnModel(const std::string& model) { return model.rfind("Mosaic", 0) == 0; }
+
+// For each row of the model: its `metric` (a Recall@20) over that of the best peer of the same run
+// (the other row with the highest `metric`), with a paired per-user bootstrap 95% interval, appended
+// to the row's vs_best_peer. `per_user[i]` holds rows[i]'s per-user values of `metric`.
+void BestPeerRatio(const std::string& metric, const std::vector<std::vector<double>>& per_user, uint64_t seed,
+                   std::vector<Row>* rows) {
+  int best = -1;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    if (IsOwnModel((*rows)[i].model) || per_user[i].empty()) continue;
+    if (best < 0 || (*rows)[i].metrics.at(metric) > (*rows)[size_t(best)].metrics.at(metric)) best = int(i);
+  }
+  if (best < 0) return;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    if (!IsOwnModel((*rows)[i].model) || per_user[i].empty()) continue;
+    const fusion::RatioInterval r =
+        fusion::PairedBootstrapRatio(per_user[i], per_user[size_t(best)], kBootstrapResamples, seed);
+    (*rows)[i].vs_best_peer.push_back({{"seed", seed},       {"peer", (*rows)[size_t(best)].model},
+                                       {"metric", metric},   {"ratio", r.ratio},
+                                       {"low", r.low},       {"high", r.high},
+                                       {"users", r.users},   {"resamples", r.resamples}});
+  }
+}
 
 // A tuned peer's grid search as JSON: {"seed", "chosen", "valid_recall20", "grid": [{"setting",
 // "valid_recall20", "valid_ndcg20"}]}.
@@ -135,20 +165,27 @@ class OwnDataModel : public fusion::Baseline {
 // the run's data with its KG intact; the KG-shuffled model fits on WithKgControl(data, shuffled, seed).
 Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed,
                   bool have_text, std::vector<std::unique_ptr<fusion::Baseline>>* models) {
-  if (args.protocol == "cold") {
-    models->push_back(fusion::MakeAttributePopularity());
-    models->push_back(fusion::MakeKgOverlap());
-    if (have_text) models->push_back(fusion::MakeTextKnn());
-  } else {
+  // Few-shot items have a few interactions and their content: both kinds of peers apply.
+  const bool warm_peers = args.protocol != "cold", content_peers = args.protocol == "cold" || args.protocol == "fewshot";
+  if (warm_peers) {
     models->push_back(fusion::MakeMostPopular());
     models->push_back(fusion::MakeItemKnn());
     models->push_back(fusion::MakeBprMf(64, seed));
-    if (args.protocol == "warm") {
+    if (args.protocol != "ctr") {
       // The peers tuned on the validation split (issue 14).
       models->push_back(fusion::MakeTunedItemKnn());
       models->push_back(fusion::MakeTunedRp3Beta());
       models->push_back(fusion::MakeTunedEase());
     }
+  }
+  if (content_peers) {
+    models->push_back(fusion::MakeAttributePopularity());
+    models->push_back(fusion::MakeKgOverlap());
+    if (have_text) models->push_back(fusion::MakeTextKnn());
+    // Content to collaborative factors by ridge regression (issue 14), tuned on pseudo-cold items.
+    if (have_text) models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kAll, seed));
+    if (have_text) models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kText, seed));
+    models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kKg, seed));
   }
   if (args.no_model) return Status::OK();
   const ModelPlugin* plugin = nullptr;
@@ -158,7 +195,7 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   std::unique_ptr<fusion::Baseline> ranker;
   MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
   models->push_back(std::move(ranker));
-  if (args.ablation || args.protocol == "cold") {
+  if (args.ablation || content_peers) {
     options["kg"] = false;
     MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
     models->push_back(std::move(ranker));
@@ -223,6 +260,7 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::
     rows->push_back({m->name(),
                      {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
                      SecondsSince(t0),
+                     nullptr,
                      nullptr});
   }
   return Status::OK();
@@ -243,87 +281,158 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
   }
   const fusion::EvalData& fit = controlled ? *controlled : data;
   if (args.protocol == "ctr") return RunCtr(args, data, fit, seed, dump, models, split_sizes, rows);
-  const bool cold = args.protocol == "cold";
-  const fusion::Split split = cold ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed);
+  // The splits measured: one, or one per few-shot setting (suffix " 1-shot" on its metrics).
+  struct Setting {
+    std::string suffix;
+    fusion::Split split;
+  };
+  std::vector<Setting> settings;
+  if (args.protocol == "fewshot") {
+    for (size_t shots : {1, 3, 5}) settings.push_back({" " + std::to_string(shots) + "-shot", fusion::FewShotSplit(data, seed, shots)});
+  } else if (args.protocol == "temporal") {
+    settings.push_back({"", fusion::TemporalSplit(data)});
+  } else {
+    settings.push_back({"", args.protocol == "cold" ? fusion::ColdSplit(data, seed) : fusion::WarmSplit(data, seed)});
+  }
   if (dump) {
-    fusion::WriteSplit(data, split, args.dump_split);
+    fusion::WriteSplit(data, settings.front().split, args.dump_split);
     WriteItems(data, args.dump_split);
   }
-  *split_sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
-  // Cold: the subset of cold items with at least one KG link (item_in_kg of the intact data, so the
-  // subset is the same under every control), and each user's test items among them.
-  std::vector<uint32_t> linked_cold;
-  std::vector<std::vector<uint32_t>> linked_test(data.num_users);
-  if (cold) {
-    (*split_sizes)["cold_items"] = split.cold_items.size();
-    for (uint32_t i : split.cold_items) {
-      if (i < data.item_in_kg.size() && data.item_in_kg[i]) linked_cold.push_back(i);
+  for (const Setting& setting : settings) {
+    const fusion::Split& split = setting.split;
+    nlohmann::json sizes = {{"train", split.train.size()}, {"valid", split.valid.size()}, {"test", split.test.size()}};
+    if (!split.cold_items.empty()) sizes[args.protocol == "cold" ? "cold_items" : "fewshot_items"] = split.cold_items.size();
+    if (setting.suffix.empty()) {
+      *split_sizes = sizes;
+    } else {
+      (*split_sizes)[setting.suffix.substr(1)] = sizes;
     }
-    (*split_sizes)["cold_items_linked"] = linked_cold.size();
   }
-  std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
-  for (uint32_t i : split.train) train_items[data.interactions[i].user].push_back(data.interactions[i].item);
-  for (uint32_t i : split.test) {
-    const auto& x = data.interactions[i];
-    test_items[x.user].push_back(x.item);
-    if (cold && x.item < data.item_in_kg.size() && data.item_in_kg[x.item]) linked_test[x.user].push_back(x.item);
-  }
-  for (auto& v : train_items) std::sort(v.begin(), v.end());
-  for (auto& m : models) {
-    const auto t0 = std::chrono::steady_clock::now();
-    m->Fit(fit, split.train, split.valid);
-    fusion::RankingMetrics r = fusion::RankUsers(
-        *m, data.num_users,
-        [&](uint32_t u, std::vector<uint32_t>* cand) {
-          if (cold) {
-            *cand = split.cold_items;  // cold items only: nobody trained on them
-            return;
-          }
-          cand->clear();  // every item not in the user's training set
-          const auto& seen = train_items[u];
-          size_t s = 0;
-          for (uint32_t i = 0; i < data.num_items; ++i) {
-            while (s < seen.size() && seen[s] < i) ++s;
-            if (s < seen.size() && seen[s] == i) continue;
-            cand->push_back(i);
-          }
-        },
-        [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; });
-    Row row{m->name(), {}, SecondsSince(t0), nullptr};
-    if (const fusion::Tuning* tuning = m->tuning()) row.tuning = TuningJson(*tuning, seed);
-    if (!cold) {
-      row.metrics["Recall@10"] = r.recall10;
-      row.metrics["NDCG@10"] = r.ndcg10;
+
+  for (auto& m : models) rows->push_back({m->name(), {}, 0, nullptr, nullptr});
+  for (const Setting& setting : settings) {
+    const fusion::Split& split = setting.split;
+    const std::string& sfx = setting.suffix;
+    const bool cold = args.protocol == "cold", fewshot = args.protocol == "fewshot";
+    // Cold: the subset of cold items with at least one KG link (item_in_kg of the intact data, so the
+    // subset is the same under every control), and each user's test items among them.
+    std::vector<uint32_t> linked_cold;
+    std::vector<std::vector<uint32_t>> linked_test(data.num_users);
+    if (cold) {
+      for (uint32_t i : split.cold_items) {
+        if (i < data.item_in_kg.size() && data.item_in_kg[i]) linked_cold.push_back(i);
+      }
+      (*split_sizes)["cold_items_linked"] = linked_cold.size();
     }
-    row.metrics["Recall@20"] = r.recall20;
-    row.metrics["NDCG@20"] = r.ndcg20;
-    row.metrics["users"] = double(r.users);
-    if (cold) {  // the KG-linked cold items only, ranked among themselves
-      const fusion::RankingMetrics l = fusion::RankUsers(
-          *m, data.num_users, [&](uint32_t, std::vector<uint32_t>* cand) { *cand = linked_cold; },
-          [&](uint32_t u) -> const std::vector<uint32_t>& { return linked_test[u]; });
-      row.metrics["Recall@20 linked"] = l.recall20;
-      row.metrics["NDCG@20 linked"] = l.ndcg20;
-      row.metrics["users linked"] = double(l.users);
+    std::vector<std::vector<uint32_t>> train_items(data.num_users), test_items(data.num_users);
+    std::vector<bool> item_trained(data.num_items, false);
+    for (uint32_t i : split.train) {
+      train_items[data.interactions[i].user].push_back(data.interactions[i].item);
+      item_trained[data.interactions[i].item] = true;
     }
-    rows->push_back(std::move(row));
+    // Temporal: the users first seen in the test period, and each user's test items first seen then.
+    std::vector<std::vector<uint32_t>> new_user_test(data.num_users), new_item_test(data.num_users);
+    for (uint32_t i : split.test) {
+      const auto& x = data.interactions[i];
+      test_items[x.user].push_back(x.item);
+      if (cold && x.item < data.item_in_kg.size() && data.item_in_kg[x.item]) linked_test[x.user].push_back(x.item);
+      if (!item_trained[x.item]) new_item_test[x.user].push_back(x.item);
+    }
+    for (uint32_t u = 0; u < data.num_users; ++u) {
+      std::sort(train_items[u].begin(), train_items[u].end());
+      if (train_items[u].empty()) new_user_test[u] = test_items[u];
+    }
+    // Candidates: the cold items (nobody trained on them); the few-shot items the user has not
+    // trained on; otherwise every item not in the user's training set.
+    auto candidates = [&](uint32_t u, std::vector<uint32_t>* cand) {
+      if (cold) {
+        *cand = split.cold_items;
+        return;
+      }
+      cand->clear();
+      const auto& seen = train_items[u];
+      auto unseen = [&](uint32_t i) { return !std::binary_search(seen.begin(), seen.end(), i); };
+      if (fewshot) {
+        for (uint32_t i : split.cold_items) {
+          if (unseen(i)) cand->push_back(i);
+        }
+        return;
+      }
+      for (uint32_t i = 0; i < data.num_items; ++i) {
+        if (unseen(i)) cand->push_back(i);
+      }
+    };
+    std::vector<std::vector<double>> per_user;  // per row: each user's Recall@20
+    for (size_t k = 0; k < models.size(); ++k) {
+      fusion::Baseline& m = *models[k];
+      Row& row = (*rows)[k];
+      const auto t0 = std::chrono::steady_clock::now();
+      m.Fit(fit, split.train, split.valid);
+      per_user.emplace_back();
+      const fusion::RankingMetrics r = fusion::RankUsers(
+          m, data.num_users, candidates, [&](uint32_t u) -> const std::vector<uint32_t>& { return test_items[u]; },
+          &per_user.back());
+      if (const fusion::Tuning* tuning = m.tuning()) {
+        nlohmann::json t = TuningJson(*tuning, seed);
+        if (!sfx.empty()) t["setting"] = sfx.substr(1);
+        if (settings.size() > 1) {
+          if (!row.tuning.is_array()) row.tuning = nlohmann::json::array();
+          row.tuning.push_back(t);
+        } else {
+          row.tuning = t;
+        }
+      }
+      if (!cold && !fewshot) {
+        row.metrics["Recall@10" + sfx] = r.recall10;
+        row.metrics["NDCG@10" + sfx] = r.ndcg10;
+      }
+      row.metrics["Recall@20" + sfx] = r.recall20;
+      row.metrics["NDCG@20" + sfx] = r.ndcg20;
+      row.metrics["users" + sfx] = double(r.users);
+      auto subset = [&](const std::vector<std::vector<uint32_t>>& relevant, const std::string& name,
+                        const std::function<void(uint32_t, std::vector<uint32_t>*)>& cand) {
+        const fusion::RankingMetrics l = fusion::RankUsers(
+            m, data.num_users, cand, [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
+        row.metrics["Recall@20 " + name] = l.recall20;
+        row.metrics["NDCG@20 " + name] = l.ndcg20;
+        row.metrics["users " + name] = double(l.users);
+      };
+      if (cold) {  // the KG-linked cold items only, ranked among themselves
+        subset(linked_test, "linked", [&](uint32_t, std::vector<uint32_t>* cand) { *cand = linked_cold; });
+      }
+      if (args.protocol == "temporal") {
+        subset(new_user_test, "new users", candidates);
+        subset(new_item_test, "new items", candidates);
+      }
+      row.seconds += SecondsSince(t0);
+    }
+    BestPeerRatio("Recall@20" + sfx, per_user, seed, rows);
   }
   return Status::OK();
 }
 
-// Per model (in first-seen order): the mean of each metric and of the seconds over the runs, and
-// the sample standard deviation of each metric ("<metric> sd").
+// Per model (in first-seen order): the mean of each metric and of the seconds over the runs, the
+// sample standard deviation of each metric ("<metric> sd") and the half-width of its 95% interval,
+// t(0.975, runs - 1) sd / sqrt(runs) ("<metric> ci95"); the runs' tunings and best-peer ratios.
 std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
   std::vector<Row> out;
   for (const auto& first : runs.front()) {
-    Row mean{first.model, {}, 0, nullptr};
+    Row mean{first.model, {}, 0, nullptr, nullptr};
     std::map<std::string, std::vector<double>> values;
     for (const auto& run : runs) {
       for (const auto& r : run) {
         if (r.model != first.model) continue;
         for (const auto& [k, v] : r.metrics) values[k].push_back(v);
         mean.seconds += r.seconds / double(runs.size());
-        if (!r.tuning.is_null()) mean.tuning.push_back(r.tuning);  // one entry per run
+        // One entry per run (per run and few-shot setting).
+        for (const nlohmann::json* part : {&r.tuning, &r.vs_best_peer}) {
+          nlohmann::json& into = part == &r.tuning ? mean.tuning : mean.vs_best_peer;
+          if (part->is_array()) {
+            for (const auto& e : *part) into.push_back(e);
+          } else if (!part->is_null()) {
+            into.push_back(*part);
+          }
+        }
       }
     }
     for (const auto& [k, v] : values) {
@@ -334,7 +443,9 @@ std::vector<Row> MeanRows(const std::vector<std::vector<Row>>& runs) {
       if (runs.size() > 1 && k.rfind("users", 0) != 0) {
         double ss = 0;
         for (double x : v) ss += (x - m) * (x - m);
-        mean.metrics[k + " sd"] = std::sqrt(ss / double(v.size() - 1));
+        const double sd = std::sqrt(ss / double(v.size() - 1));
+        mean.metrics[k + " sd"] = sd;
+        mean.metrics[k + " ci95"] = fusion::StudentT975(v.size() - 1) * sd / std::sqrt(double(v.size()));
       }
     }
     out.push_back(std::move(mean));
@@ -349,7 +460,7 @@ void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nl
   if (args.runs == 1) {
     std::printf("seed %llu)\n\n", static_cast<unsigned long long>(args.seed));
   } else {
-    std::printf("mean ± sd of %d runs, seeds %llu-%llu)\n\n", args.runs, static_cast<unsigned long long>(args.seed),
+    std::printf("mean ± half-width of its 95%% interval (Student's t) over %d runs, seeds %llu-%llu)\n\n", args.runs, static_cast<unsigned long long>(args.seed),
                 static_cast<unsigned long long>(args.seed + uint64_t(args.runs) - 1));
   }
   std::printf("%s users, %s items, %s entities, %s KG triples, %s interactions; split %s\n\n",
@@ -358,7 +469,8 @@ void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nl
               WithThousands(data.interactions.size()).c_str(), header["split"].dump().c_str());
   std::vector<std::string> columns;
   for (const auto& [k, v] : rows.front().metrics) {
-    if (k.rfind("users", 0) != 0 && k.find(" sd") == std::string::npos) columns.push_back(k);
+    const bool spread = k.size() > 3 && (k.compare(k.size() - 3, 3, " sd") == 0 || k.find(" ci95") != std::string::npos);
+    if (k.rfind("users", 0) != 0 && !spread) columns.push_back(k);
   }
   std::sort(columns.begin(), columns.end(), [](const std::string& a, const std::string& b) {
     auto rank = [](const std::string& c) { return c.find("@10") != std::string::npos ? 0 : c.find("@20") != std::string::npos ? 1 : 2; };
@@ -375,24 +487,40 @@ void PrintEvalTable(const EvalArgs& args, const fusion::EvalData& data, const nl
   for (const auto& r : rows) {
     std::printf("| %s |", r.model.c_str());
     for (const auto& c : columns) {
-      auto sd = r.metrics.find(c + " sd");
-      if (sd == r.metrics.end()) {
+      auto ci = r.metrics.find(c + " ci95");
+      if (ci == r.metrics.end()) {
         std::printf(" %.4f |", r.metrics.at(c));
       } else {
-        std::printf(" %.4f ± %.4f |", r.metrics.at(c), sd->second);
+        std::printf(" %.4f ± %.4f |", r.metrics.at(c), ci->second);
       }
     }
     std::printf(" %.1f |\n", r.seconds);
   }
   std::printf("\nimport %.1f s, total %.1f s\n", header["import_seconds"].get<double>(), header["seconds"].get<double>());
+  bool first_ratio = true;
+  for (const auto& r : rows) {
+    if (r.vs_best_peer.is_null()) continue;
+    if (first_ratio) {
+      std::printf("\nthe model against the best peer of the same run: Recall@20 ratio, paired per-user bootstrap 95%% "
+                  "interval (%zu resamples):\n", kBootstrapResamples);
+    }
+    first_ratio = false;
+    for (const auto& v : r.vs_best_peer) {
+      std::printf("- %s / %s, %s, seed %llu: %.3f [%.3f, %.3f] (%zu users)\n", r.model.c_str(),
+                  v["peer"].get<std::string>().c_str(), v["metric"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(v["seed"].get<uint64_t>()),
+                  v["ratio"].get<double>(), v["low"].get<double>(), v["high"].get<double>(), v["users"].get<size_t>());
+    }
+  }
   bool first = true;
   for (const auto& r : rows) {
     if (r.tuning.is_null()) continue;
     if (first) std::printf("\nhyper-parameters chosen on the validation split (Recall@20), per run:\n");
     first = false;
     for (const auto& t : r.tuning) {
-      std::printf("- %s, seed %llu: %s (validation %.4f); grid:", r.model.c_str(),
-                  static_cast<unsigned long long>(t["seed"].get<uint64_t>()), t["chosen"].get<std::string>().c_str(),
+      std::printf("- %s, seed %llu%s%s: %s (validation %.4f); grid:", r.model.c_str(),
+                  static_cast<unsigned long long>(t["seed"].get<uint64_t>()), t.contains("setting") ? ", " : "",
+                  t.value("setting", std::string()).c_str(), t["chosen"].get<std::string>().c_str(),
                   t["valid_recall20"].get<double>());
       for (const auto& g : t["grid"]) {
         std::printf(" %s %.4f;", g["setting"].get<std::string>().c_str(), g["valid_recall20"].get<double>());
@@ -430,8 +558,9 @@ Status ImportDataset(const Context& ctx, DatasetFiles* files, const graph::TextF
 }  // namespace
 
 Status RunEval(const Context& base_ctx, const EvalArgs& args) {
-  if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr") {
-    return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold or ctr)");
+  if (args.protocol != "warm" && args.protocol != "cold" && args.protocol != "ctr" && args.protocol != "fewshot" &&
+      args.protocol != "temporal") {
+    return Status::InvalidArgument("unknown --protocol '" + args.protocol + "' (warm, cold, fewshot, temporal or ctr)");
   }
   if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
   if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
@@ -459,11 +588,16 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   std::shared_ptr<const encoders::TextModel> encoder;
   std::unique_ptr<graph::TextFeatureHook> text;
   // The text baseline and the model read the items' text vectors.
-  const bool want_text = args.protocol == "cold" || !args.no_model;
+  const bool want_text = args.protocol == "cold" || args.protocol == "fewshot" || !args.no_model;
   if (want_text) MOSAIC_RETURN_IF_ERROR(LoadTextHook(ctx, &encoder, &text));
   fusion::EvalData data;
   MOSAIC_RETURN_IF_ERROR(ImportDataset(ctx, &files, text.get(), &data));
   const double import_seconds = SecondsSince(start);
+  if (args.protocol == "temporal" &&
+      std::none_of(data.interactions.begin(), data.interactions.end(), [](const fusion::Interaction& x) { return x.timestamp != 0; })) {
+    return Status::InvalidArgument("--protocol temporal needs timestamps, and the interactions of --dataset " +
+                                   args.dataset + " have none (movielens has them)");
+  }
 
   nlohmann::json header = {{"dataset", args.dataset}, {"protocol", args.protocol}, {"seed", args.seed},
                            {"runs", args.runs}, {"kg_control", args.kg_control}, {"users", data.num_users}, {"items", data.num_items},
@@ -482,10 +616,11 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
 
   nlohmann::json table = nlohmann::json::array();
   // A tuned peer's row carries "tuning" beside model/metrics/seconds: an array with one grid per
-  // run in "rows", that run's grid in "runs".
+  // run in "rows", that run's grid in "runs"; the model's rows carry "vs_best_peer" likewise.
   auto row_json = [](const Row& r) {
     nlohmann::json j = {{"model", r.model}, {"metrics", r.metrics}, {"seconds", r.seconds}};
     if (!r.tuning.is_null()) j["tuning"] = r.tuning;
+    if (!r.vs_best_peer.is_null()) j["vs_best_peer"] = r.vs_best_peer;
     return j;
   };
   for (const auto& r : rows) table.push_back(row_json(r));

@@ -113,7 +113,10 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   auto* eval_cmd = app.add_subcommand("eval", "Measure the model beside the baselines by a published protocol");
   eval_cmd->add_option("--data", eval->data, "Dataset folder")->required();
   eval_cmd->add_option("--dataset", eval->dataset, "lastfm-kgcn or movielens")->required();
-  eval_cmd->add_option("--protocol", eval->protocol, "warm, cold or ctr")->required();
+  eval_cmd->add_option("--protocol", eval->protocol,
+                       "warm, cold, fewshot (1, 3 and 5 interactions of 20% of the items in training), temporal "
+                       "(the last 10% by time as test; needs timestamps) or ctr")
+      ->required();
   eval_cmd->add_option("--kg", eval->kg, "KG triples head<TAB>relation<TAB>tail to use instead");
   eval_cmd->add_option("--links", eval->links, "item<TAB>entity links for --kg");
   eval_cmd->add_option("--names", eval->names, "lastfm-kgcn: HetRec artists.dat (default: beside --data)");

@@ -50,7 +50,7 @@ Status ReadNodesAndInteractions(const store::ReadView& view, Snapshot* out, Numb
       auto key = user_key.find(x.user);
       d.user_keys.push_back(key == user_key.end() ? std::to_string(x.user) : key->second);
     }
-    d.interactions.push_back({user->second, item->second, float(x.weight)});
+    d.interactions.push_back({user->second, item->second, float(x.weight), x.timestamp});
     played[item->second] = 1;
     return true;
   }));
