@@ -269,8 +269,20 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::
 // Fits and measures every model on one split (seed), appending a row per model. The split, the
 // test sets and the KG-linked subset come from `data` as it is; the models fit on `data` under
 // --kg-control (seeded by the run's seed).
+// Progress over a whole eval: one unit per model fit (and measured) on one split.
+struct FitProgress {
+  Progress bar;
+  int runs = 1;
+  int run = 0;  ///< the run under way, 0-based
+  void Update(size_t done_in_run, size_t per_run, const std::string& model) {
+    const double total = double(per_run) * runs;
+    bar.Update(double(run) * double(per_run) + double(done_in_run), total,
+               "run " + std::to_string(run + 1) + "/" + std::to_string(runs) + ": " + model);
+  }
+};
+
 Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool have_text,
-               bool dump, nlohmann::json* split_sizes, std::vector<Row>* rows) {
+               bool dump, FitProgress* progress, nlohmann::json* split_sizes, std::vector<Row>* rows) {
   std::vector<std::unique_ptr<fusion::Baseline>> models;
   MOSAIC_RETURN_IF_ERROR(MakeModels(ctx, args, data, seed, have_text, &models));
   fusion::KgControl control = fusion::KgControl::kIntact;
@@ -310,6 +322,8 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
   }
 
   for (auto& m : models) rows->push_back({m->name(), {}, 0, nullptr, nullptr});
+  const size_t fits_per_run = settings.size() * models.size();
+  size_t fits_done = 0;
   for (const Setting& setting : settings) {
     const fusion::Split& split = setting.split;
     const std::string& sfx = setting.suffix;
@@ -366,6 +380,7 @@ Status RunOnce(const Context& ctx, const EvalArgs& args, const fusion::EvalData&
     for (size_t k = 0; k < models.size(); ++k) {
       fusion::Baseline& m = *models[k];
       Row& row = (*rows)[k];
+      progress->Update(fits_done++, fits_per_run, m.name() + sfx);
       const auto t0 = std::chrono::steady_clock::now();
       m.Fit(fit, split.train, split.valid);
       per_user.emplace_back();
@@ -604,13 +619,16 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
                            {"entities", data.num_entities}, {"kg_triples", data.kg_triples.size()},
                            {"interactions", data.interactions.size()}, {"import_seconds", import_seconds}};
   std::vector<std::vector<Row>> runs;
+  FitProgress progress{Progress(ctx.progress, "eval"), args.runs, 0};
   for (int run = 0; run < args.runs; ++run) {
     nlohmann::json split;
     runs.emplace_back();
+    progress.run = run;
     MOSAIC_RETURN_IF_ERROR(RunOnce(ctx, args, data, args.seed + uint64_t(run), encoder != nullptr,
-                                   run == 0 && !args.dump_split.empty(), &split, &runs.back()));
+                                   run == 0 && !args.dump_split.empty(), &progress, &split, &runs.back()));
     if (run == 0) header["split"] = split;
   }
+  progress.bar.Finish();
   const std::vector<Row> rows = MeanRows(runs);
   header["seconds"] = SecondsSince(start);
 

@@ -36,8 +36,10 @@ struct ModelPlugin {
   // Places `items` (just written, not in the current version) with the current version and stores
   // the placements in one batch of their own. OK with report->model_version = 0 before the first rebuild.
   Status (*place)(store::Store* store, const std::vector<store::NodeId>& items, service::PlaceReport* report);
-  // A ranker for `mosaic eval` (fusion::Baseline interface) with the model inside; options:
-  // {"seed": S, "kg": true|false, "epochs": N, "device": D}.
+  // A ranker for `mosaic eval` (fusion::Baseline interface) backed by LibTorch, chosen by "model":
+  // absent or "mosaic": the model, options {"seed": S, "kg": true|false, "epochs": N, "device": D};
+  // "lightgcn": the LightGCN peer (fusion::MakeLightGcn), options {"seed": S, "epochs": N (max epochs,
+  // default 300), "device": D}. InvalidArgument for another "model" or a LightGCN option out of range.
   Status (*new_ranker)(const nlohmann::json& options, std::unique_ptr<fusion::Baseline>* ranker);
   // mosaic serve: answers HTTP requests until SIGINT or SIGTERM.
   Status (*serve)(const Context& ctx, const ServeArgs& args);

@@ -1,8 +1,11 @@
 // The table that libmosaic_model_jobs.so hands to the `mosaic` binary (jobs/cli/model_plugin.h):
 // each entry is the service call it names, wrapped once in the error boundary.
 #include <exception>
+#include <stdexcept>
+#include <string>
 
 #include "fusion/kgat_ranker.h"
+#include "fusion/lightgcn.h"
 #include "jobs/cli/model_plugin.h"
 #include "jobs/http/server.h"
 #include "jobs/service/api_boundary.h"
@@ -40,6 +43,20 @@ Status Place(store::Store* store, const std::vector<store::NodeId>& items, servi
 
 Status NewRanker(const nlohmann::json& options, std::unique_ptr<fusion::Baseline>* ranker) {
   MOSAIC_API_BEGIN();
+  const std::string model = options.value("model", std::string("mosaic"));
+  if (model == "lightgcn") {
+    fusion::LightGcnOptions o;
+    o.seed = options.value("seed", o.seed);
+    o.max_epochs = options.value("epochs", o.max_epochs);
+    o.device = options.value("device", o.device);
+    try {
+      *ranker = fusion::MakeLightGcn(o);
+    } catch (const std::invalid_argument& e) {
+      return Status::InvalidArgument(e.what());  // an option out of range ("epochs": 0, an unknown device)
+    }
+    return Status::OK();
+  }
+  if (model != "mosaic") return Status::InvalidArgument("unknown model '" + model + "' (mosaic or lightgcn)");
   fusion::KgatRankerOptions o;
   o.train.seed = options.value("seed", o.train.seed);
   o.train.device = options.value("device", o.train.device);
