@@ -81,6 +81,36 @@ void SortSplit(Split* split) {
   std::sort(split->test.begin(), split->test.end());
 }
 
+// Where an interaction goes in a split that holds some items out: decided already (train, test), or
+// dealt with the rest of its user's interactions, 90/10 train/valid.
+enum class Placed : uint8_t { kDealt, kTrain, kTest };
+
+// Puts each interaction where `placed` says, deals each user's kDealt ones 90/10 train/valid with
+// the generator (seed, user_stream, user), and sorts the split.
+void DealTheRest(const EvalData& data, const std::vector<Placed>& placed, uint64_t seed, uint64_t user_stream,
+                 Split* split) {
+  std::vector<uint32_t> order;
+  std::vector<size_t> offsets;
+  GroupByUser(data, &order, &offsets);
+  std::vector<uint32_t> mine;
+  for (uint32_t u = 0; u < data.num_users; ++u) {
+    mine.clear();
+    for (size_t k = offsets[u]; k < offsets[u + 1]; ++k) {
+      const uint32_t i = order[k];
+      if (placed[i] == Placed::kTrain) {
+        split->train.push_back(i);
+      } else if (placed[i] == Placed::kTest) {
+        split->test.push_back(i);
+      } else {
+        mine.push_back(i);
+      }
+    }
+    SplitMix64 rng(StreamSeed(seed, user_stream, u));
+    DealUser(mine, /*with_test=*/false, rng, split);
+  }
+  SortSplit(split);
+}
+
 // A FILE* that closes itself; Close() reports the failures fclose finds (a full disk shows there).
 class OutFile {
  public:
@@ -217,24 +247,11 @@ Split ColdSplit(const EvalData& data, uint64_t seed) {
   std::vector<bool> cold(data.num_items, false);
   for (uint32_t i : split.cold_items) cold[i] = true;
 
-  std::vector<uint32_t> order;
-  std::vector<size_t> offsets;
-  GroupByUser(data, &order, &offsets);
-  std::vector<uint32_t> mine;
-  for (uint32_t u = 0; u < data.num_users; ++u) {
-    mine.clear();
-    for (size_t k = offsets[u]; k < offsets[u + 1]; ++k) {
-      const uint32_t i = order[k];
-      if (cold[data.interactions[i].item]) {
-        split.test.push_back(i);
-      } else {
-        mine.push_back(i);
-      }
-    }
-    SplitMix64 rng(StreamSeed(seed, kColdUser, u));
-    DealUser(mine, /*with_test=*/false, rng, &split);
+  std::vector<Placed> placed(data.interactions.size(), Placed::kDealt);
+  for (uint32_t k = 0; k < placed.size(); ++k) {
+    if (cold[data.interactions[k].item]) placed[k] = Placed::kTest;
   }
-  SortSplit(&split);
+  DealTheRest(data, placed, seed, kColdUser, &split);
   return split;
 }
 
@@ -255,34 +272,15 @@ Split FewShotSplit(const EvalData& data, uint64_t seed, size_t shots) {
   Split split;
   split.cold_items.assign(items.begin(), items.begin() + n_few);
   std::sort(split.cold_items.begin(), split.cold_items.end());
-  std::vector<uint8_t> role(data.interactions.size(), 0);  // 0: the users' split decides; 1: train; 2: test
+  std::vector<Placed> placed(data.interactions.size(), Placed::kDealt);
   for (uint32_t i : split.cold_items) {
     // One permutation per item, whatever `shots` is: the 1 kept are among the 3, the 3 among the 5.
     std::vector<uint32_t>& mine = of_item[i];
     SplitMix64 rng(StreamSeed(seed, kFewShotKeep, i));
     Shuffle(mine.begin(), mine.end(), rng);
-    for (size_t k = 0; k < mine.size(); ++k) role[mine[k]] = k < shots ? 1 : 2;
+    for (size_t k = 0; k < mine.size(); ++k) placed[mine[k]] = k < shots ? Placed::kTrain : Placed::kTest;
   }
-  std::vector<uint32_t> order;
-  std::vector<size_t> offsets;
-  GroupByUser(data, &order, &offsets);
-  std::vector<uint32_t> mine;
-  for (uint32_t u = 0; u < data.num_users; ++u) {
-    mine.clear();
-    for (size_t k = offsets[u]; k < offsets[u + 1]; ++k) {
-      const uint32_t i = order[k];
-      if (role[i] == 1) {
-        split.train.push_back(i);
-      } else if (role[i] == 2) {
-        split.test.push_back(i);
-      } else {
-        mine.push_back(i);
-      }
-    }
-    SplitMix64 rng(StreamSeed(seed, kFewShotUser, u));
-    DealUser(mine, /*with_test=*/false, rng, &split);
-  }
-  SortSplit(&split);
+  DealTheRest(data, placed, seed, kFewShotUser, &split);
   return split;
 }
 
