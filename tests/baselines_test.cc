@@ -8,42 +8,10 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "tests/eval_fixtures.h"
+
 namespace mosaic::fusion {
 namespace {
-
-// Index list 0..n-1: every interaction of a toy dataset is training unless a test says otherwise.
-std::vector<uint32_t> AllIndices(const EvalData& data) {
-  std::vector<uint32_t> indices(data.interactions.size());
-  std::iota(indices.begin(), indices.end(), 0u);
-  return indices;
-}
-
-// Sets the text modality from one vector per item (an empty vector: no text).
-void SetText(EvalData* data, const std::vector<std::vector<float>>& rows) {
-  ModalityMatrix m;
-  for (const auto& r : rows) m.dim = std::max<int64_t>(m.dim, int64_t(r.size()));
-  for (const auto& r : rows) {
-    m.present.push_back(!r.empty());
-    for (int64_t d = 0; d < m.dim; ++d) m.values.push_back(r.empty() ? 0.0f : r[size_t(d)]);
-  }
-  data->modalities["text"] = std::move(m);
-}
-
-EvalData Empty(uint32_t users, uint32_t items, uint32_t entities = 0) {
-  EvalData data;
-  data.num_users = users;
-  data.num_items = items;
-  data.num_entities = entities;
-  data.item_entities.assign(items, {});
-  data.item_in_kg.assign(items, false);
-  return data;
-}
-
-std::vector<float> Score(const Baseline& model, uint32_t user) {
-  std::vector<float> scores;
-  model.ScoreUser(user, &scores);
-  return scores;
-}
 
 TEST(BaselinesTest, MostPopularRanksMostPlayedFirst) {
   EvalData data = Empty(4, 3);
@@ -158,7 +126,7 @@ TEST(BaselinesTest, BprMfDiffersAcrossSeeds) {
 EvalData ColdFixture() {
   EvalData data = Empty(3, 5, 3);
   data.item_entities = {{0}, {0, 1}, {2}, {0, 1}, {2}};
-  SetText(&data, {{1, 0, 0}, {0.9f, 0.1f, 0}, {0, 0, 1}, {1, 0.05f, 0}, {0, 0.2f, 1}});
+  SetModality(&data, "text", {{1, 0, 0}, {0.9f, 0.1f, 0}, {0, 0, 1}, {1, 0.05f, 0}, {0, 0.2f, 1}});
   // User 0 plays items 0 and 1; user 1 plays item 0 a lot; user 2 plays item 2 once.
   data.interactions = {{0, 0, 10}, {0, 1, 3}, {1, 0, 200}, {2, 2, 1}};
   return data;
@@ -190,7 +158,7 @@ TEST(BaselinesTest, KgOverlapRanksColdItemSharingEntitiesFirst) {
 
 TEST(BaselinesTest, TextKnnRanksSimilarTextFirstAndUnscorableLast) {
   EvalData data = ColdFixture();
-  SetText(&data, {{1, 0, 0}, {0.9f, 0.1f, 0}, {0, 0, 1}, {1, 0.05f, 0}, {0, 0.2f, 1}, {}});  // item 5: no text
+  SetModality(&data, "text", {{1, 0, 0}, {0.9f, 0.1f, 0}, {0, 0, 1}, {1, 0.05f, 0}, {0, 0.2f, 1}, {}});  // item 5: no text
   data.item_entities.push_back({});
   data.num_items = 6;
   auto model = MakeTextKnn();

@@ -14,42 +14,10 @@
 
 #include "fusion/metrics.h"
 #include "fusion/random.h"
+#include "tests/eval_fixtures.h"
 
 namespace mosaic::fusion {
 namespace {
-
-std::vector<uint32_t> AllIndices(const EvalData& data) {
-  std::vector<uint32_t> indices(data.interactions.size());
-  std::iota(indices.begin(), indices.end(), 0u);
-  return indices;
-}
-
-// Sets modality `name` from one vector per item (an empty vector: absent).
-void SetModality(EvalData* data, const std::string& name, const std::vector<std::vector<float>>& rows) {
-  ModalityMatrix m;
-  for (const auto& r : rows) m.dim = std::max<int64_t>(m.dim, int64_t(r.size()));
-  for (const auto& r : rows) {
-    m.present.push_back(!r.empty());
-    for (int64_t d = 0; d < m.dim; ++d) m.values.push_back(r.empty() ? 0.0f : r[size_t(d)]);
-  }
-  data->modalities[name] = std::move(m);
-}
-
-EvalData Empty(uint32_t users, uint32_t items, uint32_t entities = 0) {
-  EvalData data;
-  data.num_users = users;
-  data.num_items = items;
-  data.num_entities = entities;
-  data.item_entities.assign(items, {});
-  data.item_in_kg.assign(items, false);
-  return data;
-}
-
-std::vector<float> Score(const Baseline& model, uint32_t user) {
-  std::vector<float> scores;
-  model.ScoreUser(user, &scores);
-  return scores;
-}
 
 // One user who played items 0, 1 and 2 (weights are ignored): X = [1 1 1], so the rank-1 SVD is
 // sigma = sqrt(3), P = sqrt(3), Q = (1, 1, 1) / sqrt(3), and every score is
