@@ -655,7 +655,7 @@ class ContentRidge : public Baseline {
       const uint32_t capped = std::max(1u, std::min(r, cap));
       if (ranks.empty() || ranks.back() != capped) ranks.push_back(capped);
     }
-    const std::vector<double> lambdas = {0.1, 1.0, 10.0, 100.0};
+    const std::vector<double> lambdas = {0.1, 1.0, 10.0, 100.0, 1000.0};
     const std::vector<double> w_texts =
         parts_ == ContentParts::kAll ? std::vector<double>{0.25, 0.5, 0.75} : std::vector<double>{0.5};
     auto setting = [&](uint32_t r, double lambda, double w_text) {

@@ -84,7 +84,7 @@ ContentRidgeFactors FitContentRidge(const EvalData& data, const std::vector<uint
 // The tuned cold peer of `mosaic eval --protocol cold`: MakeContentRidgeFixed with rank, lambda
 // and (kAll only) w_text chosen on a cold validation, never on test. The grid: rank in
 // {16, 32, 64, 128}, each capped at max(1, min(users, items) - 1) counting the users and items
-// with training interactions (duplicates after capping dropped), lambda in {0.1, 1, 10, 100},
+// with training interactions (duplicates after capping dropped), lambda in {0.1, 1, 10, 100, 1000},
 // and under kAll w_text in {0.25, 0.5, 0.75}; in that nesting order (rank outermost), with
 // settings written "rank=64 lambda=10 w_text=0.5" ("rank=64 lambda=10" for kText and kKg).
 //

@@ -251,11 +251,11 @@ TEST(ContentRegressionTest, TunedPeerKeepsTheBestPseudoColdPointAndRefits) {
   model->Fit(data, train, {});
   const Tuning* tuning = model->tuning();
   ASSERT_NE(tuning, nullptr);
-  // 30 active users and 160 training items: ranks capped at 29, so {16, 29} x 4 lambdas x 3 weights.
-  ASSERT_EQ(tuning->grid.size(), 24u);
+  // 30 active users and 160 training items: ranks capped at 29, so {16, 29} x 5 lambdas x 3 weights.
+  ASSERT_EQ(tuning->grid.size(), 30u);
   EXPECT_EQ(tuning->grid.front().setting, "rank=16 lambda=0.1 w_text=0.25");
   EXPECT_EQ(tuning->grid[1].setting, "rank=16 lambda=0.1 w_text=0.5");
-  EXPECT_EQ(tuning->grid.back().setting, "rank=29 lambda=100 w_text=0.75");
+  EXPECT_EQ(tuning->grid.back().setting, "rank=29 lambda=1000 w_text=0.75");
   ASSERT_LT(tuning->chosen, tuning->grid.size());
   double best = -1;
   size_t first_best = 0;
@@ -307,7 +307,7 @@ TEST(ContentRegressionTest, TunedPeerKeepsTheBestPseudoColdPointAndRefits) {
   auto kg = MakeContentRidge(ContentParts::kKg, 7);
   EXPECT_EQ(kg->name(), "Content ridge (KG)");
   kg->Fit(data, train, {});
-  ASSERT_EQ(kg->tuning()->grid.size(), 8u);
+  ASSERT_EQ(kg->tuning()->grid.size(), 10u);
   EXPECT_EQ(kg->tuning()->grid.front().setting, "rank=16 lambda=0.1");
   EXPECT_EQ(MakeContentRidge(ContentParts::kText, 1)->name(), "Content ridge (text)");
 }
