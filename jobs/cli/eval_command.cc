@@ -187,12 +187,18 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
     if (have_text) models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kText, seed));
     models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kKg, seed));
   }
+  // LibTorch's rows come from the model library: --no-model leaves them all out, LightGCN too.
   if (args.no_model) return Status::OK();
   const ModelPlugin* plugin = nullptr;
   MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
+  std::unique_ptr<fusion::Baseline> ranker;
+  if (warm_peers && args.protocol != "ctr") {
+    // The graph-CF peer (issue 14), early-stopped on the validation split.
+    MOSAIC_RETURN_IF_ERROR(plugin->new_ranker({{"model", "lightgcn"}, {"seed", seed}, {"device", ctx.device}}, &ranker));
+    models->push_back(std::move(ranker));
+  }
   nlohmann::json options = {{"seed", seed}, {"kg", true}, {"device", ctx.device}};
   if (args.epochs > 0) options["epochs"] = args.epochs;
-  std::unique_ptr<fusion::Baseline> ranker;
   MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
   models->push_back(std::move(ranker));
   if (args.ablation || content_peers) {
