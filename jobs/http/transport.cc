@@ -145,7 +145,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.reset();
     stream_.expires_never();  // the handler's time is not the client's
     Response res;
-    transport_->handler(request_, &res);
+    try {
+      transport_->handler(request_, &res);
+    } catch (...) {  // an escape would end the thread's io_context::run, and the process with it
+      res = Response();
+      res.status = 500;
+      res.body = "{\"error\":\"internal error\"}\n";
+    }
     Send(res);
   }
 
