@@ -716,7 +716,14 @@ TEST_F(ServeTest, SlowAndIdleClientsNeitherStarveOthersNorStayOpen) {
   ASSERT_TRUE(std::regex_search(metrics.body, m, std::regex("mosaic_connections_total\\{outcome=\"timed_out\"\\} (\\d+)")))
       << metrics.body;
   EXPECT_GE(std::stoi(m[1]), 350) << metrics.body;
+  // SIGTERM with a connection waiting for its next request: it is closed and the server exits 0 at once.
+  const int waiting = Connect(port);
+  ASSERT_GE(waiting, 0);
+  const auto stop_start = std::chrono::steady_clock::now();
   EXPECT_TRUE(server.Stop());
+  EXPECT_TRUE(ClosedByServer(waiting, 1));
+  std::printf("stopped %.2f s after SIGTERM with an idle connection open\n", SecondsSince(stop_start));
+  close(waiting);
 }
 
 // --max-connections: one connection more is answered 503 (JSON, Retry-After) and closed; when some

@@ -57,6 +57,7 @@ using store::NodeKind;
 namespace {
 
 constexpr auto kFollowInterval = std::chrono::milliseconds(250);
+constexpr auto kStopGrace = std::chrono::seconds(5);
 
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
@@ -228,10 +229,14 @@ Status Server::Follow(bool* current) {
 }
 
 void Server::Maintain() {
+  Clock::time_point stop_started;
   while (!stopping_) {
     std::this_thread::sleep_for(kFollowInterval);
     if (g_stop_requested) {
+      // Requests in flight get kStopGrace to finish; then the rest are abandoned.
+      if (stop_started == Clock::time_point()) stop_started = Clock::now();
       transport_->Stop();
+      if (Clock::now() - stop_started > kStopGrace) transport_->Abort();
       continue;
     }
     std::lock_guard<std::mutex> lock(write_mu_);

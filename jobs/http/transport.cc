@@ -12,6 +12,8 @@
 #include <boost/optional.hpp>
 
 #include <atomic>
+#include <mutex>
+#include <unordered_set>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -66,6 +68,10 @@ bool PeerLeft(const beast::error_code& ec) {
 
 }  // namespace
 
+namespace {
+class Connection;
+}  // namespace
+
 struct Transport::Impl {
   Impl(const TransportLimits& l, Handler h, Refusal r)
       : limits(l), handler(std::move(h)), refusal(std::move(r)), ioc(std::max(1, l.threads)),
@@ -78,6 +84,9 @@ struct Transport::Impl {
   const Handler handler;
   const Refusal refusal;
   std::atomic<uint64_t> open{0}, accepted{0}, refused_at_capacity{0}, timed_out{0}, refused_requests{0};
+  std::atomic<bool> stopping{false};
+  std::mutex live_mu;
+  std::unordered_set<Connection*> live;  // every connection, for Stop() to close the idle ones
   // Declared after what connections use: the io_context destroys the connections still queued in it.
   asio::io_context ioc;
   tcp::acceptor acceptor;
@@ -95,8 +104,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : stream_(std::move(socket)), transport_(transport), limits_(transport->limits),
         buffer_(limits_.max_header_bytes + 128 * 1024) {
     ++transport_->open;
+    std::lock_guard<std::mutex> lock(transport_->live_mu);
+    transport_->live.insert(this);
   }
-  ~Connection() { --transport_->open; }
+  ~Connection() {
+    --transport_->open;
+    std::lock_guard<std::mutex> lock(transport_->live_mu);
+    transport_->live.erase(this);
+  }
+
+  // On the connection's strand: closes it when it is waiting for a request (Stop()).
+  void CloseIfIdle() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->waiting_ || self->parser_->got_some()) return;
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      self->stream_.cancel();
+    });
+  }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHead(); });
@@ -104,6 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void ReadHead() {
+    if (transport_->stopping) return;  // a Stop() came while the last reply was being written
+    waiting_ = true;
     parser_.emplace();
     ConfigureParser(limits_, &*parser_);
     request_ = Request();
@@ -115,6 +142,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnHead(const beast::error_code& ec) {
+    waiting_ = false;
     if (ec) return Failed(ec);
     HttpError e = FromHead(parser_->get(), limits_, &request_);
     if (!e.ok()) return Refuse(e);
@@ -189,7 +217,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     reply_.body() = res.body;
     reply_.prepare_payload();
     if (head_only_) reply_.body().clear();  // HEAD: the length of the reply GET would give, no content
-    reply_.keep_alive(keep_alive_ && !res.close);
+    reply_.keep_alive(keep_alive_ && !res.close && !transport_->stopping);
     stream_.expires_after(limits_.write_timeout);
     bhttp::async_write(stream_, reply_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec == beast::error::timeout) ++self->transport_->timed_out;
@@ -224,6 +252,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bhttp::response<bhttp::string_body> reply_;
   bool keep_alive_ = false;
   bool head_only_ = false;
+  bool waiting_ = false;  ///< reading a request's head (idle, or part of it received)
   char drain_[4096];
 };
 
@@ -242,7 +271,7 @@ void Transport::Impl::Accept() {
 }
 
 void Transport::Impl::OnAccept(const beast::error_code& ec, tcp::socket socket) {
-  if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;  // stopping
+  if (ec == asio::error::operation_aborted || !acceptor.is_open() || stopping) return;
   if (ec) {
     // Out of file descriptors (or another passing failure): wait a moment rather than spin.
     retry.expires_after(std::chrono::milliseconds(50));
@@ -319,13 +348,20 @@ void Transport::Run() {
 }
 
 void Transport::Stop() {
+  if (impl_->stopping.exchange(true)) return;
   asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
     impl->retry.cancel();
   });
-  impl_->ioc.stop();
+  std::lock_guard<std::mutex> lock(impl_->live_mu);
+  for (Connection* c : impl_->live) {
+    // One whose last reference is going waits in its destructor for this lock: it is skipped.
+    if (std::shared_ptr<Connection> alive = c->weak_from_this().lock()) alive->CloseIfIdle();
+  }
 }
+
+void Transport::Abort() { impl_->ioc.stop(); }
 
 TransportStats Transport::Stats() const {
   TransportStats s;

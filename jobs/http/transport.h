@@ -60,10 +60,14 @@ class Transport {
   // Raises the process's open-file limit to its hard limit when max_connections needs it, and lowers
   // max_connections to what that limit allows (limits() tells).
   Status Listen(const std::string& host, int port, int* bound);
-  // Serves until Stop(); returns then. Requests in flight are abandoned.
+  // Serves until every connection is gone after Stop(), or until Abort(); returns then.
   void Run();
-  // Thread-safe; not async-signal-safe (a signal handler sets a flag that a thread turns into Stop()).
+  // Stops taking connections and closes those waiting for a request; a request being read or
+  // answered finishes, its reply saying Connection: close. Thread-safe, idempotent; not
+  // async-signal-safe (a signal handler sets a flag that a thread turns into Stop()).
   void Stop();
+  // Stops at once: requests in flight are abandoned (for a Stop() that does not end in time).
+  void Abort();
 
   const TransportLimits& limits() const;
   TransportStats Stats() const;
