@@ -120,25 +120,33 @@ at::Tensor MeanOfLayers(const Csr& a, const at::Tensor& x, int layers, at::Tenso
   return sum.div_(double(layers + 1));
 }
 
+// The adjacency and the layers' scratch, kept by an autograd Function's forward for its backward.
+void SaveCsr(torch::autograd::AutogradContext* ctx, const Csr& a, const at::Tensor& work) {
+  ctx->saved_data["coo"] = a.coo;
+  ctx->saved_data["rowptr"] = a.rowptr;
+  ctx->saved_data["col"] = a.col;
+  ctx->saved_data["val"] = a.val;
+  ctx->saved_data["work"] = work;
+}
+Csr SavedCsr(torch::autograd::AutogradContext* ctx) {
+  return Csr{ctx->saved_data["coo"].toTensor(), ctx->saved_data["rowptr"].toTensor(),
+             ctx->saved_data["col"].toTensor(), ctx->saved_data["val"].toTensor()};
+}
+
 // e = M e0 with M = (I + A + ... + A^layers) / (layers + 1). A is symmetric, so M is, and the
 // backward is the same operator: dL/de0 = M^T dL/de = M dL/de. `work` as MeanOfLayers's.
 class LayerMean : public torch::autograd::Function<LayerMean> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor coo, at::Tensor rowptr,
                             at::Tensor col, at::Tensor val, at::Tensor work, int64_t layers) {
-    ctx->saved_data["coo"] = coo;
-    ctx->saved_data["rowptr"] = rowptr;
-    ctx->saved_data["col"] = col;
-    ctx->saved_data["val"] = val;
-    ctx->saved_data["work"] = work;
+    SaveCsr(ctx, Csr{coo, rowptr, col, val}, work);
     ctx->saved_data["layers"] = layers;
     return MeanOfLayers(Csr{coo, rowptr, col, val}, x, int(layers), work);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const Csr a{ctx->saved_data["coo"].toTensor(), ctx->saved_data["rowptr"].toTensor(),
-                ctx->saved_data["col"].toTensor(), ctx->saved_data["val"].toTensor()};
+    const Csr a = SavedCsr(ctx);
     const auto layers = int(ctx->saved_data["layers"].toInt());
     return {MeanOfLayers(a, grads[0], layers, ctx->saved_data["work"].toTensor()),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -227,11 +235,7 @@ class FusedBatchLoss : public torch::autograd::Function<FusedBatchLoss> {
       bpr += x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));  // softplus(x), stable
       sg[k] = 1.0f / (1.0f + std::exp(-x));
     }
-    ctx->saved_data["coo"] = coo;
-    ctx->saved_data["rowptr"] = rowptr;
-    ctx->saved_data["col"] = col;
-    ctx->saved_data["val"] = val;
-    ctx->saved_data["work"] = work;
+    SaveCsr(ctx, Csr{coo, rowptr, col, val}, work);
     ctx->saved_data["triples"] = triples;
     ctx->saved_data["e"] = e;
     ctx->saved_data["e0"] = x0;
@@ -243,8 +247,7 @@ class FusedBatchLoss : public torch::autograd::Function<FusedBatchLoss> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const Csr a{ctx->saved_data["coo"].toTensor(), ctx->saved_data["rowptr"].toTensor(),
-                ctx->saved_data["col"].toTensor(), ctx->saved_data["val"].toTensor()};
+    const Csr a = SavedCsr(ctx);
     const auto triples = ctx->saved_data["triples"].toTensor();
     const auto e = ctx->saved_data["e"].toTensor(), e0 = ctx->saved_data["e0"].toTensor();
     const auto sigma = ctx->saved_data["sigma"].toTensor();
