@@ -25,10 +25,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <csignal>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
