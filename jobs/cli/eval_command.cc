@@ -121,6 +121,8 @@ void BestPeerRatio(const std::string& metric, const std::vector<std::vector<doub
   if (best < 0) return;
   for (size_t i = 0; i < rows->size(); ++i) {
     if (!IsOwnModel((*rows)[i].model) || per_user[i].empty()) continue;
+    const bool measured = std::any_of(per_user[i].begin(), per_user[i].end(), [](double x) { return !std::isnan(x); });
+    if (!measured) continue;  // no user had a test item: nothing to compare
     const fusion::RatioInterval r =
         fusion::PairedBootstrapRatio(per_user[i], per_user[size_t(best)], kBootstrapResamples, seed);
     (*rows)[i].vs_best_peer.push_back({{"seed", seed},       {"peer", (*rows)[size_t(best)].model},
