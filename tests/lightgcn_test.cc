@@ -17,6 +17,14 @@
 namespace mosaic::fusion {
 namespace {
 
+// The normalised adjacency of `pairs` random (user, item) pairs over `users` x `items`, drawn with `seed`.
+at::Tensor RandomAdjacency(uint64_t seed, int pairs, uint32_t users, uint32_t items) {
+  SplitMix64 rng(seed);
+  std::vector<std::pair<uint32_t, uint32_t>> drawn;
+  for (int k = 0; k < pairs; ++k) drawn.emplace_back(uint32_t(rng.Below(users)), uint32_t(rng.Below(items)));
+  return NormalisedAdjacency(users, items, drawn);
+}
+
 // 2 users x 3 items: user 0 has items 0 and 1, user 1 has items 1 and 2 (the pair (0, 1) given twice
 // counts once). Nodes: u0 = 0, u1 = 1, i0 = 2, i1 = 3, i2 = 4. Degrees: u0 2, u1 2, i0 1, i1 2, i2 1,
 // so A(u, i) = 1 / sqrt(deg u * deg i):
@@ -71,10 +79,7 @@ TEST(LightGcnTest, PropagationMeansTheLayers) {
 // A graph big enough for the multi-threaded CPU product: the same values and gradient as LibTorch's
 // sparse mm.
 TEST(LightGcnTest, LargeProductMatchesSparseMm) {
-  SplitMix64 rng(7);
-  std::vector<std::pair<uint32_t, uint32_t>> pairs;
-  for (int k = 0; k < 30000; ++k) pairs.emplace_back(uint32_t(rng.Below(1500)), uint32_t(rng.Below(2500)));
-  const auto a = NormalisedAdjacency(1500, 2500, pairs);
+  const auto a = RandomAdjacency(7, 30000, 1500, 2500);
   torch::manual_seed(3);
   auto x = torch::randn({4000, 64}).requires_grad_(true);
   auto y = LightGcnPropagate(a, x, 2);
@@ -87,10 +92,7 @@ TEST(LightGcnTest, LargeProductMatchesSparseMm) {
 
 // The fused CPU loss and its gradient against the same formula in LibTorch operations (autograd).
 TEST(LightGcnTest, BatchLossMatchesAutograd) {
-  SplitMix64 rng(5);
-  std::vector<std::pair<uint32_t, uint32_t>> pairs;
-  for (int k = 0; k < 300; ++k) pairs.emplace_back(uint32_t(rng.Below(30)), uint32_t(rng.Below(50)));
-  const auto a = NormalisedAdjacency(30, 50, pairs);
+  const auto a = RandomAdjacency(5, 300, 30, 50);
   torch::manual_seed(4);
   const auto e0 = torch::randn({80, 8}) * 0.3;
   const auto u = torch::randint(0, 30, {64}, torch::kLong);
