@@ -180,7 +180,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res.status = 500;
       res.body = "{\"error\":\"internal error\"}\n";
     }
-    Send(res);
+    Send(std::move(res));
   }
 
   // A read or write failed: a timeout or a departed peer closes quietly; a malformed request is refused.
@@ -205,16 +205,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Response res;
     transport_->refusal(request_, e, &res);
     res.close = true;
-    Send(res);
+    Send(std::move(res));
   }
 
-  void Send(const Response& res) {
+  void Send(Response res) {
     reply_ = {};
     reply_.version(11);
     reply_.result(static_cast<unsigned>(res.status));
     reply_.set(bhttp::field::content_type, res.content_type);
     for (const auto& [name, value] : res.headers) reply_.insert(name, value);
-    reply_.body() = res.body;
+    reply_.body() = std::move(res.body);  // a reply can be large (k=1000 with explanations): no copy
     reply_.prepare_payload();
     if (head_only_) reply_.body().clear();  // HEAD: the length of the reply GET would give, no content
     reply_.keep_alive(keep_alive_ && !res.close && !transport_->stopping);
