@@ -31,7 +31,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::ClosedByServer;
 using testing::CommandResult;
+using testing::Connect;
 using testing::Describe;
 using testing::DumpStore;
 using testing::Escape;
@@ -627,34 +629,6 @@ TEST_F(ServeTest, MaxBodyOptionSetsTheLimit) {
   EXPECT_EQ(fine.status, 201) << Show(fine);
   EXPECT_TRUE(server.Stop());
   ExpectCheckPasses(store);
-}
-
-// A connected socket to 127.0.0.1:port (-1 when it cannot connect).
-int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Whether the server closed `fd` (end of stream or reset) within timeout_s; bytes it sent are skipped.
-bool ClosedByServer(int fd, double timeout_s) {
-  const auto start = std::chrono::steady_clock::now();
-  while (SecondsSince(start) < timeout_s) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return true;
-  }
-  return false;
 }
 
 // Issue 13, 3: with a thread per connection, 40 clients sending a header byte a second left /health

@@ -257,24 +257,43 @@ struct RawResponse {
   std::string error;       ///< what went wrong on the socket, if anything
 };
 
+// A TCP connection to 127.0.0.1:port; -1 when it cannot be made.
+inline int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Whether the server closed `fd` (end of stream or reset) within timeout_s; bytes it sent are skipped.
+inline bool ClosedByServer(int fd, double timeout_s) {
+  const auto start = std::chrono::steady_clock::now();
+  while (SecondsSince(start) < timeout_s) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return true;
+  }
+  return false;
+}
+
 // Sends `request` (bytes as they are) to 127.0.0.1:port, then `tail` bytes of 'x' (a body the
 // headers may announce as longer), half-closes when `half_close`, and reads the response until the
 // server closes or its Content-Length is complete (up to timeout_s).
 inline RawResponse RawHttp(int port, const std::string& request, size_t tail = 0, bool half_close = false,
                            double timeout_s = 30) {
   RawResponse r;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = Connect(port);
   if (fd < 0) {
-    r.error = "socket";
-    return r;
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     r.error = std::string("connect: ") + std::strerror(errno);
-    close(fd);
     return r;
   }
   auto send_all = [&](const char* p, size_t n) {

@@ -354,11 +354,18 @@ void Transport::Stop() {
     impl->acceptor.close(ignored);
     impl->retry.cancel();
   });
-  std::lock_guard<std::mutex> lock(impl_->live_mu);
-  for (Connection* c : impl_->live) {
-    // One whose last reference is going waits in its destructor for this lock: it is skipped.
-    if (std::shared_ptr<Connection> alive = c->weak_from_this().lock()) alive->CloseIfIdle();
+  // References are taken under the lock and dropped after it: the last reference to a connection can
+  // be ours (its pending read may end meanwhile), and its destructor takes the same lock.
+  std::vector<std::shared_ptr<Connection>> connections;
+  {
+    std::lock_guard<std::mutex> lock(impl_->live_mu);
+    connections.reserve(impl_->live.size());
+    for (Connection* c : impl_->live) {
+      // One whose last reference is going waits in its destructor for this lock: it is skipped.
+      if (std::shared_ptr<Connection> alive = c->weak_from_this().lock()) connections.push_back(std::move(alive));
+    }
   }
+  for (const auto& c : connections) c->CloseIfIdle();
 }
 
 void Transport::Abort() { impl_->ioc.stop(); }
