@@ -34,6 +34,14 @@ struct Tuning {
   size_t chosen = 0;            ///< index into grid of the point kept
 };
 
+// The item representations of a dot-product model (score(u, i) = x_u . v_i), row-major
+// [rows, dim]; data is nullptr for models that are not one.
+struct ItemFactors {
+  const float* data = nullptr;
+  size_t rows = 0;
+  size_t dim = 0;
+};
+
 // A scorer fitted on the training interactions, scoring every item for a user.
 class Baseline {
  public:
@@ -55,6 +63,10 @@ class Baseline {
   // The validation grid search of the last Fit, for peers that choose hyper-parameters on the
   // validation split (MakeTuned); nullptr for the others and before Fit.
   virtual const Tuning* tuning() const { return nullptr; }
+
+  // For dot-product models after Fit: their item representations (valid until the next Fit), which
+  // MakeUsersFromHistory folds users into. Empty for the others.
+  virtual ItemFactors Factors() const { return {}; }
 };
 
 // Scores every user with relevant items on hardware_concurrency() threads and accumulates ranking

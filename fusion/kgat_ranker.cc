@@ -82,6 +82,11 @@ class KgatRanker : public Baseline {
     num_items_ = data.num_items;
   }
 
+  ItemFactors Factors() const override {
+    if (reps_.empty()) return {};
+    return {reps_.data() + size_t(num_users_) * size_t(dim_), num_items_, size_t(dim_)};
+  }
+
   void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
     if (user >= num_users_) throw std::invalid_argument("user " + std::to_string(user) + " out of range");
     scores->assign(num_items_, 0.0f);

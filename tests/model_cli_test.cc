@@ -5,11 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -326,11 +329,55 @@ TEST_F(ModelCli, BadInputFailsAndLeavesTheStoreAlone) {
   fails("recommend --user u0 -k 0", "k must be between 1 and 1000");
   fails("recommend --user u0 -k 1001", "k must be between 1 and 1000");
   EXPECT_EQ(DumpStore(store), built);
+}
 
-  // A listener added after the rebuild has no representation until the next one.
-  WriteFile(tmp_ / "late.tsv", "user\titem\tweight\nlatecomer\t" + Song(1, 1, 1) + "\t3\n");
+// Issue 15, 5: listeners imported with plays after the rebuild are folded in from those plays at
+// query time: each gets a personalised list (not the popularity list, not each other's) led by a song
+// of the genre they played, with no rebuild and no error.
+TEST_F(ModelCli, LatecomersAreServedFromTheirPlays) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  RunJson(S + "rebuild --epochs 20 --seed 5 --json");
+  WriteFile(tmp_ / "late.tsv", "user\titem\tweight\n"
+                               "late1\t" + Song(1, 0, 0) + "\t3\nlate1\t" + Song(1, 0, 1) + "\t1\nlate1\t" + Song(1, 2, 2) + "\t2\n"
+                               "late2\t" + Song(2, 1, 0) + "\t5\nlate2\t" + Song(2, 1, 3) + "\t1\n");
   ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "late.tsv")).exit_code, 0);
-  fails("recommend --user latecomer", "no representation");
+
+  // The popularity list: songs by number of listeners in the catalogue's plays (ties by key).
+  std::map<std::string, int> listeners;
+  std::istringstream plays(MakeCatalogue().plays);
+  std::string line;
+  std::getline(plays, line);  // header
+  while (std::getline(plays, line)) ++listeners[line.substr(line.find('\t') + 1, line.rfind('\t') - line.find('\t') - 1)];
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [key, n] : listeners) by_count.push_back({-n, key});
+  std::sort(by_count.begin(), by_count.end());
+
+  auto list = [&](const std::string& user, const std::set<std::string>& played, char genre) {
+    const nlohmann::json j = RunJson(S + "recommend --user " + user + " --exclude-seen -k 5 --json");
+    EXPECT_TRUE(j["user_from_history"].get<bool>()) << j.dump();
+    std::vector<std::string> keys;
+    for (const auto& r : j["results"]) keys.push_back(r["key"]);
+    EXPECT_EQ(keys.size(), 5u) << j.dump();
+    if (!keys.empty()) {
+      EXPECT_EQ(keys[0].substr(0, 7), std::string("song-") + genre + "-") << j.dump();
+    }
+    std::vector<std::string> popular;
+    for (const auto& [n, key] : by_count) {
+      if (!played.count(key) && popular.size() < 5) popular.push_back(key);
+    }
+    EXPECT_NE(keys, popular) << user << " got the popularity list";
+    return keys;
+  };
+  const auto first = list("late1", {Song(1, 0, 0), Song(1, 0, 1), Song(1, 2, 2)}, '1');
+  const auto second = list("late2", {Song(2, 1, 0), Song(2, 1, 3)}, '2');
+  EXPECT_NE(first, second);
+  // The text output says where the user's representation came from.
+  const CommandResult text = RunMosaic(S + "recommend --user late1");
+  EXPECT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_NE(text.out.find("from their plays"), std::string::npos) << text.out;
+  // A listener the version was trained with is not folded in.
+  EXPECT_FALSE(RunJson(S + "recommend --user u0 --json")["user_from_history"].get<bool>());
 }
 
 }  // namespace

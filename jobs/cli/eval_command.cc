@@ -15,6 +15,7 @@
 #include "fusion/baselines.h"
 #include "fusion/content_regression.h"
 #include "fusion/eval_data.h"
+#include "fusion/fold_in.h"
 #include "fusion/kg_control.h"
 #include "fusion/metrics.h"
 #include "fusion/split.h"
@@ -203,6 +204,10 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   if (args.epochs > 0) options["epochs"] = args.epochs;
   MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
   models->push_back(std::move(ranker));
+  if (args.protocol != "ctr") {
+    // The model as a user who arrived after training gets it: folded in from their plays (issue 15).
+    models->push_back(fusion::MakeUsersFromHistory(models->back().get(), "Mosaic (users from history)"));
+  }
   if (args.ablation || content_peers) {
     options["kg"] = false;
     MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));

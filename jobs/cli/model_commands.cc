@@ -126,7 +126,8 @@ void PrintQueryResult(const service::QueryResult& r) {
   const auto version = static_cast<unsigned long long>(r.model_version);
   switch (q.kind) {
     case service::QueryKind::kRecommend:
-      std::printf("recommendations for user %s (model v%llu%s%s)\n", Name(r.subject).c_str(), version,
+      std::printf("recommendations for user %s (model v%llu%s%s%s)\n", Name(r.subject).c_str(), version,
+                  r.user_from_history ? ", from their plays: new since the version" : "",
                   q.new_only ? ", new items only" : "", q.exclude_seen ? ", unseen only" : "");
       break;
     case service::QueryKind::kAudience:

@@ -40,6 +40,7 @@ nlohmann::json ToJson(const QueryResult& r) {
   if (q.kind == QueryKind::kRecommend) {
     out["new_only"] = q.new_only;
     out["exclude_seen"] = q.exclude_seen;
+    out["user_from_history"] = r.user_from_history;
   }
   nlohmann::json hits = nlohmann::json::array();
   for (size_t i = 0; i < r.hits.size(); ++i) {

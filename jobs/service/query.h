@@ -67,6 +67,7 @@ struct QueryResult {
   uint64_t model_version = 0;  ///< the version that answered
   NodeRef subject;             ///< the user (recommend) or the item (audience, similar)
   std::vector<Hit> hits;       ///< best first
+  bool user_from_history = false;  ///< the user had no row in the version: folded in from their plays
 };
 
 // The result as `mosaic recommend --json` prints it and the endpoints return it.

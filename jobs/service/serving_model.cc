@@ -79,6 +79,14 @@ Status ServingModel::LoadColumns(const store::ReadView& view) {
   }
   MOSAIC_RETURN_IF_ERROR(AddColumns(version_items, m.reps.narrow(0, U, I), false));
   cold_ = std::move(cold);
+  {
+    const at::Tensor item_rows = Rows(m.reps.narrow(0, U, I));
+    fusion::FoldInSettings settings;  // versions written before the fold-in was tuned keep the defaults
+    const nlohmann::json chosen = m.manifest.value("fold_in", nlohmann::json::object());
+    settings.alpha = chosen.value("alpha", settings.alpha);
+    settings.lambda = chosen.value("lambda", settings.lambda);
+    fold_in_ = std::make_unique<fusion::UserFoldIn>(item_rows.data_ptr<float>(), size_t(I), size_t(dim), settings);
+  }
   if (!m.hnsw.empty()) {
     Status loaded = items_->LoadHnsw(m.hnsw, fusion::HnswOptions());
     if (!loaded.ok()) return loaded.WithContext("model version " + std::to_string(m.version) + ": HNSW graph: ");
@@ -200,7 +208,7 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
     Status s = view.FindNode(NodeKind::kUser, query.user, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown user '" + query.user + "'");
     MOSAIC_RETURN_IF_ERROR(s);
-    MOSAIC_RETURN_IF_ERROR(SearchForUser(view, query, subject, &plays, &top));
+    MOSAIC_RETURN_IF_ERROR(SearchForUser(view, query, subject, &plays, &top, &out.user_from_history));
   } else {
     Status s = graph::FindItemByKeyOrTitle(view, query.item, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown item '" + query.item + "': no item has that id or title");
@@ -233,13 +241,10 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
 }
 
 Status ServingModel::SearchForUser(const store::ReadView& view, const Query& query, NodeId user,
-                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top) {
+                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top, bool* from_history) {
   const LoadedModel& m = m_;
   auto row = m.row_of.find(user);
-  if (row == m.row_of.end() || !m.IsUserRow(row->second)) {
-    return Status::NotFound("user '" + query.user + "' has no representation in model v" + std::to_string(m.version) +
-                            " (no plays when it was trained): it gets one at the next `mosaic rebuild`");
-  }
+  const bool trained = row != m.row_of.end() && m.IsUserRow(row->second);
   std::vector<NodeId> seen_items;
   if (m.has_interacted) {
     MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(user, [&](const store::Edge& e) {
@@ -265,8 +270,21 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   fusion::SearchFilter filter;
   if (query.new_only) filter.allowed = &allowed;
   if (query.exclude_seen) filter.excluded = &seen;
-  const at::Tensor q = Rows(m.reps[row->second]);
-  *top = items_->Search(q.data_ptr<float>(), int64_t(query.k), filter);
+  std::vector<float> q(size_t(items_->dim()));
+  if (trained) {
+    const at::Tensor r = Rows(m.reps[row->second]);
+    std::copy(r.data_ptr<float>(), r.data_ptr<float>() + r.numel(), q.begin());
+  } else {
+    // A user who arrived after the version: folded in from their plays, placed items included.
+    if (seen.empty()) {
+      return Status::NotFound("user '" + query.user + "' has no plays yet: a list for them needs at least one");
+    }
+    std::vector<float> rows(seen.size() * q.size());
+    for (size_t x = 0; x < seen.size(); ++x) items_->Row(seen[x], &rows[x * q.size()]);
+    q = fold_in_->FromRows(rows.data(), seen.size());
+    *from_history = true;
+  }
+  *top = items_->Search(q.data(), int64_t(query.k), filter);
   return Status::OK();
 }
 

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fusion/fold_in.h"
 #include "fusion/item_index.h"
 #include "fusion/kgat.h"
 #include "jobs/service/explain.h"
@@ -49,8 +50,10 @@ class ServingModel {
   // The given items now have interactions: they leave the cold set.
   void MarkInteracted(const std::vector<store::NodeId>& items);
 
-  // Answers `query`; `view` supplies names and edges. InvalidArgument for bad arguments
-  // (Query::Validate), NotFound for a user or item the store or the version does not know.
+  // Answers `query`; `view` supplies names and edges. A user with plays but no row in the version
+  // (they arrived after it) is folded in from those plays (fusion/fold_in.h). InvalidArgument for
+  // bad arguments (Query::Validate), NotFound for a user or item the store does not know, a user
+  // with no plays, or an item the version neither has nor placed.
   Status Run(const store::ReadView& view, const Query& query, QueryResult* result);
 
  private:
@@ -61,8 +64,9 @@ class ServingModel {
   int64_t ColumnOf(store::NodeId item) const;  ///< -1 when not a published column
 
   // The searches behind Run, each filling *top with columns (users for audience) and scores.
+  // A user the version was not trained with is folded in from their plays (*from_history = true).
   Status SearchForUser(const store::ReadView& view, const Query& query, store::NodeId user,
-                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top);
+                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top, bool* from_history);
   Status SearchForItem(const Query& query, int64_t column, fusion::TopK* top);
   Status AddReasons(const store::ReadView& view, const Query& query, store::NodeId subject, QueryResult* result);
 
@@ -72,6 +76,7 @@ class ServingModel {
   std::unique_ptr<fusion::ItemIndex> items_;  ///< item columns
   std::unique_ptr<fusion::ItemIndex> normed_; ///< the same, L2-normalised (similar)
   std::unique_ptr<fusion::ItemIndex> users_;  ///< user rows (audience)
+  std::unique_ptr<fusion::UserFoldIn> fold_in_;  ///< users who arrived after the version, from their plays
 
   mutable std::mutex meta_mu_;                ///< guards the members below
   std::vector<store::NodeId> columns_;        ///< column -> store id
