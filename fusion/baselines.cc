@@ -781,6 +781,86 @@ class Rp3Beta : public Baseline {
 
 // ---------------------------------------------------------------------------------------------
 
+// The warm protocol on the validation split: candidates are the items not in the user's training set.
+RankingMetrics MeasureOnValidation(const Baseline& model, uint32_t num_items, const UserRows& rows,
+                                   const std::vector<std::vector<uint32_t>>& relevant) {
+  return RankUsers(
+      model, uint32_t(relevant.size()),
+      [&](uint32_t u, std::vector<uint32_t>* candidates) {
+        candidates->clear();
+        size_t s = rows.begin(u);
+        for (uint32_t i = 0; i < num_items; ++i) {
+          while (s < rows.end(u) && rows.items[s] < i) ++s;
+          if (s < rows.end(u) && rows.items[s] == i) continue;
+          candidates->push_back(i);
+        }
+      },
+      [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
+}
+
+// Scores standardised over the items (mean 0, sd 1; all zeros when constant).
+void Standardise(std::vector<float>* scores) {
+  double sum = 0, squares = 0;
+  for (float x : *scores) sum += x;
+  const double mean = scores->empty() ? 0 : sum / double(scores->size());
+  for (float x : *scores) squares += (x - mean) * (x - mean);
+  const double sd = scores->empty() ? 0 : std::sqrt(squares / double(scores->size()));
+  for (float& x : *scores) x = sd > 0 ? float((x - mean) / sd) : 0.0f;
+}
+
+class Blend : public Baseline {
+ public:
+  Blend(std::string name, const Baseline* first, const Baseline* second, std::vector<double> weights)
+      : name_(std::move(name)), first_(first), second_(second), weights_(std::move(weights)) {
+    if (weights_.empty()) throw std::invalid_argument("MakeBlend: the weights of '" + name_ + "' are empty");
+  }
+
+  std::string name() const override { return name_; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>& valid) override {
+    CheckIndices(data, valid, "valid");
+    tuning_ = Tuning{};
+    weight_ = weights_.front();
+    const UserRows rows = BuildUserRows(data, train);
+    std::vector<std::vector<uint32_t>> relevant(data.num_users);
+    for (uint32_t index : valid) relevant[data.interactions[index].user].push_back(data.interactions[index].item);
+    double best_recall = -1.0;
+    for (size_t g = 0; g < weights_.size(); ++g) {
+      weight_ = weights_[g];
+      const RankingMetrics r = valid.empty() ? RankingMetrics{} : MeasureOnValidation(*this, data.num_items, rows, relevant);
+      tuning_.grid.push_back({"weight=" + FormatNumber(weights_[g]), r.recall20, r.ndcg20});
+      if (r.recall20 > best_recall) {
+        best_recall = r.recall20;
+        tuning_.chosen = g;
+      }
+      if (valid.empty()) break;
+    }
+    weight_ = weights_[tuning_.chosen];
+    fitted_ = true;
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    std::vector<float> second;
+    first_->ScoreUser(user, scores);
+    Standardise(scores);
+    if (weight_ == 0) return;
+    second_->ScoreUser(user, &second);
+    Standardise(&second);
+    for (size_t i = 0; i < scores->size(); ++i) (*scores)[i] += float(weight_) * second[i];
+  }
+
+  const Tuning* tuning() const override { return fitted_ ? &tuning_ : nullptr; }
+
+ private:
+  std::string name_;
+  const Baseline* first_;
+  const Baseline* second_;
+  std::vector<double> weights_;  ///< candidates, in the order tried
+  double weight_ = 0;            ///< the chosen one (during Fit: the one measured)
+  bool fitted_ = false;
+  Tuning tuning_;
+};
+
 class Tuned : public Baseline {
  public:
   Tuned(std::string name, std::vector<GridCandidate> grid) : name_(std::move(name)), grid_(std::move(grid)) {
@@ -806,7 +886,7 @@ class Tuned : public Baseline {
     for (size_t g = 0; g < grid_.size(); ++g) {
       std::unique_ptr<Baseline> model = grid_[g].make();
       model->Fit(data, train, valid);
-      const RankingMetrics r = Measure(*model, data.num_items, rows, relevant);
+      const RankingMetrics r = MeasureOnValidation(*model, data.num_items, rows, relevant);
       tuning_.grid.push_back({grid_[g].setting, r.recall20, r.ndcg20});
       if (r.recall20 > best_recall) {
         best_recall = r.recall20;
@@ -824,23 +904,6 @@ class Tuned : public Baseline {
   const Tuning* tuning() const override { return best_ ? &tuning_ : nullptr; }
 
  private:
-  // The warm protocol on the validation split: candidates are the items not in the user's training set.
-  static RankingMetrics Measure(const Baseline& model, uint32_t num_items, const UserRows& rows,
-                                const std::vector<std::vector<uint32_t>>& relevant) {
-    return RankUsers(
-        model, uint32_t(relevant.size()),
-        [&](uint32_t u, std::vector<uint32_t>* candidates) {
-          candidates->clear();
-          size_t s = rows.begin(u);
-          for (uint32_t i = 0; i < num_items; ++i) {
-            while (s < rows.end(u) && rows.items[s] < i) ++s;
-            if (s < rows.end(u) && rows.items[s] == i) continue;
-            candidates->push_back(i);
-          }
-        },
-        [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
-  }
-
   std::string name_;                   ///< row name
   std::vector<GridCandidate> grid_;    ///< the candidates, in the order tried
   std::unique_ptr<Baseline> best_;     ///< the chosen candidate, fitted on train
@@ -882,6 +945,10 @@ std::unique_ptr<Baseline> MakeItemKnn(size_t neighbours, double shrink) {
 std::unique_ptr<Baseline> MakeEase(double lambda, EaseSolve solve) { return std::make_unique<Ease>(lambda, solve); }
 std::unique_ptr<Baseline> MakeRp3Beta(double alpha, double beta, size_t neighbours) {
   return std::make_unique<Rp3Beta>(alpha, beta, neighbours);
+}
+std::unique_ptr<Baseline> MakeBlend(std::string name, const Baseline* first, const Baseline* second,
+                                    std::vector<double> weights) {
+  return std::make_unique<Blend>(std::move(name), first, second, std::move(weights));
 }
 std::unique_ptr<Baseline> MakeTuned(std::string name, std::vector<GridCandidate> grid) {
   return std::make_unique<Tuned>(std::move(name), std::move(grid));

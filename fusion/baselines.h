@@ -79,6 +79,13 @@ RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
                          const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant,
                          std::vector<double>* per_user_recall20 = nullptr);
 
+// score(u, i) = z1(u, i) + w z2(u, i), z the scores of `first` and `second` standardised over the
+// items for the user; w chosen among `weights` (in order; ties to the earlier) on the validation
+// split of Fit, the first one when it is empty. Both models must be fitted before this one (they
+// are read, not refitted) and outlive it. Named `name`; tuning() reports "weight=w" per candidate.
+std::unique_ptr<Baseline> MakeBlend(std::string name, const Baseline* first, const Baseline* second,
+                                    std::vector<double> weights);
+
 // Non-personalised: score(i) = number of training interactions of item i.
 std::unique_ptr<Baseline> MakeMostPopular();
 

@@ -26,6 +26,47 @@ TEST(BaselinesTest, MostPopularRanksMostPlayedFirst) {
   EXPECT_EQ(scores, Score(*model, 0));  // not personalised
 }
 
+// Fixed scores per item, the same for every user.
+class FixedScores : public Baseline {
+ public:
+  explicit FixedScores(std::vector<float> scores) : scores_(std::move(scores)) {}
+  std::string name() const override { return "fixed"; }
+  void Fit(const EvalData&, const std::vector<uint32_t>&, const std::vector<uint32_t>&) override {}
+  void ScoreUser(uint32_t, std::vector<float>* scores) const override { *scores = scores_; }
+
+ private:
+  std::vector<float> scores_;
+};
+
+// 21 items, one user whose validation item is 20. `first` scores item i < 20 with 20 - i and item 20
+// with 0 (21st: out of the top 20); `second` scores item 20 with 1, the rest 0. Standardised: z1 of
+// items 0..20 is (20 - i - 10) / sqrt(770 / 21) (sd 6.055), so item 19 has -1.486 and item 20 -1.651;
+// z2 is 4.472 for item 20 and -0.224 for the rest (sd sqrt(20) / 21). Item 20 overtakes item 19, and
+// enters the top 20, when -1.651 + 4.472 w > -1.486 - 0.224 w, i.e. w > 0.035: of the weights
+// {0, 0.01, 1} only 1 finds the validation item, and is kept.
+TEST(BaselinesTest, BlendChoosesTheWeightOnValidation) {
+  std::vector<float> a(21, 0.0f), b(21, 0.0f);
+  for (int i = 0; i < 20; ++i) a[size_t(i)] = float(20 - i);
+  b[20] = 1;
+  FixedScores first(a), second(b);
+  EvalData data = Empty(1, 21);
+  data.interactions = {{0, 20, 1}};
+  auto blend = MakeBlend("blend", &first, &second, {0, 0.01, 1});
+  blend->Fit(data, {}, {0});
+  ASSERT_NE(blend->tuning(), nullptr);
+  ASSERT_EQ(blend->tuning()->grid.size(), 3u);
+  EXPECT_EQ(blend->tuning()->grid[0].valid_recall20, 0.0);
+  EXPECT_EQ(blend->tuning()->grid[1].valid_recall20, 0.0);
+  EXPECT_EQ(blend->tuning()->grid[2].valid_recall20, 1.0);
+  EXPECT_EQ(blend->tuning()->chosen, 2u);
+  EXPECT_EQ(blend->tuning()->grid[2].setting, "weight=1");
+  // Weight 0 keeps `first`'s ranking exactly.
+  auto alone = MakeBlend("alone", &first, &second, {0});
+  alone->Fit(data, {}, {0});
+  const auto z = Score(*alone, 0);
+  for (size_t i = 1; i < a.size(); ++i) EXPECT_EQ(a[i - 1] > a[i], z[i - 1] > z[i]) << i;
+}
+
 TEST(BaselinesTest, ItemKnnRecommendsCoConsumedItem) {
   // Items 0 and 1 are always consumed together; items 2 and 3 together. User 4 has only item 0.
   EvalData data = Empty(5, 4);

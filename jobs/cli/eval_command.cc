@@ -206,7 +206,15 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   models->push_back(std::move(ranker));
   if (args.protocol != "ctr") {
     // The model as a user who arrived after training gets it: folded in from their plays (issue 15).
-    models->push_back(fusion::MakeUsersFromHistory(models->back().get(), "Mosaic (users from history)"));
+    const fusion::Baseline* mosaic = models->back().get();
+    models->push_back(fusion::MakeUsersFromHistory(mosaic, "Mosaic (users from history)"));
+    // A candidate for the model's second version (issue 15): EASE's item-item term beside the graph's
+    // score, the graph's weight chosen on validation (0: EASE alone).
+    const fusion::Baseline* ease = nullptr;
+    for (const auto& peer : *models) {
+      if (peer->name() == "EASE") ease = peer.get();
+    }
+    if (ease) models->push_back(fusion::MakeBlend("Mosaic + EASE (blend)", ease, mosaic, {0, 0.1, 0.25, 0.5, 1, 2, 4}));
   }
   if (args.ablation || content_peers) {
     options["kg"] = false;
