@@ -380,5 +380,36 @@ TEST_F(ModelCli, LatecomersAreServedFromTheirPlays) {
   EXPECT_FALSE(RunJson(S + "recommend --user u0 --json")["user_from_history"].get<bool>());
 }
 
+// Issue 16: a listener the version was trained with who then plays another genre sees it in their
+// next list, with no rebuild; with no new play the list is the version's.
+TEST_F(ModelCli, NewPlaysMoveATrainedListenersList) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  RunJson(S + "rebuild --epochs 20 --seed 5 --json");
+  auto genres = [&](const nlohmann::json& j) {
+    std::map<char, int> count;
+    for (const auto& r : j["results"]) ++count[r["key"].get<std::string>()[5]];
+    return count;
+  };
+  const nlohmann::json before = RunJson(S + "recommend --user u0 --exclude-seen -k 10 --json");
+  EXPECT_EQ(before["plays_since_version"], 0);
+  EXPECT_EQ(genres(before)['3'], 0) << before.dump();  // u0 listens to genre 0
+  // The same weight on a song u0 already played is no new item: the list stays as it was.
+  WriteFile(tmp_ / "again.tsv", "user\titem\tweight\nu0\t" + Song(0, 0, 0) + "\t50\n");
+  ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "again.tsv")).exit_code, 0);
+  const nlohmann::json same = RunJson(S + "recommend --user u0 --exclude-seen -k 10 --json");
+  EXPECT_EQ(same["results"], before["results"]);
+  // Four songs of genre 3: genre 3 enters the list.
+  std::string plays = "user\titem\tweight\n";
+  for (int p = 0; p < 4; ++p) plays += "u0\t" + Song(3, p % 3, p) + "\t50\n";
+  WriteFile(tmp_ / "new.tsv", plays);
+  ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "new.tsv")).exit_code, 0);
+  const nlohmann::json after = RunJson(S + "recommend --user u0 --exclude-seen -k 10 --json");
+  EXPECT_FALSE(after["user_from_history"].get<bool>());
+  EXPECT_EQ(after["plays_since_version"], 4);
+  EXPECT_GE(genres(after)['3'], 3) << after.dump();
+  EXPECT_EQ(RunMosaic(S + "check").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace mosaic

@@ -127,7 +127,10 @@ void PrintQueryResult(const service::QueryResult& r) {
   switch (q.kind) {
     case service::QueryKind::kRecommend:
       std::printf("recommendations for user %s (model v%llu%s%s%s)\n", Name(r.subject).c_str(), version,
-                  r.user_from_history ? ", from their plays: new since the version" : "",
+                  r.user_from_history ? ", from their plays: new since the version"
+                  : r.plays_since_version ? (", with " + std::to_string(r.plays_since_version) +
+                                             " items played since").c_str()
+                                          : "",
                   q.new_only ? ", new items only" : "", q.exclude_seen ? ", unseen only" : "");
       break;
     case service::QueryKind::kAudience:

@@ -41,6 +41,7 @@ nlohmann::json ToJson(const QueryResult& r) {
     out["new_only"] = q.new_only;
     out["exclude_seen"] = q.exclude_seen;
     out["user_from_history"] = r.user_from_history;
+    out["plays_since_version"] = r.plays_since_version;
   }
   nlohmann::json hits = nlohmann::json::array();
   for (size_t i = 0; i < r.hits.size(); ++i) {

@@ -68,6 +68,7 @@ struct QueryResult {
   NodeRef subject;             ///< the user (recommend) or the item (audience, similar)
   std::vector<Hit> hits;       ///< best first
   bool user_from_history = false;  ///< the user had no row in the version: folded in from their plays
+  size_t plays_since_version = 0;  ///< items the user played since the version, folded into the list
 };
 
 // The result as `mosaic recommend --json` prints it and the endpoints return it.

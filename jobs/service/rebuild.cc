@@ -258,6 +258,7 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
   data.weights = fusion::SaveWeights(trainer.model());
   data.nodes = snap.nodes;
   data.relations = VersionRelations(snap);
+  data.history = VersionHistory(snap);
   const double reps_seconds = Since(reps_start);
 
   const auto hnsw_start = Clock::now();

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "fusion/trainer.h"
 #include "graph/catalogue.h"
@@ -208,7 +209,8 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
     Status s = view.FindNode(NodeKind::kUser, query.user, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown user '" + query.user + "'");
     MOSAIC_RETURN_IF_ERROR(s);
-    MOSAIC_RETURN_IF_ERROR(SearchForUser(view, query, subject, &plays, &top, &out.user_from_history));
+    MOSAIC_RETURN_IF_ERROR(
+        SearchForUser(view, query, subject, &plays, &top, &out.user_from_history, &out.plays_since_version));
   } else {
     Status s = graph::FindItemByKeyOrTitle(view, query.item, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown item '" + query.item + "': no item has that id or title");
@@ -241,7 +243,8 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
 }
 
 Status ServingModel::SearchForUser(const store::ReadView& view, const Query& query, NodeId user,
-                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top, bool* from_history) {
+                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top, bool* from_history,
+                                   size_t* since_version) {
   const LoadedModel& m = m_;
   auto row = m.row_of.find(user);
   const bool trained = row != m.row_of.end() && m.IsUserRow(row->second);
@@ -274,18 +277,49 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   if (trained) {
     const at::Tensor r = Rows(m.reps[row->second]);
     std::copy(r.data_ptr<float>(), r.data_ptr<float>() + r.numel(), q.begin());
+    if (m.has_history()) {
+      const uint32_t* begin = m.history_items.data() + m.history_offsets[size_t(row->second)];
+      const uint32_t* end = m.history_items.data() + m.history_offsets[size_t(row->second) + 1];
+      std::vector<int64_t> before;  // columns of the items the version trained the user with
+      for (const uint32_t* i = begin; i != end; ++i) before.push_back(int64_t(*i));
+      if (seen.size() > before.size()) {  // plays are never removed: more items means new ones
+        FoldInNewPlays(before, seen, &q);
+        *since_version = seen.size() - before.size();
+      }
+    }
   } else {
     // A user who arrived after the version: folded in from their plays, placed items included.
     if (seen.empty()) {
       return Status::NotFound("user '" + query.user + "' has no plays yet: a list for them needs at least one");
     }
-    std::vector<float> rows(seen.size() * q.size());
-    for (size_t x = 0; x < seen.size(); ++x) items_->Row(seen[x], &rows[x * q.size()]);
-    q = fold_in_->FromRows(rows.data(), seen.size());
+    q = FoldIn(seen);
     *from_history = true;
+    *since_version = seen.size();
   }
   *top = items_->Search(q.data(), int64_t(query.k), filter);
   return Status::OK();
+}
+
+std::vector<float> ServingModel::FoldIn(const std::vector<int64_t>& columns) const {
+  const size_t d = size_t(items_->dim());
+  std::vector<float> rows(columns.size() * d);
+  for (size_t x = 0; x < columns.size(); ++x) items_->Row(columns[x], &rows[x * d]);
+  return fold_in_->FromRows(rows.data(), columns.size());
+}
+
+void ServingModel::FoldInNewPlays(const std::vector<int64_t>& before, const std::vector<int64_t>& now,
+                                  std::vector<float>* q) const {
+  // The trained vector moves as the fold-in of the user's history moves from what the version saw to
+  // what the store holds now, scaled to the trained vector's length (fold-ins and trained vectors
+  // differ in scale). With no new play nothing moves.
+  const std::vector<float> then = FoldIn(before), current = FoldIn(now);
+  double trained_norm = 0, then_norm = 0;
+  for (size_t d = 0; d < q->size(); ++d) {
+    trained_norm += double((*q)[d]) * (*q)[d];
+    then_norm += double(then[d]) * then[d];
+  }
+  const double scale = then_norm > 0 ? std::sqrt(trained_norm / then_norm) : 1.0;
+  for (size_t d = 0; d < q->size(); ++d) (*q)[d] += float(scale * (double(current[d]) - then[d]));
 }
 
 Status ServingModel::SearchForItem(const Query& query, int64_t column, fusion::TopK* top) {

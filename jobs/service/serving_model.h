@@ -51,7 +51,8 @@ class ServingModel {
   void MarkInteracted(const std::vector<store::NodeId>& items);
 
   // Answers `query`; `view` supplies names and edges. A user with plays but no row in the version
-  // (they arrived after it) is folded in from those plays (fusion/fold_in.h). InvalidArgument for
+  // (they arrived after it) is folded in from those plays (fusion/fold_in.h); a user with a row who
+  // played new items since has their vector moved by them. InvalidArgument for
   // bad arguments (Query::Validate), NotFound for a user or item the store does not know, a user
   // with no plays, or an item the version neither has nor placed.
   Status Run(const store::ReadView& view, const Query& query, QueryResult* result);
@@ -64,9 +65,15 @@ class ServingModel {
   int64_t ColumnOf(store::NodeId item) const;  ///< -1 when not a published column
 
   // The searches behind Run, each filling *top with columns (users for audience) and scores.
-  // A user the version was not trained with is folded in from their plays (*from_history = true).
+  // A user the version was not trained with is folded in from their plays (*from_history = true); a
+  // user it was trained with moves by the plays of new items since (*since_version of them).
   Status SearchForUser(const store::ReadView& view, const Query& query, store::NodeId user,
-                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top, bool* from_history);
+                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top, bool* from_history,
+                       size_t* since_version);
+  // The fold-in of a user who played the items of `columns`.
+  std::vector<float> FoldIn(const std::vector<int64_t>& columns) const;
+  // Moves trained user vector *q by the difference between the fold-ins of `now` and `before`.
+  void FoldInNewPlays(const std::vector<int64_t>& before, const std::vector<int64_t>& now, std::vector<float>* q) const;
   Status SearchForItem(const Query& query, int64_t column, fusion::TopK* top);
   Status AddReasons(const store::ReadView& view, const Query& query, store::NodeId subject, QueryResult* result);
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -53,6 +54,21 @@ nlohmann::json VersionRelations(const Snapshot& snap) {
   return relations;
 }
 
+std::vector<uint32_t> VersionHistory(const Snapshot& snap) {
+  const uint32_t users = snap.data.num_users;
+  std::vector<uint32_t> counts(size_t(users) + 1, 0);
+  for (const auto& x : snap.data.interactions) ++counts[size_t(x.user) + 1];
+  for (size_t u = 1; u < counts.size(); ++u) counts[u] += counts[u - 1];
+  std::vector<uint32_t> out(counts);
+  out.resize(counts.size() + snap.data.interactions.size());
+  std::vector<uint32_t> next(counts.begin(), counts.end() - 1);
+  for (const auto& x : snap.data.interactions) out[counts.size() + next[x.user]++] = x.item;
+  for (uint32_t u = 0; u < users; ++u) {
+    std::sort(out.begin() + long(counts.size() + counts[u]), out.begin() + long(counts.size() + counts[u + 1]));
+  }
+  return out;
+}
+
 Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData data,
                          const std::function<Status(store::Batch*)>& last_batch) {
   at::Tensor reps = data.reps.to(torch::kCPU, torch::kFloat).contiguous();
@@ -87,6 +103,13 @@ Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData
   if (!data.nodes.empty()) std::memcpy(nodes.data(), data.nodes.data(), nodes.size());
   MOSAIC_RETURN_IF_ERROR(put("nodes", nodes));
   MOSAIC_RETURN_IF_ERROR(put("relations", data.relations.dump()));
+  size_t history_chunks = 0;
+  const size_t history_bytes = data.history.size() * sizeof(uint32_t);
+  const char* history = reinterpret_cast<const char*>(data.history.data());
+  for (size_t offset = 0; offset < history_bytes; offset += kRepsChunkBytes) {
+    const size_t n = std::min(kRepsChunkBytes, history_bytes - offset);
+    MOSAIC_RETURN_IF_ERROR(put(ChunkName(history_chunks++, "history"), std::string_view(history + offset, n)));
+  }
   size_t hnsw_chunks = 0;
   for (size_t offset = 0; offset < data.hnsw.size(); offset += kRepsChunkBytes) {
     const size_t n = std::min(kRepsChunkBytes, data.hnsw.size() - offset);
@@ -98,6 +121,7 @@ Status WriteModelVersion(store::Store* store, uint64_t version, ModelVersionData
   data.manifest["reps_rows"] = reps.size(0);
   data.manifest["reps_dim"] = reps.size(1);
   data.manifest["hnsw_chunks"] = hnsw_chunks;
+  data.manifest["history_chunks"] = history_chunks;
   MOSAIC_RETURN_IF_ERROR(batch->PutModelRecord(version, "manifest", data.manifest.dump()));
   MOSAIC_RETURN_IF_ERROR(batch->SetCurrentModel(version));
   return batch->Commit();
@@ -157,6 +181,31 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
   for (size_t i = 0; i < hnsw_chunks; ++i) {
     MOSAIC_RETURN_IF_ERROR(record(ChunkName(i, "hnsw"), &blob));
     m->hnsw += blob;
+  }
+
+  m->history_offsets.clear();
+  m->history_items.clear();
+  std::string history;
+  for (size_t i = 0, n = m->manifest.value("history_chunks", size_t(0)); i < n; ++i) {
+    MOSAIC_RETURN_IF_ERROR(record(ChunkName(i, "history"), &blob));
+    history += blob;
+  }
+  if (!history.empty()) {
+    const size_t users = size_t(m->config.num_users), values = history.size() / 4;
+    if (history.size() % 4 != 0 || values < users + 1) return Status::Corruption(where + "history is too short");
+    std::vector<uint32_t> all(values);
+    std::memcpy(all.data(), history.data(), history.size());
+    m->history_offsets.assign(all.begin(), all.begin() + long(users + 1));
+    m->history_items.assign(all.begin() + long(users + 1), all.end());
+    for (size_t u = 0; u < users; ++u) {
+      if (m->history_offsets[u] > m->history_offsets[u + 1]) return Status::Corruption(where + "history offsets decrease");
+    }
+    if (m->history_offsets[0] != 0 || m->history_offsets[users] != m->history_items.size()) {
+      return Status::Corruption(where + "history offsets do not span its items");
+    }
+    for (uint32_t item : m->history_items) {
+      if (int64_t(item) >= m->config.num_items) return Status::Corruption(where + "history names an item out of range");
+    }
   }
 
   MOSAIC_RETURN_IF_ERROR(record("nodes", &blob));

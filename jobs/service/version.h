@@ -9,13 +9,17 @@
 //   "nodes"           the store NodeId of each model row, uint32 little-endian, same order
 //   "relations"       JSON array indexed by model relation: {"index", "store_id", "name", "inverse"}
 //                     (KG relations r, their inverses R + r, interacted 2R, interacted-by 2R + 1)
+//   "history/000000"... each user row's items at the snapshot (item rows, 0-based): uint32 little-endian,
+//                     num_users + 1 offsets then the items, cut into chunks of at most 4 MiB; the plays
+//                     a query finds beyond these are new since the version (absent before issue 16)
 //   "hnsw/000000"...  only when the version has an HNSW graph over its item rows (rows U..U+I-1, graph
 //                     id c = row U + c): fusion::ItemIndex::SaveHnsw's bytes cut into chunks of at most
 //                     4 MiB (the rebuild builds it from kHnswMinItems items on, or when asked)
 //   "manifest"        JSON: created, seed, epochs, losses, counts, node_id_limit (the store's NodeIdLimit
 //                     at the snapshot: later nodes are not rows of this version), cold_items (store ids of
 //                     items without interactions at the snapshot), reps_chunks, hnsw_chunks (0 or absent:
-//                     no graph), hnsw (its parameters, when there is one), timings
+//                     no graph), hnsw (its parameters, when there is one), history_chunks, fold_in (the settings
+//                     users are folded in with: fusion/fold_in.h), timings
 // in as many batches as needed; the manifest and the current-model pointer go in the last batch, so a
 // half-written version is never current and queries switch from one complete version to the next.
 //
@@ -55,8 +59,12 @@ struct ModelVersionData {
   std::vector<store::NodeId> nodes;  ///< store id of each row
   nlohmann::json relations;        ///< see above
   std::string hnsw;                ///< fusion::ItemIndex::SaveHnsw of the item rows; empty when none
-  nlohmann::json manifest;         ///< see above; "reps_chunks" and "hnsw_chunks" are filled in by WriteModelVersion
+  std::vector<uint32_t> history;   ///< the "history" record's values (offsets, then items); empty: none
+  nlohmann::json manifest;         ///< see above; the "*_chunks" counts are filled in by WriteModelVersion
 };
+
+// The "history" record's values for `snapshot`: each user row's items, as above.
+std::vector<uint32_t> VersionHistory(const Snapshot& snapshot);
 
 // The "relations" record of a version trained on `snapshot` (see above).
 nlohmann::json VersionRelations(const Snapshot& snapshot);
@@ -83,6 +91,11 @@ struct LoadedModel {
   std::string weights;                     ///< serialized weights (for LoadWeights when needed)
   std::string hnsw;                        ///< fusion::ItemIndex::SaveHnsw of the item rows; empty when none
                                            ///< (ItemIndex::LoadHnsw over the item rows, in row order)
+  std::vector<uint32_t> history_offsets;   ///< user row u's items at the snapshot are history_items
+  std::vector<uint32_t> history_items;     ///< [offsets[u], offsets[u+1]); both empty for older versions
+
+  // Whether the version says which items each user had (so later plays can be told apart).
+  bool has_history() const { return !history_offsets.empty(); }
 
   int64_t num_users() const { return config.num_users; }
   int64_t num_items() const { return config.num_items; }
