@@ -21,9 +21,9 @@ namespace mosaic::fusion {
 
 std::vector<FoldInSettings> FoldInGrid() {
   std::vector<FoldInSettings> grid;
-  // MovieLens's first run chose the grid's corner (alpha 10, lambda 1 of {0.01..10} x {0.01..1}).
+  // Widened twice: MovieLens chose the grid's corner (alpha 10, lambda 1, then lambda 10).
   for (double alpha : {0.1, 1.0, 10.0, 100.0, 1000.0}) {
-    for (double lambda : {0.1, 1.0, 10.0}) grid.push_back({alpha, lambda});
+    for (double lambda : {0.1, 1.0, 10.0, 100.0}) grid.push_back({alpha, lambda});
   }
   return grid;
 }
