@@ -861,6 +861,37 @@ TEST_F(ServeTest, PostedInteractionsAreExcludedFromSeen) {
   EXPECT_EQ(after_x.value("interacting_users", 0), before_x.value("interacting_users", 0) + 1) << after_x.dump();
 }
 
+// Issues 15 and 16: a listener who signs up while the server runs is served after their first play,
+// from it (no 400 until the next rebuild), and each further play moves the next list.
+TEST_F(ServeTest, NewListenerIsServedFromTheFirstPlay) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const Reply unknown = Get(port, "/recommend?user=zoe");
+  EXPECT_EQ(unknown.status, 404) << Show(unknown);
+
+  ASSERT_EQ(Post(port, "/interactions", json({{"user", "zoe"}, {"item", SynthSong(2, 1, 0)}}).dump()).status, 200);
+  const Reply first = Get(port, "/recommend?user=zoe&exclude_seen=1&k=5");
+  ASSERT_EQ(first.status, 200) << Show(first);
+  EXPECT_TRUE(first.Json().value("user_from_history", false)) << first.body;
+  EXPECT_EQ(first.Json().value("plays_since_version", 0), 1) << first.body;
+  const auto top = Keys(first.Json());
+  ASSERT_FALSE(top.empty()) << first.body;
+  EXPECT_EQ(top[0].rfind("song-2-", 0), 0u) << "the first song is not of the genre zoe played: " << first.body;
+
+  // A second play, of another genre: the list changes, and excludes both plays.
+  ASSERT_EQ(Post(port, "/interactions", json({{"user", "zoe"}, {"item", SynthSong(0, 2, 1)}}).dump()).status, 200);
+  const Reply second = Get(port, "/recommend?user=zoe&exclude_seen=1&k=5");
+  ASSERT_EQ(second.status, 200) << Show(second);
+  EXPECT_EQ(second.Json().value("plays_since_version", 0), 2) << second.body;
+  EXPECT_NE(Keys(second.Json()), top);
+  EXPECT_FALSE(Contains(Keys(second.Json()), SynthSong(2, 1, 0)));
+  EXPECT_FALSE(Contains(Keys(second.Json()), SynthSong(0, 2, 1)));
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
 // A posted item that then gets an interaction leaves new_only (it is no longer new).
 TEST_F(ServeTest, NewItemLeavesNewOnlyOnceItIsPlayed) {
   const std::string store = Store("s");
