@@ -180,6 +180,9 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
                         "Seconds a connection may take to send a request's headers, counted from when the server "
                         "waits for it (idle keep-alive time included); then it is closed (default 10)")
       ->check(CLI::Range(1, 3600));
+  serve_cmd->add_flag("--frozen-users", serve->frozen_users,
+                      "Serve users as the model version has them: a user who arrived since gets 404 and new plays "
+                      "do not move lists until the next rebuild (the static policy of bench/replay.sh)");
   serve_cmd->add_option("--token-file", serve->token_file,
                         "File holding the bearer token that POST requests must send (Authorization: Bearer TOKEN); "
                         "required with a --host other than loopback");

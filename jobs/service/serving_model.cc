@@ -248,6 +248,10 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   const LoadedModel& m = m_;
   auto row = m.row_of.find(user);
   const bool trained = row != m.row_of.end() && m.IsUserRow(row->second);
+  if (!trained && frozen_users_) {
+    return Status::NotFound("user '" + query.user + "' has no representation in model v" + std::to_string(m.version) +
+                            " (served with --frozen-users)");
+  }
   std::vector<NodeId> seen_items;
   if (m.has_interacted) {
     MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(user, [&](const store::Edge& e) {
@@ -277,7 +281,7 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   if (trained) {
     const at::Tensor r = Rows(m.reps[row->second]);
     std::copy(r.data_ptr<float>(), r.data_ptr<float>() + r.numel(), q.begin());
-    if (m.has_history()) {
+    if (m.has_history() && !frozen_users_) {
       const uint32_t* begin = m.history_items.data() + m.history_offsets[size_t(row->second)];
       const uint32_t* end = m.history_items.data() + m.history_offsets[size_t(row->second) + 1];
       std::vector<int64_t> before;  // columns of the items the version trained the user with

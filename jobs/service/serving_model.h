@@ -47,6 +47,10 @@ class ServingModel {
   // (optional) receives what was placed, for the caller to persist.
   Status Place(const store::ReadView& view, const std::vector<store::NodeId>& items, std::vector<Placement>* placed);
 
+  // Serve users as the version has them (no fold-in of users who arrived since, nor of new plays): the
+  // static policy comparisons measure against. Off by default.
+  void set_frozen_users(bool frozen) { frozen_users_ = frozen; }
+
   // The given items now have interactions: they leave the cold set.
   void MarkInteracted(const std::vector<store::NodeId>& items);
 
@@ -84,6 +88,7 @@ class ServingModel {
   std::unique_ptr<fusion::ItemIndex> normed_; ///< the same, L2-normalised (similar)
   std::unique_ptr<fusion::ItemIndex> users_;  ///< user rows (audience)
   std::unique_ptr<fusion::UserFoldIn> fold_in_;  ///< users who arrived after the version, from their plays
+  bool frozen_users_ = false;                 ///< set_frozen_users
 
   mutable std::mutex meta_mu_;                ///< guards the members below
   std::vector<store::NodeId> columns_;        ///< column -> store id
