@@ -157,12 +157,14 @@ def replay(args):
             sys.stderr.write("\rreplay %d/%d, ETA %.0f s " % (n + 1, len(events), spent / done - spent))
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    rate_of = {p: (hits[p][0] / max(1, counted[0]), hits[p][1] / max(1, counted[1])) for p in policies}
-    print("| policy | hit-rate@20, all %d plays | hit-rate@20, %d plays by users first seen in the window |"
-          % (counted[0], counted[1]))
-    print("|---|---:|---:|")
+    known_events = counted[0] - counted[1]
+    rate_of = {p: (hits[p][0] / max(1, counted[0]), hits[p][1] / max(1, counted[1]),
+                   (hits[p][0] - hits[p][1]) / max(1, known_events)) for p in policies}
+    print("| policy | hit-rate@20, all %d plays | %d plays by users first seen in the window | %d plays by users "
+          "the model was trained with |" % (counted[0], counted[1], known_events))
+    print("|---|---:|---:|---:|")
     for p in policies:
-        print("| %s | %.4f | %.4f |" % (p, rate_of[p][0], rate_of[p][1]))
+        print("| %s | %.4f | %.4f | %.4f |" % (p, rate_of[p][0], rate_of[p][1], rate_of[p][2]))
     base = rate_of["updates off"][0]
     on_ratio = rate_of["updates on"][0] / base if base > 0 else float("inf")
     lat = np.array(on_seconds) * 1000
@@ -171,7 +173,8 @@ def replay(args):
     print("GET /recommend with updates on, ms: p50 %.2f, p99 %.2f (%d queries)"
           % (np.percentile(lat, 50), np.percentile(lat, 99), len(lat)))
     print(json.dumps({"events": counted[0], "new_user_events": counted[1],
-                      "hit_rate": {p: {"all": rate_of[p][0], "new_users": rate_of[p][1]} for p in policies},
+                      "hit_rate": {p: {"all": rate_of[p][0], "new_users": rate_of[p][1], "trained_users": rate_of[p][2]}
+                                   for p in policies},
                       "on_over_off": on_ratio}))
 
 

@@ -438,6 +438,9 @@ void ConcurrentAddAndSearch(bool graph) {
   };
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) threads.emplace_back(searcher, t);
+  // On a loaded machine the adds could all finish before a searcher is scheduled: the adding starts
+  // once searches do.
+  while (searches.load() < 3) std::this_thread::yield();
   for (int64_t b = 0; b < batches; ++b) {
     index.Add(rows.data() + (first + b * batch) * d, batch);
     std::this_thread::yield();
