@@ -1078,6 +1078,31 @@ TEST_F(ServeTest, RebuildInAnotherProcessWhileQueryingFailsNothingAndSwitchesVer
       versions.push_back(j["model_version"].get<int>());
     }
   });
+  // Issue 16: listeners sign up and play during the rebuild; each is served from the play at once,
+  // before and after the switch (folded in under version 1, then a row of version 2 or folded in again).
+  std::vector<std::string> players;  // whose play was acknowledged
+  std::thread player([&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    for (int n = 0; !stop.load(); ++n) {
+      const std::string user = "stream-" + std::to_string(n);
+      const std::string song = SynthSong(n % testing::kServeGenres, n % testing::kServeArtists, n % 4);
+      auto posted = c.Post("/interactions", json({{"user", user}, {"item", song}}).dump(), "application/json");
+      auto listed = c.Get(("/recommend?user=" + user + "&k=5").c_str());
+      std::lock_guard<std::mutex> lock(mu);
+      if (!posted || posted->status != 200) {
+        failures.push_back("POST " + user + ": " + (posted ? std::to_string(posted->status) + " " + posted->body
+                                                          : httplib::to_string(posted.error())));
+        continue;
+      }
+      players.push_back(user);
+      if (!listed || listed->status != 200) {
+        failures.push_back("GET " + user + ": " + (listed ? std::to_string(listed->status) + " " + listed->body
+                                                         : httplib::to_string(listed.error())));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
 
   const auto t0 = std::chrono::steady_clock::now();
   CommandResult rebuild = RunMosaic("--store " + Quote(store) + " rebuild --epochs 80 --seed 2 --json");
@@ -1089,9 +1114,15 @@ TEST_F(ServeTest, RebuildInAnotherProcessWhileQueryingFailsNothingAndSwitchesVer
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // more queries on the new version
   stop = true;
   client.join();
+  player.join();
 
-  std::printf("rebuild %.1f s beside %zu queries; the server used version 2 %.2f s after the rebuild ended\n", rebuild_s,
-              versions.size() + failures.size(), picked_up);
+  std::printf("rebuild %.1f s beside %zu queries and %zu new listeners' plays; the server used version 2 %.2f s after "
+              "the rebuild ended\n", rebuild_s, versions.size() + failures.size(), players.size(), picked_up);
+  EXPECT_GT(players.size(), 10u);
+  for (const std::string& user : players) {  // every acknowledged play is there, under version 2
+    const Reply r = Get(port, "/recommend?user=" + user + "&k=5");
+    EXPECT_EQ(r.status, 200) << user << ": " << Show(r);
+  }
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed queries, the first: " << failures.front();
   ASSERT_GE(picked_up, 0) << "the server never switched to version 2";
   EXPECT_LE(picked_up, 3.0) << "the server took " << picked_up << " s to switch to version 2";
