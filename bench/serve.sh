@@ -4,6 +4,10 @@
 #   1. GET /health only: the peer, measured in the same run (no model work: HTTP, routing, JSON);
 #   2. GET /recommend only (random users, k, new_only, exclude_seen);
 #   3. the mix of bench/serve_mix.lua: /recommend, /similar, /audience and /health;
+#   then real time (issue 16): PLAYS (default 1000) new listeners each post a play and read their next
+#   list (bench/serve_plays.py: p50/p99 from the POST to the list that reflects it), and wrk posts new
+#   listeners' plays on PLAY_CONNECTIONS (default 8) connections (bench/serve_plays.lua) while another
+#   wrk reads /recommend; afterwards every acknowledged play must be in the store (one new user each);
 #   4. hostile: bench/serve_hostile.py holds HOSTILE_TRICKLE (default 1000) connections that send headers
 #      one byte a second and HOSTILE_IDLE (default 1000) idle keep-alive connections open for
 #      HOSTILE_SECONDS (default 30; those the server closes are opened again), while wrk reads /recommend
@@ -69,6 +73,8 @@ else
   awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "store built in %.1f s\n", b-a}'
 fi
 
+users_before=$("$mosaic" --store "$s" --json stats | jq .users)
+
 # Users and items to ask about: every user and every played artist of the Last.FM plays.
 tail -n +2 "$lk/user_artists.dat" | cut -f1 | sort -u >"$tmp/users.txt"
 tail -n +2 "$lk/user_artists.dat" | cut -f2 | sort -u >"$tmp/items.txt"
@@ -119,6 +125,16 @@ run_phase recommend recommend
 http_get /metrics >"$tmp/metrics-before.txt"
 run_phase mix mix
 http_get /metrics >"$tmp/metrics-after.txt"
+
+# Real time: a play, then the list that reflects it; then plays posted under load beside reads.
+/usr/bin/python3 "$here/bench/serve_plays.py" "$port" "$tmp/items.txt" --prefix "$prefix" --plays "${PLAYS:-1000}" \
+  >"$tmp/plays-latency.json" || { echo "bench: a list did not reflect its play: $(cat "$tmp/plays-latency.json")" >&2; exit 1; }
+wrk -t2 -c"${PLAY_CONNECTIONS:-8}" -d"${duration}s" --timeout 10s --latency -s "$here/bench/serve_plays.lua" "$url" \
+  -- "$prefix-play" "$tmp/items.txt" >"$tmp/plays.txt" 2>&1 &
+plays_pid=$!
+run_phase plays-recommend recommend
+wait "$plays_pid" || true
+grep -q '^RESULT ' "$tmp/plays.txt" || { echo "bench: the plays wrk reported nothing:" >&2; cat "$tmp/plays.txt" >&2; exit 1; }
 
 # The hostile phase.
 trickle=${HOSTILE_TRICKLE:-1000}; idle=${HOSTILE_IDLE:-1000}; hostile_s=${HOSTILE_SECONDS:-30}
@@ -173,6 +189,8 @@ echo "Mosaic serve on $(nproc) cores: wrk -t$wrk_threads -c$conns, ${duration} s
   row "GET /health (peer)" health "$conns"
   row "GET /recommend" recommend "$conns"
   row "mix" mix "$conns"
+  row "POST /interactions (new listeners' plays)" plays "${PLAY_CONNECTIONS:-8}"
+  row "GET /recommend, beside the plays" plays-recommend "$conns"
   row "GET /recommend, hostile" attack-recommend "$conns"
   row "GET /health, hostile" attack-health 2
   row "POST /items (alongside)" post 1
@@ -220,11 +238,17 @@ health_p99=$(result attack-health | jq '.p99_us/1000')
 bar=$(awk -v p="$health_p99" 'BEGIN{print (p <= 50) ? "met" : "MISSED"}')
 echo "  /health p99 under attack: $health_p99 ms (bar: at most 50 ms: $bar)"
 
+echo
+jq -r '"real time: \(.plays) new listeners each posted a play and read their next list: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms (target at most 20 ms), max \(.max_ms) ms; \(.reflected) lists reflected their play"' "$tmp/plays-latency.json"
+acknowledged=$(( $(jq .reflected "$tmp/plays-latency.json") + $(result plays | jq .ok) ))
+users_after=$("$mosaic" --store "$s" --json stats | jq .users)
+echo "plays acknowledged: $acknowledged (one new listener each); listeners in the store: $users_before before, $users_after after"
+
 created=$(result post | jq .ok)
 echo
 echo "posted: $created items created (201) in $(result post | jq '.duration_us/1e6|.*10|round/10') s; the server's item count went from $items_before to $items_after"
 failed=0
-for phase in health recommend mix attack-recommend attack-health post; do
+for phase in health recommend mix plays plays-recommend attack-recommend attack-health post; do
   n=$(errors "$phase")
   if [ "$n" != 0 ]; then
     failed=1
@@ -235,6 +259,11 @@ done
 # The request in flight when the posting stopped may have been written without its answer read.
 if [ "$items_after" -lt $((items_before + created)) ] || [ "$items_after" -gt $((items_before + created + 1)) ]; then
   failed=1; echo "FAIL: $created items created but the server counts $((items_after - items_before)) more"
+fi
+# As for items: the play in flight on each posting connection when wrk stopped may be stored unread.
+if [ "$users_after" -lt $((users_before + acknowledged)) ] || \
+   [ "$users_after" -gt $((users_before + acknowledged + ${PLAY_CONNECTIONS:-8})) ]; then
+  failed=1; echo "FAIL: $acknowledged plays acknowledged but the store has $((users_after - users_before)) more listeners"
 fi
 if [ "$server_status" != 0 ]; then
   failed=1; echo "FAIL: the server exited with status $server_status after SIGTERM"; tail -5 "$tmp/serve.err"
