@@ -29,15 +29,21 @@ std::vector<FoldInSettings> FoldInGrid() {
 }
 
 UserFoldIn::UserFoldIn(const float* items, size_t num_items, size_t dim, FoldInSettings settings)
-    : num_items_(num_items), dim_(dim), settings_(settings), items_(items, items + num_items * dim),
-      gram_(dim * dim, 0.0) {
+    : num_items_(num_items), dim_(dim), settings_(settings), items_(items), gram_(dim * dim, 0.0) {
   if (num_items == 0 || dim == 0) return;
-  // G = V^T V / n: V row-major [n, dim] is column-major [dim, n], so G = V' V'^T ("N").
-  std::vector<double> v(items_.begin(), items_.end());
-  const int n = int(dim), k = int(num_items);
-  const double scale = 1.0 / double(num_items), zero = 0.0;
+  // G = V^T V / n: V row-major [n, dim] is column-major [dim, n], so G = V' V'^T ("N"). Summed over
+  // blocks of rows, so that the double copy stays small whatever the catalogue's size.
+  constexpr size_t kBlock = 4096;
+  std::vector<double> v;
+  const int n = int(dim);
+  const double scale = 1.0 / double(num_items), accumulate = 1.0;
   const char uplo = 'L', trans = 'N';
-  dsyrk_(&uplo, &trans, &n, &k, &scale, v.data(), &n, &zero, gram_.data(), &n);
+  for (size_t first = 0; first < num_items; first += kBlock) {
+    const size_t rows = std::min(kBlock, num_items - first);
+    v.assign(items + first * dim, items + (first + rows) * dim);
+    const int k = int(rows);
+    dsyrk_(&uplo, &trans, &n, &k, &scale, v.data(), &n, &accumulate, gram_.data(), &n);
+  }
   double trace = 0;
   for (size_t d = 0; d < dim; ++d) trace += gram_[d * dim + d];
   mean_square_ = trace / double(dim);

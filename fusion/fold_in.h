@@ -37,7 +37,8 @@ std::vector<FoldInSettings> FoldInGrid();
 
 class UserFoldIn {
  public:
-  // `items`: row-major [num_items, dim] item representations, copied. Computes G once (O(n dim^2)).
+  // `items`: row-major [num_items, dim] item representations, not copied: they must outlive the
+  // fold-in (User and Item read them). Computes G once (O(n dim^2)).
   UserFoldIn(const float* items, size_t num_items, size_t dim, FoldInSettings settings = {});
 
   size_t dim() const { return dim_; }
@@ -60,7 +61,7 @@ class UserFoldIn {
  private:
   size_t num_items_, dim_;
   FoldInSettings settings_;
-  std::vector<float> items_;      // [num_items, dim]
+  const float* items_;            // [num_items, dim], the caller's
   std::vector<double> gram_;      // G, [dim, dim]
   double mean_square_ = 0;        // s = trace(G) / dim
 };

@@ -84,12 +84,13 @@ Status ServingModel::LoadColumns(const store::ReadView& view) {
   MOSAIC_RETURN_IF_ERROR(AddColumns(version_items, m.reps.narrow(0, U, I), false));
   cold_ = std::move(cold);
   {
-    const at::Tensor item_rows = Rows(m.reps.narrow(0, U, I));
+    // The fold-in reads the version's item rows in place (LoadCurrentModel's reps: CPU float, contiguous).
+    const float* item_rows = m.reps.data_ptr<float>() + U * dim;
     fusion::FoldInSettings settings;  // versions written before the fold-in was tuned keep the defaults
     const nlohmann::json chosen = m.manifest.value("fold_in", nlohmann::json::object());
     settings.alpha = chosen.value("alpha", settings.alpha);
     settings.lambda = chosen.value("lambda", settings.lambda);
-    fold_in_ = std::make_unique<fusion::UserFoldIn>(item_rows.data_ptr<float>(), size_t(I), size_t(dim), settings);
+    fold_in_ = std::make_unique<fusion::UserFoldIn>(item_rows, size_t(I), size_t(dim), settings);
   }
   if (!m.hnsw.empty()) {
     Status loaded = items_->LoadHnsw(m.hnsw, fusion::HnswOptions());
@@ -287,13 +288,13 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
     if (m.has_history() && !frozen_users_) {
       const uint32_t* begin = m.history_items.data() + m.history_offsets[size_t(row->second)];
       const uint32_t* end = m.history_items.data() + m.history_offsets[size_t(row->second) + 1];
-      std::vector<int64_t> before;  // columns of the items the version trained the user with
-      for (const uint32_t* i = begin; i != end; ++i) before.push_back(int64_t(*i));
+      const size_t trained_items = size_t(end - begin);
       // Plays are never removed: more items means new ones. Past kMaxFoldInItems a query would spend
       // tens of milliseconds on the fold-ins: such a user keeps the trained vector.
-      if (seen.size() > before.size() && seen.size() <= kMaxFoldInItems) {
+      if (seen.size() > trained_items && seen.size() <= kMaxFoldInItems) {
+        const std::vector<int64_t> before(begin, end);  // the version's item rows are columns 0..I-1
         FoldInNewPlays(before, seen, &q);
-        *since_version = seen.size() - before.size();
+        *since_version = seen.size() - trained_items;
       }
     }
   } else {
