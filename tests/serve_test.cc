@@ -899,6 +899,62 @@ TEST_F(ServeTest, NewListenerIsServedFromTheFirstPlay) {
   ExpectCheckPasses(store);
 }
 
+// Issue 16: more connections posting plays at once than the server has threads. Plays wait for the
+// writer without a thread, so every one is stored and acknowledged (no 503), reads go on meanwhile,
+// and a request naming an unknown item is refused whole while the requests committed with it are not.
+TEST_F(ServeTest, ManyConnectionsPostingPlaysAreAllStored) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store, {"--threads", "2"}));
+  const int port = server.port();
+  const std::string played = SynthSong(1, 1, 1);
+  constexpr int kPosters = 12, kPlaysEach = 30;
+  std::atomic<int> acknowledged{0}, failed_reads{0}, reads{0};
+  std::atomic<bool> posting{true};
+  std::mutex mu;
+  std::vector<std::string> refusals;
+  std::vector<std::thread> posters;
+  for (int t = 0; t < kPosters; ++t) {
+    posters.emplace_back([&, t] {
+      for (int i = 0; i < kPlaysEach; ++i) {
+        const std::string user = "burst-" + std::to_string(t) + "-" + std::to_string(i);
+        const Reply r = Post(port, "/interactions", json({{"user", user}, {"item", played}}).dump());
+        if (r.status == 200 && r.Json().value("stored", 0) == 1) {
+          ++acknowledged;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          refusals.push_back(Show(r));
+        }
+      }
+    });
+  }
+  std::thread refused_whole([&] {
+    const json mixed = json::array({{{"user", "ghost"}, {"item", played}}, {{"user", "ghost"}, {"item", "no-such-song"}}});
+    const Reply r = Post(port, "/interactions", mixed.dump());
+    EXPECT_EQ(r.status, 404) << Show(r);
+    EXPECT_EQ(r.Json().value("field", std::string()), "[1].item") << Show(r);
+  });
+  std::thread reader([&] {
+    while (posting) {
+      ++reads;
+      if (Get(port, "/recommend?user=u3&k=5").status != 200) ++failed_reads;
+    }
+  });
+  for (auto& p : posters) p.join();
+  refused_whole.join();
+  posting = false;
+  reader.join();
+  EXPECT_EQ(acknowledged.load(), kPosters * kPlaysEach) << (refusals.empty() ? "" : refusals[0]);
+  EXPECT_EQ(failed_reads.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_EQ(Get(port, "/recommend?user=ghost").status, 404) << "a refused request created its user";
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  const json before = RunJson("--store " + Quote(*base_ / "model") + " --json show " + Quote(played));
+  const json after = RunJson("--store " + Quote(store) + " --json show " + Quote(played));
+  EXPECT_EQ(after.value("interacting_users", 0), before.value("interacting_users", 0) + kPosters * kPlaysEach)
+      << after.dump();
+}
+
 // A posted item that then gets an interaction leaves new_only (it is no longer new).
 TEST_F(ServeTest, NewItemLeavesNewOnlyOnceItIsPlayed) {
   const std::string store = Store("s");

@@ -43,7 +43,11 @@ class Running {
     }
   }
 
-  static void Ok(const Request&, Response* res) { res->body = "ok"; }
+  static void Ok(const Request&, Transport::Reply reply) {
+    Response res;
+    res.body = "ok";
+    reply(std::move(res));
+  }
 
   int port() const { return port_; }
   Transport& transport() { return transport_; }
@@ -105,12 +109,14 @@ TEST(TransportTest, RequestInFlightFinishesAfterStop) {
   std::mutex mu;
   std::condition_variable cv;
   bool entered = false, release = false;
-  Running server(TransportLimits(), [&](const Request&, Response* res) {
+  Running server(TransportLimits(), [&](const Request&, Transport::Reply reply) {
     std::unique_lock<std::mutex> lock(mu);
     entered = true;
     cv.notify_all();
     cv.wait(lock, [&] { return release; });
-    res->body = "late";
+    Response res;
+    res.body = "late";
+    reply(std::move(res));
   });
   std::future<RawResponse> reply = std::async(std::launch::async, [&] {
     return RawHttp(server.port(), "GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0, false, 10);
@@ -130,6 +136,52 @@ TEST(TransportTest, RequestInFlightFinishesAfterStop) {
   EXPECT_EQ(r.status, 200) << r.error;
   EXPECT_EQ(r.body, "late");
   EXPECT_NE(r.headers.find("close"), std::string::npos) << r.headers;
+  EXPECT_TRUE(server.Ended(10));
+}
+
+// A reply handed to another thread (as the server does with writes it commits together): the handler
+// returns at once, the connection waits without a thread, Run() waits for it after Stop(), and only
+// the first answer is sent.
+TEST(TransportTest, ReplyFromAnotherThreadIsSentAndStopWaitsForIt) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Transport::Reply> held;
+  TransportLimits limits;
+  limits.threads = 1;  // the one thread must stay free for the GET while the POST waits
+  Running server(limits, [&](const Request& req, Transport::Reply reply) {
+    if (req.method == "GET") return Running::Ok(req, std::move(reply));
+    std::lock_guard<std::mutex> lock(mu);
+    held.push_back(std::move(reply));
+    cv.notify_all();
+  });
+  std::future<RawResponse> deferred = std::async(std::launch::async, [&] {
+    return RawHttp(server.port(), "POST /later HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", 0, false, 10);
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !held.empty(); }));
+  }
+  const int fd = Connect(server.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(GetOk(fd)) << "a reply waiting on another thread held the only transport thread";
+  close(fd);
+
+  server.transport().Stop();
+  EXPECT_FALSE(server.Ended(0.2)) << "Run() returned with a reply still to come";
+  std::thread answer([&] {
+    Response first, second;
+    first.body = "committed";
+    second.status = 500;
+    second.body = "twice";
+    std::lock_guard<std::mutex> lock(mu);
+    held[0](std::move(first));
+    held[0](std::move(second));
+    held.clear();
+  });
+  answer.join();
+  const RawResponse r = deferred.get();
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, "committed");
   EXPECT_TRUE(server.Ended(10));
 }
 

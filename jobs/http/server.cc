@@ -8,8 +8,10 @@
 //
 // Writing: POST /items and /interactions take the store's write lock through a lease
 // (jobs/http/write_lease.h). While the lease is held, reads go through the primary (nobody else can
-// write then). One write at a time; each is one batch (the item, then its placement), committed
-// before the response.
+// write then). One write at a time, each committed before its response. A POST /items is one batch
+// (the item, then its placement) on its request thread. POST /interactions are queued without a
+// thread and committed by one writer thread in groups: every request waiting when the last commit
+// ended goes into the next batch (one WAL sync for all), each request stored whole or refused whole.
 //
 // Connections are the transport's (jobs/http/transport.h: Beast, asynchronous, bounded in size and
 // time). Every request goes through one dispatch (Serve): Host check, route, method, credentials,
@@ -30,6 +32,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -58,6 +61,10 @@ namespace {
 
 constexpr auto kFollowInterval = std::chrono::milliseconds(250);
 constexpr auto kStopGrace = std::chrono::seconds(5);
+// Bounds on POST /interactions waiting to be committed (beyond either: 503), and on one group commit.
+constexpr size_t kMaxQueuedPlayRequests = 4096;
+constexpr size_t kMaxQueuedPlays = 1 << 20;
+constexpr size_t kMaxPlaysPerCommit = 1 << 16;
 
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
@@ -169,8 +176,10 @@ class Server {
   // The handler of each route of Routes().
   Handler HandlerOf(const Route& route) const;
   // Every request: --allowed-host, 404 for an unknown path, 405 (with Allow) for another method, 401
-  // for a write without the token, else the route's handler.
-  void Serve(const Request& req, Response* res);
+  // for a write without the token, else the route's handler; POST /interactions go to the writer.
+  void Serve(const Request& req, Transport::Reply reply);
+  // As Serve, for all but a POST /interactions that was queued: false when `reply` was handed over.
+  bool Dispatch(const Request& req, Response* res, Transport::Reply* reply);
   // A request the transport refused (malformed, too large): its JSON error, counted in the metrics.
   void Refused(const Request& req, const HttpError& error, Response* res);
   // Runs `handler` once: refusals and anything thrown become JSON errors; the time goes to the metrics.
@@ -180,7 +189,13 @@ class Server {
   HttpError MetricsText(const Request& req, Response& res);
   HttpError Query(const Request& req, Response& res);
   HttpError PostItems(const Request& req, Response& res);
-  HttpError PostInteractions(const Request& req, Response& res);
+  // Parses a POST /interactions and queues it for the writer, which replies; or refuses it at once.
+  HttpError QueueInteractions(const Request& req, Transport::Reply* reply);
+  // The writer thread: commits queued interactions in groups until the queue is closed and empty.
+  void WriteInteractions();
+  struct QueuedPlays;
+  // Stores every request of `group` that names only known items, in one batch, and replies to each.
+  void CommitPlays(std::vector<QueuedPlays>* group);
 
   const Context ctx_;
   const ServeArgs args_;
@@ -194,7 +209,20 @@ class Server {
   WriteLease lease_;
   uint64_t followed_sequence_ = 0;                 // follower sequence the model accounts for (under write_mu_)
   std::string token_;                              // the bearer token POSTs need; empty: none
-  std::atomic<int> writes_waiting_{0};             // POSTs in a handler (waiting for write_mu_ or writing)
+  std::atomic<int> writes_waiting_{0};             // POST /items in a handler (waiting for write_mu_ or writing)
+
+  // A POST /interactions waiting for the writer.
+  struct QueuedPlays {
+    std::vector<InteractionRow> rows;
+    bool many = false;  // a JSON array (a refusal names "[i].item")
+    Transport::Reply reply;
+    Clock::time_point received;
+  };
+  std::mutex plays_mu_;                  // guards the three below
+  std::condition_variable plays_ready_;  // a request queued, or the queue closed
+  std::deque<QueuedPlays> plays_;
+  size_t queued_plays_ = 0;              // rows in plays_
+  bool plays_closed_ = false;            // set once the transport has stopped
   std::atomic<bool> stopping_{false};
 };
 
@@ -254,7 +282,6 @@ Server::Handler Server::HandlerOf(const Route& route) const {
   if (route.path == "/health") return &Server::Health;
   if (route.path == "/metrics") return &Server::MetricsText;
   if (route.path == "/items") return &Server::PostItems;
-  if (route.path == "/interactions") return &Server::PostInteractions;
   return &Server::Query;  // one route per query kind
 }
 
@@ -270,7 +297,12 @@ void Server::Handle(const Route& route, Handler handler, const Request& req, Res
   metrics_.Record(route.path, res.status, std::chrono::duration<double>(Clock::now() - start).count());
 }
 
-void Server::Serve(const Request& req, Response* res) {
+void Server::Serve(const Request& req, Transport::Reply reply) {
+  Response res;
+  if (Dispatch(req, &res, &reply)) reply(std::move(res));
+}
+
+bool Server::Dispatch(const Request& req, Response* res, Transport::Reply* reply) {
   // With --allowed-host, a request naming another Host is refused (a DNS-rebinding page names its own).
   if (!args_.allowed_hosts.empty()) {
     const std::string host = HostName(req.Header("Host"));
@@ -280,21 +312,21 @@ void Server::Serve(const Request& req, Response* res) {
       SendError(*res, {403, "Host '" + req.Header("Host") + "' is not served here (--allowed-host)", ""});
       res->close = true;
       metrics_.Record(EndpointLabel(req.path), 403, 0);
-      return;
+      return true;
     }
   }
   const Route* route = FindRoute(req.path);
   if (!route) {
     SendError(*res, {404, "no such endpoint: " + req.method + " " + req.path, ""});
     metrics_.Record("other", 404, 0);
-    return;
+    return true;
   }
   if (!TakesMethod(*route, req.method)) {
     const std::string allowed = MethodName(route->method);
     res->SetHeader("Allow", allowed);
     SendError(*res, {405, req.method + " is not allowed on " + route->path + "; use " + allowed, ""});
     metrics_.Record(route->path, 405, 0);
-    return;
+    return true;
   }
   if (route->method == Method::kPost) {
     const HttpError denied = Authorize(req);
@@ -302,9 +334,23 @@ void Server::Serve(const Request& req, Response* res) {
       res->SetHeader("WWW-Authenticate", "Bearer");
       SendError(*res, denied);
       metrics_.Record(route->path, denied.status, 0);
-      return;
+      return true;
     }
-    // Writes go one at a time, each POST waiting for the one before it on a request thread: beyond
+    if (route->path == "/interactions") {
+      const auto start = Clock::now();
+      HttpError refused;
+      try {
+        refused = QueueInteractions(req, reply);
+      } catch (...) {
+        refused = FromStatus(service::CurrentExceptionStatus());
+      }
+      if (refused.ok()) return false;
+      if (refused.status == 503) res->SetHeader("Retry-After", "1");
+      SendError(*res, refused);
+      metrics_.Record(route->path, res->status, std::chrono::duration<double>(Clock::now() - start).count());
+      return true;
+    }
+    // Items go one at a time, each POST waiting for the one before it on a request thread: beyond
     // half the threads waiting, 503, so that queries always have threads.
     const int most_waiting = std::max(1, transport_->limits().threads / 2);
     if (writes_waiting_.fetch_add(1) >= most_waiting) {
@@ -312,13 +358,14 @@ void Server::Serve(const Request& req, Response* res) {
       res->SetHeader("Retry-After", "1");
       SendError(*res, {503, "too many writes in progress (" + std::to_string(most_waiting) + "): try again", ""});
       metrics_.Record(route->path, 503, 0);
-      return;
+      return true;
     }
     Handle(*route, HandlerOf(*route), req, *res);
     --writes_waiting_;
-    return;
+    return true;
   }
   Handle(*route, HandlerOf(*route), req, *res);
+  return true;
 }
 
 void Server::Refused(const Request& req, const HttpError& error, Response* res) {
@@ -402,45 +449,107 @@ HttpError Server::PostItems(const Request& req, Response& res) {
   return {};
 }
 
-HttpError Server::PostInteractions(const Request& req, Response& res) {
+HttpError Server::QueueInteractions(const Request& req, Transport::Reply* reply) {
   nlohmann::json body;
   MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, req.body, &body));
-  std::vector<InteractionRow> parsed;
-  MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &parsed));
-  const bool many = body.is_array();  // a refusal names "[i].item" in an array, "item" in one object
-
-  std::lock_guard<std::mutex> lock(write_mu_);
-  std::vector<NodeId> items;
-  HttpError refused{0, "", ""};
-  Status s = lease_.With([&](store::Store* primary, bool reopened) -> Status {
-    if (reopened) MOSAIC_RETURN_IF_ERROR(Follow());
-    std::unique_ptr<store::Batch> batch;
-    MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
-    for (size_t i = 0; i < parsed.size(); ++i) {
-      store::Interaction x;
-      Status found = batch->FindNode(NodeKind::kItem, parsed[i].item, &x.item);
-      if (found.IsNotFound()) {
-        // Nothing is written: the batch is dropped.
-        refused = {404, "unknown item '" + parsed[i].item + "' (POST /items first)",
-                   many ? "[" + std::to_string(i) + "].item" : "item"};
-        return Status::OK();
-      }
-      MOSAIC_RETURN_IF_ERROR(found);
-      MOSAIC_RETURN_IF_ERROR(batch->UpsertNode(NodeKind::kUser, parsed[i].user, "", &x.user));
-      x.weight = parsed[i].weight;
-      x.timestamp = parsed[i].timestamp;
-      MOSAIC_RETURN_IF_ERROR(batch->PutInteraction(x));
-      items.push_back(x.item);
+  QueuedPlays queued;
+  MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &queued.rows));
+  queued.many = body.is_array();
+  queued.received = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(plays_mu_);
+    if (plays_closed_) return {503, "the server is stopping", ""};
+    if (plays_.size() >= kMaxQueuedPlayRequests || queued_plays_ + queued.rows.size() > kMaxQueuedPlays) {
+      return {503,
+              "too many interactions waiting to be stored (" + std::to_string(plays_.size()) + " requests, " +
+                  std::to_string(queued_plays_) + " rows): try again",
+              ""};
     }
-    MOSAIC_RETURN_IF_ERROR(batch->Commit());
-    if (auto model = Model()) model->MarkInteracted(items);
-    followed_sequence_ = primary->LatestSequence();
-    return Status::OK();
-  });
-  if (!s.ok()) return FromStatus(s);
-  if (!refused.ok()) return refused;
-  SendJson(res, 200, {{"stored", items.size()}});
+    queued.reply = std::move(*reply);
+    queued_plays_ += queued.rows.size();
+    plays_.push_back(std::move(queued));
+  }
+  plays_ready_.notify_one();
   return {};
+}
+
+void Server::WriteInteractions() {
+  for (;;) {
+    std::vector<QueuedPlays> group;
+    {
+      std::unique_lock<std::mutex> lock(plays_mu_);
+      plays_ready_.wait(lock, [this] { return !plays_.empty() || plays_closed_; });
+      if (plays_.empty()) return;  // closed, and nothing left
+      // Everything waiting goes into one commit, up to kMaxPlaysPerCommit rows (always one request).
+      size_t rows = 0;
+      while (!plays_.empty() && (group.empty() || rows + plays_.front().rows.size() <= kMaxPlaysPerCommit)) {
+        rows += plays_.front().rows.size();
+        group.push_back(std::move(plays_.front()));
+        plays_.pop_front();
+      }
+      queued_plays_ -= rows;
+    }
+    CommitPlays(&group);
+  }
+}
+
+void Server::CommitPlays(std::vector<QueuedPlays>* group) {
+  std::vector<HttpError> refused(group->size());
+  Status s;
+  try {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    s = lease_.With([&](store::Store* primary, bool reopened) -> Status {
+      if (reopened) MOSAIC_RETURN_IF_ERROR(Follow());
+      std::unique_ptr<store::Batch> batch;
+      MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
+      std::vector<NodeId> items;
+      for (size_t r = 0; r < group->size(); ++r) {
+        const QueuedPlays& request = (*group)[r];
+        // Every item first: a request naming an unknown one is refused, and nothing of it is written.
+        std::vector<NodeId> request_items(request.rows.size());
+        for (size_t i = 0; i < request.rows.size() && refused[r].ok(); ++i) {
+          Status found = batch->FindNode(NodeKind::kItem, request.rows[i].item, &request_items[i]);
+          if (found.IsNotFound()) {
+            refused[r] = {404, "unknown item '" + request.rows[i].item + "' (POST /items first)",
+                          request.many ? "[" + std::to_string(i) + "].item" : "item"};
+          } else {
+            MOSAIC_RETURN_IF_ERROR(found);
+          }
+        }
+        if (!refused[r].ok()) continue;
+        for (size_t i = 0; i < request.rows.size(); ++i) {
+          store::Interaction x;
+          x.item = request_items[i];
+          MOSAIC_RETURN_IF_ERROR(batch->UpsertNode(NodeKind::kUser, request.rows[i].user, "", &x.user));
+          x.weight = request.rows[i].weight;
+          x.timestamp = request.rows[i].timestamp;
+          MOSAIC_RETURN_IF_ERROR(batch->PutInteraction(x));
+        }
+        items.insert(items.end(), request_items.begin(), request_items.end());
+      }
+      MOSAIC_RETURN_IF_ERROR(batch->Commit());
+      if (auto model = Model()) model->MarkInteracted(items);
+      followed_sequence_ = primary->LatestSequence();
+      return Status::OK();
+    });
+  } catch (...) {
+    s = service::CurrentExceptionStatus();
+  }
+  // Replies go out once the whole group is committed (or failed: then none of it was stored).
+  for (size_t r = 0; r < group->size(); ++r) {
+    QueuedPlays& request = (*group)[r];
+    Response res;
+    if (!s.ok()) {
+      SendError(res, FromStatus(s));
+    } else if (!refused[r].ok()) {
+      SendError(res, refused[r]);
+    } else {
+      SendJson(res, 200, {{"stored", request.rows.size()}});
+    }
+    metrics_.Record("/interactions", res.status,
+                    std::chrono::duration<double>(Clock::now() - request.received).count());
+    request.reply(std::move(res));
+  }
 }
 
 HttpError Server::Authorize(const Request& req) const {
@@ -483,7 +592,7 @@ Status Server::Run() {
     MOSAIC_RETURN_IF_ERROR(Reload());
   }
   transport_ = std::make_unique<Transport>(
-      Limits(), [this](const Request& req, Response* res) { Serve(req, res); },
+      Limits(), [this](const Request& req, Transport::Reply reply) { Serve(req, std::move(reply)); },
       [this](const Request& req, const HttpError& error, Response* res) { Refused(req, error, res); });
   int port = 0;
   MOSAIC_RETURN_IF_ERROR(Listen(&port));
@@ -495,7 +604,16 @@ Status Server::Run() {
   sigaction(SIGTERM, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   std::thread maintenance([this] { Maintain(); });
+  std::thread writer([this] { WriteInteractions(); });
   transport_->Run();
+  // Run() waited for every queued write's reply, unless Abort() cut it short: the writer stores what is
+  // left (nobody is told) before the store is let go.
+  {
+    std::lock_guard<std::mutex> lock(plays_mu_);
+    plays_closed_ = true;
+  }
+  plays_ready_.notify_all();
+  writer.join();
   stopping_ = true;
   maintenance.join();
   lease_.Release();

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -172,16 +173,37 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_.body = std::move(parser_->get().body());
     parser_.reset();
     stream_.expires_never();  // the handler's time is not the client's
-    Response res;
+    auto pending = std::make_shared<PendingReply>(shared_from_this());
+    Transport::Reply reply = [pending](Response res) { pending->Answer(std::move(res)); };
     try {
-      transport_->handler(request_, &res);
+      transport_->handler(request_, reply);
     } catch (...) {  // an escape would end the thread's io_context::run, and the process with it
-      res = Response();
+      Response res;
       res.status = 500;
       res.body = "{\"error\":\"internal error\"}\n";
+      reply(std::move(res));
     }
-    Send(std::move(res));
   }
+
+  // A request's reply to come: the first Answer sends it on the connection's strand. It holds the
+  // connection, and work on the io_context so that Run() waits for it after Stop().
+  class PendingReply {
+   public:
+    explicit PendingReply(std::shared_ptr<Connection> connection)
+        : connection_(std::move(connection)), work_(asio::make_work_guard(connection_->stream_.get_executor())) {}
+    void Answer(Response res) {
+      if (answered_.exchange(true)) return;
+      // Inline when called from the handler on the strand; queued on the strand from another thread.
+      asio::dispatch(connection_->stream_.get_executor(),
+                     [connection = connection_, res = std::move(res)]() mutable { connection->Send(std::move(res)); });
+      work_.reset();
+    }
+
+   private:
+    std::shared_ptr<Connection> connection_;
+    asio::executor_work_guard<beast::tcp_stream::executor_type> work_;
+    std::atomic<bool> answered_{false};
+  };
 
   // A read or write failed: a timeout or a departed peer closes quietly; a malformed request is refused.
   void Failed(const beast::error_code& ec) {

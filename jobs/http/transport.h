@@ -44,9 +44,15 @@ struct TransportStats {
 
 class Transport {
  public:
-  // Answers one request (read whole, within the limits) by filling *res. Runs on a transport thread
-  // and may block: the other connections go on on the other threads.
-  using Handler = std::function<void(const Request& req, Response* res)>;
+  // Sends the reply to one request on its connection. The first call counts (later ones do nothing);
+  // callable from any thread, at once or later. Until it is called the connection waits without a
+  // thread, and Run() does not return after Stop().
+  using Reply = std::function<void(Response res)>;
+  // Answers one request (read whole, within the limits) through `reply`: on the transport thread it
+  // runs on (it may block; the other connections go on on the other threads), or later from another
+  // thread that it hands `reply` to (a write waiting to be committed with others). A handler that
+  // throws before replying is answered 500.
+  using Handler = std::function<void(const Request& req, Reply reply)>;
   // Fills the reply to a request the transport refuses (400 malformed, 413 body, 431 headers).
   // `req` holds what could be read of it: method, target, path and headers when the head was read.
   using Refusal = std::function<void(const Request& req, const HttpError& error, Response* res)>;
