@@ -13,6 +13,8 @@
 //   features      item:u32 . modality name                    FeatureVector (see EncodeFeature)
 //   models        version:u64 . record name                   model blob (records listed in jobs/model_version.h)
 //   meta          "schema_version", "next_node_id", "next_relation_id", "count/..."
+//                 "exposure/" . item:u32 . 'i' | 'p'              impressions | plays:u64
+//                 "shown/" . request id                          (empty): impressions of it counted
 #pragma once
 
 #include <cstdint>
@@ -161,5 +163,11 @@ inline constexpr const char* kInteractionCountKey = "count/interactions";
 inline constexpr const char* kTagApplicationCountKey = "count/tag_applications";
 inline constexpr const char* kItemsWithInteractionsKey = "count/items_with_interactions";
 inline constexpr const char* kItemsLinkedKey = "count/items_linked";
+
+// Exposure counters of an item (impressions 'i', plays 'p') in meta; values are u64.
+inline constexpr std::string_view kExposurePrefix = "exposure/";
+std::string ExposureKey(NodeId item, char which);
+// Marks in meta of the requests whose impressions were counted.
+inline constexpr std::string_view kShownPrefix = "shown/";
 
 }  // namespace mosaic::store::keys

@@ -174,6 +174,13 @@ bool keys::DecodeFeature(std::string_view v, FeatureVector* f) {
   return ReadString(&v, &f->source) && v.empty();
 }
 
+std::string keys::ExposureKey(NodeId item, char which) {
+  std::string k(kExposurePrefix);
+  AppendU32(&k, item);
+  k.push_back(which);
+  return k;
+}
+
 std::string keys::NodeCountKey(NodeKind kind) { return kNodeCountPrefix + NodeKindName(kind); }
 
 std::string keys::EdgeCountKey(RelationId relation) { return kEdgeCountPrefix + U32(relation); }
@@ -669,6 +676,50 @@ Status ReadView::ForEachFeature(NodeId item,
   return bad;
 }
 
+Status ReadView::GetExposure(NodeId item, Exposure* exposure) const {
+  *exposure = Exposure();
+  for (char which : {'i', 'p'}) {
+    std::string v;
+    Status s = GetAt(store_, store_->db_.get(), store_->handles_[kMeta], snapshot_, ExposureKey(item, which), &v);
+    if (s.IsNotFound()) continue;
+    MOSAIC_RETURN_IF_ERROR(s);
+    if (v.size() != 8) return Status::Corruption("exposure counter of item " + std::to_string(item) + " is malformed");
+    (which == 'i' ? exposure->impressions : exposure->plays) = ReadU64(v.data());
+  }
+  return Status::OK();
+}
+
+Status ReadView::ForEachExposure(const std::function<bool(NodeId, const Exposure&)>& fn) const {
+  Status bad;
+  bool have = false, stopped = false;
+  NodeId item = 0;
+  Exposure exposure;
+  MOSAIC_RETURN_IF_ERROR(ScanPrefix(
+      store_->db_.get(), store_->handles_[kMeta], snapshot_, std::string(kExposurePrefix),
+      [&](std::string_view k, std::string_view v) {
+        k.remove_prefix(kExposurePrefix.size());
+        if (k.size() != 5 || (k[4] != 'i' && k[4] != 'p') || v.size() != 8) {
+          bad = Status::Corruption("malformed exposure counter");
+          return false;
+        }
+        const NodeId id = ReadU32(k.data());
+        if (have && id != item) {
+          if (!fn(item, exposure)) {
+            stopped = true;
+            return false;
+          }
+          exposure = Exposure();
+        }
+        have = true;
+        item = id;
+        (k[4] == 'i' ? exposure.impressions : exposure.plays) = ReadU64(v.data());
+        return true;
+      }));
+  MOSAIC_RETURN_IF_ERROR(bad);
+  if (have && !stopped) fn(item, exposure);
+  return Status::OK();
+}
+
 Status ReadView::GetCurrentModel(uint64_t* version) const {
   std::string v;
   Status s = GetAt(store_, store_->db_.get(), store_->handles_[kMeta], snapshot_, kCurrentModelKey, &v);
@@ -850,6 +901,14 @@ Status ReadView::CheckConsistency() const {
     return true;
   }));
 
+  // Exposure counters belong to items.
+  MOSAIC_RETURN_IF_ERROR(ForEachExposure([&](NodeId item, const Exposure&) {
+    if (!node_ok(item) || kind_of[item] != uint8_t(NodeKind::kItem)) {
+      problem("exposure counters of missing item " + std::to_string(item));
+    }
+    return true;
+  }));
+
   // The current model, if any, is a complete version.
   uint64_t current = 0;
   Status has_model = GetCurrentModel(&current);
@@ -943,6 +1002,21 @@ void Batch::Put(int cf, const std::string& key, const std::string& value) {
 void Batch::AddToCounter(const std::string& key, int64_t delta) { counter_deltas_[key] += delta; }
 
 size_t Batch::pending_records() const { return pending_records_; }
+
+void Batch::AddExposure(NodeId item, uint64_t impressions, uint64_t plays) {
+  if (impressions) AddToCounter(ExposureKey(item, 'i'), int64_t(impressions));
+  if (plays) AddToCounter(ExposureKey(item, 'p'), int64_t(plays));
+}
+
+Status Batch::MarkImpressionsCounted(std::string_view request, bool* first) {
+  const std::string key = std::string(kShownPrefix) + std::string(request);
+  std::string v;
+  bool found = false;
+  MOSAIC_RETURN_IF_ERROR(Get(kMeta, key, &v, &found));
+  *first = !found;
+  if (!found) Put(kMeta, key, "");
+  return Status::OK();
+}
 
 Status Batch::FindNode(NodeKind kind, std::string_view key, NodeId* id) {
   std::string v;

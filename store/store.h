@@ -82,6 +82,14 @@ struct FeatureVector {
   std::string source;        ///< what it was computed from (the text encoded, a content hash), to skip unchanged inputs
 };
 
+// How often an item was shown and played, for exploration: impressions posted for it
+// (POST /impressions) and plays posted through the server (POST /interactions) since the counters
+// began. Both only grow.
+struct Exposure {
+  uint64_t impressions = 0;  ///< times it was in a list a user was shown
+  uint64_t plays = 0;        ///< plays of it posted to the server
+};
+
 // Name of the relation joining users to the items they interacted with (KGAT's CKG).
 inline constexpr std::string_view kInteractedRelation = "interacted";
 
@@ -217,6 +225,12 @@ class ReadView {
   Status ForEachFeature(NodeId item,
                         const std::function<bool(const std::string&, const FeatureVector&)>& fn) const;
 
+  // The item's exposure counters; zeros when it has none.
+  Status GetExposure(NodeId item, Exposure* exposure) const;
+
+  // Calls fn for each item with exposure counters, in id order, until it returns false.
+  Status ForEachExposure(const std::function<bool(NodeId, const Exposure&)>& fn) const;
+
   // The model version queries should use (set by Batch::SetCurrentModel); NotFound before the
   // first rebuild.
   Status GetCurrentModel(uint64_t* version) const;
@@ -286,6 +300,13 @@ class Batch {
 
   // Stores (replaces) the item's feature vector for `modality`.
   Status PutFeature(NodeId item, std::string_view modality, const FeatureVector& feature);
+
+  // Adds to the item's exposure counters, at Commit, atomically with the rest of the batch.
+  void AddExposure(NodeId item, uint64_t impressions, uint64_t plays);
+
+  // Marks the impressions of request `request` (an id a /recommend reply carried) as counted.
+  // *first tells whether they were not yet (committed or pending): a repeated POST counts nothing.
+  Status MarkImpressionsCounted(std::string_view request, bool* first);
 
   // Stores record `name` (weights, representations, ...) of model `version`. Versions are
   // immutable by convention: a rebuild writes a new one, in as many batches as it needs, and

@@ -331,6 +331,16 @@ TEST_F(ModelCli, BadInputFailsAndLeavesTheStoreAlone) {
   EXPECT_EQ(DumpStore(store), built);
 }
 
+// Listeners of each song in the catalogue's plays.
+std::map<std::string, int> CatalogueListeners() {
+  std::map<std::string, int> listeners;
+  std::istringstream plays(MakeCatalogue().plays);
+  std::string line;
+  std::getline(plays, line);  // header
+  while (std::getline(plays, line)) ++listeners[line.substr(line.find('\t') + 1, line.rfind('\t') - line.find('\t') - 1)];
+  return listeners;
+}
+
 // Issue 15, 5: listeners imported with plays after the rebuild are folded in from those plays at
 // query time: each gets a personalised list (not the popularity list, not each other's) led by a song
 // of the genre they played, with no rebuild and no error.
@@ -344,13 +354,8 @@ TEST_F(ModelCli, LatecomersAreServedFromTheirPlays) {
   ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "late.tsv")).exit_code, 0);
 
   // The popularity list: songs by number of listeners in the catalogue's plays (ties by key).
-  std::map<std::string, int> listeners;
-  std::istringstream plays(MakeCatalogue().plays);
-  std::string line;
-  std::getline(plays, line);  // header
-  while (std::getline(plays, line)) ++listeners[line.substr(line.find('\t') + 1, line.rfind('\t') - line.find('\t') - 1)];
   std::vector<std::pair<int, std::string>> by_count;
-  for (const auto& [key, n] : listeners) by_count.push_back({-n, key});
+  for (const auto& [key, n] : CatalogueListeners()) by_count.push_back({-n, key});
   std::sort(by_count.begin(), by_count.end());
 
   auto list = [&](const std::string& user, const std::set<std::string>& played, char genre) {
@@ -378,6 +383,40 @@ TEST_F(ModelCli, LatecomersAreServedFromTheirPlays) {
   EXPECT_NE(text.out.find("from their plays"), std::string::npos) << text.out;
   // A listener the version was trained with is not folded in.
   EXPECT_FALSE(RunJson(S + "recommend --user u0 --json")["user_from_history"].get<bool>());
+}
+
+// Issue 16: a listener the catalogue knows but who has played nothing (as after a sign-up)
+// gets the songs played most lately, marked as not personalised, instead of an error; an id the
+// catalogue has never seen is still unknown.
+TEST_F(ModelCli, ListenerWithNoPlaysGetsThePopularList) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  RunJson(S + "rebuild --epochs 5 --seed 5 --json");
+  ASSERT_TRUE(testing::AddUserWithoutPlays(store, "tagger"));
+
+  const nlohmann::json j = RunJson(S + "recommend --user tagger -k 5 --json");
+  EXPECT_FALSE(j.value("personalised", true)) << j.dump();
+  const std::map<std::string, int> listeners = CatalogueListeners();
+  std::set<std::string> listed;
+  int least_listed = 1 << 30;
+  for (const auto& r : j["results"]) {
+    const std::string key = r["key"];
+    listed.insert(key);
+    least_listed = std::min(least_listed, listeners.count(key) ? listeners.at(key) : 0);
+  }
+  ASSERT_EQ(listed.size(), 5u) << j.dump();
+  for (const auto& [key, n] : listeners) {
+    if (!listed.count(key)) {
+      EXPECT_LE(n, least_listed) << key << " has more listeners than a listed song: " << j.dump();
+    }
+  }
+  const CommandResult text = RunMosaic(S + "recommend --user tagger");
+  EXPECT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_NE(text.out.find("not personalised"), std::string::npos) << text.out;
+  EXPECT_TRUE(RunJson(S + "recommend --user u0 --json").value("personalised", false));
+  const CommandResult unknown = RunMosaic(S + "recommend --user nobody-at-all");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("unknown user"), std::string::npos) << Describe(unknown);
 }
 
 // Issue 16: a listener the version was trained with who then plays another genre sees it in their

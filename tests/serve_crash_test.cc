@@ -200,6 +200,7 @@ bool ParsePostedKey(const std::string& key, int* run, int* n) {
 struct Acknowledged {
   std::set<std::string> items;                                  ///< keys whose POST /items succeeded
   std::map<std::pair<std::string, std::string>, double> plays;  ///< (user, item) -> weight, POST /interactions succeeded
+  std::set<std::string> shown;                                  ///< keys whose POST /impressions succeeded
 };
 
 // What the client thread of one run saw.
@@ -249,8 +250,27 @@ void ClientLoop(int port, int run, std::atomic<bool>* stop, ClientLog* log, Ackn
                               pres->body.substr(0, 200));
       continue;
     }
+    {
+      std::lock_guard<std::mutex> lock(*mu);
+      ack->plays[{user, item["id"]}] = weight;
+    }
+    // The item was shown to the user once (one request id each): its exposure counts it once.
+    const json shown = {{"request", "crash-" + std::to_string(run) + "-" + std::to_string(n)},
+                        {"user", user},
+                        {"items", {item["id"]}}};
+    auto sres = c.Post("/impressions", shown.dump(), "application/json");
+    if (!sres) {
+      log->cut_in_flight = true;
+      return;
+    }
+    if (sres->status != 200) {
+      ++log->refused;
+      log->refusals.push_back("POST /impressions " + shown.dump() + ": " + std::to_string(sres->status) + " " +
+                              sres->body.substr(0, 200));
+      continue;
+    }
     std::lock_guard<std::mutex> lock(*mu);
-    ack->plays[{user, item["id"]}] = weight;
+    ack->shown.insert(item["id"]);
   }
 }
 
@@ -281,6 +301,22 @@ size_t VerifyPosted(const std::string& dir, const Acknowledged& ack, int run) {
   }
   for (const auto& key : ack.items) {
     EXPECT_TRUE(present.count(key)) << "run " << run << ": item " << key << " was acknowledged (201) but is gone";
+  }
+  // Exposure counters: each posted item was played once and shown once, so at most 1 of each, and
+  // exactly 1 when acknowledged (a kill neither loses an acknowledged count nor counts twice).
+  for (const auto& [key, id] : present) {
+    store::Exposure e;
+    EXPECT_TRUE(view->GetExposure(id, &e).ok());
+    EXPECT_LE(e.plays, 1u) << key;
+    EXPECT_LE(e.impressions, 1u) << key;
+    if (ack.shown.count(key)) {
+      EXPECT_EQ(e.impressions, 1u) << "run " << run << ": " << key << "'s acknowledged impression";
+    }
+    bool played = false;
+    for (const auto& [pair, weight] : ack.plays) played = played || pair.second == key;
+    if (played) {
+      EXPECT_EQ(e.plays, 1u) << "run " << run << ": " << key << "'s acknowledged play";
+    }
   }
   // Acknowledged plays: the interacted edge user -> item with the weight sent.
   store::RelationId interacted = 0;

@@ -909,7 +909,7 @@ TEST_F(ServeTest, ManyConnectionsPostingPlaysAreAllStored) {
   const int port = server.port();
   const std::string played = SynthSong(1, 1, 1);
   constexpr int kPosters = 12, kPlaysEach = 30;
-  std::atomic<int> acknowledged{0}, failed_reads{0}, reads{0};
+  std::atomic<int> acknowledged{0}, impressions_acknowledged{0}, failed_reads{0}, reads{0};
   std::atomic<bool> posting{true};
   std::mutex mu;
   std::vector<std::string> refusals;
@@ -924,6 +924,16 @@ TEST_F(ServeTest, ManyConnectionsPostingPlaysAreAllStored) {
         } else {
           std::lock_guard<std::mutex> lock(mu);
           refusals.push_back(Show(r));
+        }
+        // Each play was shown first (its own request id): the impressions count exactly too.
+        const json shown = {{"request", "burst-" + std::to_string(t) + "-" + std::to_string(i)}, {"user", user},
+                            {"items", {played, SynthSong(1, 1, 2)}}};
+        const Reply s = Post(port, "/impressions", shown.dump());
+        if (s.status == 200 && s.Json().value("recorded", 0) == 2) {
+          ++impressions_acknowledged;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          refusals.push_back(Show(s));
         }
       }
     });
@@ -953,6 +963,118 @@ TEST_F(ServeTest, ManyConnectionsPostingPlaysAreAllStored) {
   const json after = RunJson("--store " + Quote(store) + " --json show " + Quote(played));
   EXPECT_EQ(after.value("interacting_users", 0), before.value("interacting_users", 0) + kPosters * kPlaysEach)
       << after.dump();
+  EXPECT_EQ(impressions_acknowledged.load(), kPosters * kPlaysEach);
+  EXPECT_EQ(after["exposure"].value("impressions", 0), kPosters * kPlaysEach) << after.dump();
+  EXPECT_EQ(after["exposure"].value("plays", 0), kPosters * kPlaysEach) << after.dump();
+  const json other = RunJson("--store " + Quote(store) + " --json show " + Quote(SynthSong(1, 1, 2)));
+  EXPECT_EQ(other["exposure"].value("impressions", 0), kPosters * kPlaysEach) << other.dump();
+  EXPECT_EQ(other["exposure"].value("plays", 0), 0) << other.dump();
+}
+
+// Issue 16: a listener with nothing played yet gets a list, not an error: the songs played most
+// lately, marked "personalised": false; their first play makes it theirs.
+TEST_F(ServeTest, ListenerWithNoPlaysGetsAListUntilTheirFirstPlay) {
+  const std::string store = Store("s");
+  ASSERT_TRUE(testing::AddUserWithoutPlays(store, "newcomer"));
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const Reply popular = Get(port, "/recommend?user=newcomer&k=5");
+  ASSERT_EQ(popular.status, 200) << Show(popular);
+  EXPECT_FALSE(popular.Json().value("personalised", true)) << popular.body;
+  EXPECT_EQ(Keys(popular.Json()).size(), 5u) << popular.body;
+  EXPECT_EQ(Get(port, "/recommend?user=never-heard-of").status, 404);
+
+  ASSERT_EQ(Post(port, "/interactions", json({{"user", "newcomer"}, {"item", SynthSong(3, 1, 0)}}).dump()).status, 200);
+  const Reply own = Get(port, "/recommend?user=newcomer&k=5&exclude_seen=1");
+  ASSERT_EQ(own.status, 200) << Show(own);
+  EXPECT_TRUE(own.Json().value("personalised", false)) << own.body;
+  EXPECT_TRUE(own.Json().value("user_from_history", false)) << own.body;
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+// Issue 17: exploration. explore=0 is the greedy list exactly; with explore=2 new items enter lists,
+// marked "explored", one the model rates high for the user more often than one it rates low; the
+// impressions of a list count once per request id, in the store and in /metrics.
+TEST_F(ServeTest, NewItemsAreExploredAndImpressionsCountOnce) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const std::string greedy_url = "/recommend?user=u0&k=5&exclude_seen=1";
+  const Reply greedy = Get(port, greedy_url);
+  ASSERT_EQ(greedy.status, 200) << Show(greedy);
+  // u0 listens to genre 0: a new genre-0 song by a genre-0 artist is near them, a genre-3 one far.
+  const json near = {{"id", "near-song"}, {"kind", "music"}, {"title", "Near Song"}, {"artist", SynthArtist(0, 1)},
+                     {"genre", SynthGenre(0)}};
+  const json far = {{"id", "far-song"}, {"kind", "music"}, {"title", "Far Song"}, {"artist", SynthArtist(3, 2)},
+                    {"genre", SynthGenre(3)}};
+  ASSERT_EQ(Post(port, "/items", near.dump()).status, 201);
+  ASSERT_EQ(Post(port, "/items", far.dump()).status, 201);
+  const Reply same = Get(port, greedy_url + "&explore=0");
+  ASSERT_EQ(same.status, 200) << Show(same);
+  const auto greedy_keys = Keys(same.Json());
+  for (const auto& r : same.Json()["results"]) EXPECT_FALSE(r.value("explored", true)) << same.body;
+  EXPECT_EQ(same.Json().value("explore", -1), 0) << same.body;
+
+  // Over 200 seeds: explored results are items the version has no plays of (the two new ones, or
+  // songs nobody played), never the greedy list's, each with its reason; the item the model rates
+  // highest for u0 (its own estimate, in the reason) is explored at least as often as the lowest.
+  std::map<std::string, int> explored;
+  std::map<std::string, double> estimate;
+  for (int seed = 1; seed <= 200; ++seed) {
+    const Reply r = Get(port, greedy_url + "&explore=2&explain=1&seed=" + std::to_string(seed));
+    ASSERT_EQ(r.status, 200) << Show(r);
+    const json j = r.Json();
+    ASSERT_EQ(j["results"].size(), 5u) << r.body;
+    for (const auto& hit : j["results"]) {
+      if (!hit.value("explored", false)) continue;
+      const std::string key = hit["key"];
+      ++explored[key];
+      EXPECT_FALSE(Contains(greedy_keys, key)) << r.body;
+      ASSERT_FALSE(hit["explain"].empty()) << r.body;
+      const std::string why = hit["explain"][0];
+      ASSERT_EQ(why.rfind("explored:", 0), 0u) << why;
+      estimate[key] = std::stod(why.substr(why.rfind(' ') + 1));
+    }
+    // The same seed draws the same list.
+    if (seed == 7) {
+      EXPECT_EQ(Keys(j), Keys(Get(port, greedy_url + "&explore=2&seed=7").Json()));
+    }
+  }
+  ASSERT_FALSE(explored.empty()) << "nothing was explored in 200 lists";
+  std::string highest = explored.begin()->first, lowest = highest;
+  for (const auto& [key, n] : explored) {
+    if (estimate[key] > estimate[highest]) highest = key;
+    if (estimate[key] < estimate[lowest]) lowest = key;
+  }
+  EXPECT_GE(explored[highest], explored[lowest]) << highest << " (estimate " << estimate[highest] << ") against "
+                                                  << lowest << " (estimate " << estimate[lowest] << ")";
+  const Reply bad = Get(port, "/recommend?user=u0&k=5&explore=6");
+  EXPECT_EQ(bad.status, 400) << Show(bad);
+
+  // One list shown: its impressions count once, however often they are posted.
+  const Reply list = Get(port, greedy_url + "&explore=2&seed=3");
+  const std::string request = list.Json().value("request", std::string());
+  ASSERT_FALSE(request.empty()) << list.body;
+  const json shown = {{"request", request}, {"user", "u0"}, {"items", Keys(list.Json())}};
+  const Reply first = Post(port, "/impressions", shown.dump());
+  ASSERT_EQ(first.status, 200) << Show(first);
+  EXPECT_EQ(first.Json().value("recorded", 0), 5) << first.body;
+  const Reply again = Post(port, "/impressions", shown.dump());
+  ASSERT_EQ(again.status, 200) << Show(again);
+  EXPECT_EQ(again.Json().value("recorded", -1), 0) << again.body;
+  EXPECT_TRUE(again.Json().value("duplicate", false)) << again.body;
+  const Reply unknown = Post(port, "/impressions", json({{"request", "x"}, {"user", "u0"}, {"items", {"no-such"}}}).dump());
+  EXPECT_EQ(unknown.status, 404) << Show(unknown);
+  EXPECT_NE(Get(port, "/metrics").body.find("mosaic_impressions_total 5\n"), std::string::npos);
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+  for (const std::string& key : Keys(list.Json())) {
+    const json item = RunJson("--store " + Quote(store) + " --json show " + Quote(key));
+    EXPECT_EQ(item["exposure"].value("impressions", 0), 1) << item.dump();
+  }
 }
 
 // A posted item that then gets an interaction leaves new_only (it is no longer new).

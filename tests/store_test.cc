@@ -8,6 +8,8 @@
 #include <fstream>
 #include <chrono>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "store/keys.h"
 #include "tests/test_util.h"
@@ -175,6 +177,53 @@ TEST(StoreTest, DroppedBatchWritesNothing) {
   EXPECT_TRUE(view->FindNode(NodeKind::kItem, "a", &found).IsNotFound());
   ASSERT_OK(view->NodeIdLimit(&limit));
   EXPECT_EQ(limit, 0u);
+}
+
+// Issue 17: exposure counters add up across batches, commit with their batch (a dropped batch adds
+// nothing), and a request's impressions are counted once.
+TEST(StoreTest, ExposureCountersAddUpAndRequestsCountOnce) {
+  TempDir tmp;
+  auto store = OpenNew(tmp / "s");
+  std::unique_ptr<Batch> b;
+  ASSERT_OK(store->BeginBatch(&b));
+  NodeId a, c;
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "a", "", &a));
+  ASSERT_OK(b->UpsertNode(NodeKind::kItem, "c", "", &c));
+  bool first = false;
+  ASSERT_OK(b->MarkImpressionsCounted("r1", &first));
+  EXPECT_TRUE(first);
+  ASSERT_OK(b->MarkImpressionsCounted("r1", &first));
+  EXPECT_FALSE(first) << "pending marks count";
+  b->AddExposure(a, 3, 0);
+  b->AddExposure(c, 1, 1);
+  b->AddExposure(a, 2, 1);
+  ASSERT_OK(b->Commit());
+  ASSERT_OK(b->MarkImpressionsCounted("r1", &first));
+  EXPECT_FALSE(first) << "committed marks count";
+  b->AddExposure(a, 0, 4);
+  ASSERT_OK(b->Commit());
+  b.reset();
+  {
+    std::unique_ptr<Batch> dropped;
+    ASSERT_OK(store->BeginBatch(&dropped));
+    dropped->AddExposure(a, 100, 100);
+  }
+  auto view = store->NewReadView();
+  Exposure e;
+  ASSERT_OK(view->GetExposure(a, &e));
+  EXPECT_EQ(e.impressions, 5u);  // 3 + 2
+  EXPECT_EQ(e.plays, 5u);        // 1 + 4
+  ASSERT_OK(view->GetExposure(c + 1, &e));
+  EXPECT_EQ(e.impressions + e.plays, 0u) << "no counters: zeros";
+  std::vector<std::tuple<NodeId, uint64_t, uint64_t>> all;
+  ASSERT_OK(view->ForEachExposure([&](NodeId item, const Exposure& x) {
+    all.emplace_back(item, x.impressions, x.plays);
+    return true;
+  }));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], std::make_tuple(a, uint64_t(5), uint64_t(5)));
+  EXPECT_EQ(all[1], std::make_tuple(c, uint64_t(1), uint64_t(1)));
+  EXPECT_OK(view->CheckConsistency());
 }
 
 TEST(StoreTest, AliasesLinkEntitiesToItems) {

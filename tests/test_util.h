@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/status.h"
+#include "store/store.h"
 
 #define ASSERT_OK(expr)                                   \
   do {                                                    \
@@ -112,6 +113,19 @@ inline nlohmann::json RunJson(const std::string& args) {
 inline bool HaveFfmpeg() { return std::system("command -v ffmpeg >/dev/null 2>&1") == 0; }
 
 // `s` quoted for the shell.
+// Makes `key` a user of the store in `dir` with nothing played (as a sign-up would): the node only.
+inline ::testing::AssertionResult AddUserWithoutPlays(const std::string& dir, const std::string& key) {
+  std::unique_ptr<store::Store> st;
+  Status s = store::Store::Open(dir, store::OpenOptions(), &st);
+  std::unique_ptr<store::Batch> batch;
+  if (s.ok()) s = st->BeginBatch(&batch);
+  store::NodeId id = 0;
+  if (s.ok()) s = batch->UpsertNode(store::NodeKind::kUser, key, "", &id);
+  if (s.ok()) s = batch->Commit();
+  if (!s.ok()) return ::testing::AssertionFailure() << s.ToString();
+  return ::testing::AssertionSuccess();
+}
+
 inline std::string Quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);

@@ -143,6 +143,7 @@ struct ServeArgs {
   size_t max_connections = 4096;     ///< open client connections at once (503 beyond)
   int header_timeout_s = 10;         ///< seconds a connection may take to send a request's head, idle time included
   bool frozen_users = false;         ///< serve users as the version has them: no fold-in (for comparisons)
+  size_t explore = 0;                ///< /recommend positions explored when a request does not say
   std::string token_file;            ///< file holding the bearer token POSTs need; empty: none
   bool insecure_writes = false;      ///< serve writes on a non-loopback host without a token (warned)
   std::vector<std::string> allowed_hosts;  ///< Host header values accepted (port ignored); empty: any

@@ -157,6 +157,11 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
       cmd->add_option("--user", query->user, "User id")->required();
       cmd->add_flag("--new-only", query->new_only, "Only items nobody has played yet (cold start)");
       cmd->add_flag("--exclude-seen", query->exclude_seen, "Leave out items the user has played");
+      cmd->add_option("--explore", query->explore,
+                      "Up to this many positions for new items chosen by Thompson sampling over their impressions "
+                      "and plays (default 0: the model's list)");
+      cmd->add_option("--seed", query->seed, "Seed of the exploration's draws (default: fresh each time)")
+          ->each([query](const std::string&) { query->seeded = true; });
     } else {
       cmd->add_option("--item", query->item, "Item id, or its exact title")->required();
     }
@@ -180,6 +185,10 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
                         "Seconds a connection may take to send a request's headers, counted from when the server "
                         "waits for it (idle keep-alive time included); then it is closed (default 10)")
       ->check(CLI::Range(1, 3600));
+  serve_cmd->add_option("--explore", serve->explore,
+                        "Positions of each /recommend list given to new items by Thompson sampling when the "
+                        "request does not say (explore=N); 0 turns exploration off (default 0)")
+      ->check(CLI::Range(0, int(jobs::service::kMaxQueryK)));
   serve_cmd->add_flag("--frozen-users", serve->frozen_users,
                       "Serve users as the model version has them: a user who arrived since gets 404 and new plays "
                       "do not move lists until the next rebuild (the static policy of bench/replay.sh)");

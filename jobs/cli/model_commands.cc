@@ -127,7 +127,8 @@ void PrintQueryResult(const service::QueryResult& r) {
   switch (q.kind) {
     case service::QueryKind::kRecommend:
       std::printf("recommendations for user %s (model v%llu%s%s%s)\n", Name(r.subject).c_str(), version,
-                  r.user_from_history ? ", from their plays: new since the version"
+                  !r.personalised ? ": no plays yet, so the items most played lately (not personalised)"
+                  : r.user_from_history ? ", from their plays: new since the version"
                   : r.plays_since_version ? (", with " + std::to_string(r.plays_since_version) +
                                              " items played since").c_str()
                                           : "",
@@ -149,6 +150,7 @@ void PrintQueryResult(const service::QueryResult& r) {
     const service::Hit& h = r.hits[i];
     std::string note;
     if (h.placed) note += "  (new, placed)";
+    if (h.explored) note += "  (explored)";
     if (h.plays) {
       char plays[48];
       std::snprintf(plays, sizeof plays, "%.0f", double(*h.plays));  // a sum of weights: no integer cast to wrap

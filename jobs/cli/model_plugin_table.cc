@@ -30,7 +30,10 @@ Status Query(const std::string& store_dir, const service::Query& query, service:
   auto view = store->NewReadView();
   std::unique_ptr<service::ServingModel> model;
   MOSAIC_RETURN_IF_ERROR(service::ServingModel::Load(*view, &model));
-  return model->Run(*view, query, result);
+  if (query.explore == 0) return model->Run(*view, query, result);
+  service::ExposureBoard exposure;
+  MOSAIC_RETURN_IF_ERROR(exposure.Load(*view));
+  return model->Run(*view, query, result, &exposure);
   MOSAIC_API_END();
 }
 

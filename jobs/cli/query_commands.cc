@@ -230,8 +230,11 @@ Status CollectShow(const store::ReadView& view, const std::string& text, nlohman
   }));
   nlohmann::json attributes = nlohmann::json::object();
   if (!record.attributes.empty()) attributes = nlohmann::json::parse(record.attributes, nullptr, false);
+  store::Exposure exposure;
+  MOSAIC_RETURN_IF_ERROR(view.GetExposure(id, &exposure));
   *result = {{"item", DescribeNode(id, record)}, {"attributes", attributes}, {"links", links},
-             {"features", features}, {"interacting_users", users}};
+             {"features", features}, {"interacting_users", users},
+             {"exposure", {{"impressions", exposure.impressions}, {"plays", exposure.plays}}}};
   return Status::OK();
 }
 
@@ -305,6 +308,9 @@ void PrintShow(const nlohmann::json& r) {
     field("encoded text", "\"" + text + "\"");
   }
   field("interactions", WithThousands(r["interacting_users"].get<uint64_t>()) + " users");
+  field("exposure", "shown " + WithThousands(r["exposure"]["impressions"].get<uint64_t>()) + " times, played " +
+                        WithThousands(r["exposure"]["plays"].get<uint64_t>()) +
+                        " times through the server (POST /impressions, /interactions)");
 }
 
 Status RunShow(const Context& ctx, const std::string& item) {

@@ -12,6 +12,7 @@ const std::vector<Route>& Routes() {
     }
     r.push_back({"/items", Method::kPost});
     r.push_back({"/interactions", Method::kPost});
+    r.push_back({"/impressions", Method::kPost});
     return r;
   }();
   return routes;

@@ -15,7 +15,7 @@ struct Route {
 };
 
 // Every endpoint: /health, /metrics, one per query kind (/recommend, /audience, /similar), /items,
-// /interactions.
+// /interactions, /impressions.
 const std::vector<Route>& Routes();
 
 // The metrics label of `path`: the path of a known endpoint, else "other" (a client must not be able

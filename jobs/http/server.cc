@@ -9,9 +9,11 @@
 // Writing: POST /items and /interactions take the store's write lock through a lease
 // (jobs/http/write_lease.h). While the lease is held, reads go through the primary (nobody else can
 // write then). One write at a time, each committed before its response. A POST /items is one batch
-// (the item, then its placement) on its request thread. POST /interactions are queued without a
-// thread and committed by one writer thread in groups: every request waiting when the last commit
-// ended goes into the next batch (one WAL sync for all), each request stored whole or refused whole.
+// (the item, then its placement) on its request thread. POST /interactions and /impressions are
+// queued without a thread and committed by one writer thread in groups: every request waiting when
+// the last commit ended goes into the next batch (one WAL sync for all), each request stored whole or
+// refused whole. Plays and impressions also add to the items' exposure counters, in the same batch,
+// which the exploration of /recommend reads (from memory: exposure_, updated after each commit).
 //
 // Connections are the transport's (jobs/http/transport.h: Beast, asynchronous, bounded in size and
 // time). Every request goes through one dispatch (Serve): Host check, route, method, credentials,
@@ -36,6 +38,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <random>
 #include <shared_mutex>
 #include <thread>
 
@@ -50,6 +53,7 @@
 #include "jobs/http/write_lease.h"
 #include "jobs/service/add_items.h"
 #include "jobs/service/api_boundary.h"
+#include "jobs/service/exposure.h"
 #include "jobs/service/serving_model.h"
 
 namespace mosaic::jobs::http {
@@ -61,10 +65,11 @@ namespace {
 
 constexpr auto kFollowInterval = std::chrono::milliseconds(250);
 constexpr auto kStopGrace = std::chrono::seconds(5);
-// Bounds on POST /interactions waiting to be committed (beyond either: 503), and on one group commit.
-constexpr size_t kMaxQueuedPlayRequests = 4096;
-constexpr size_t kMaxQueuedPlays = 1 << 20;
-constexpr size_t kMaxPlaysPerCommit = 1 << 16;
+// Bounds on POST /interactions and /impressions waiting to be committed (beyond either: 503), and
+// on one group commit (plays and impressions).
+constexpr size_t kMaxQueuedWrites = 4096;
+constexpr size_t kMaxQueuedRows = 1 << 20;
+constexpr size_t kMaxRowsPerCommit = 1 << 16;
 
 std::atomic<bool> g_stop_requested{false};
 void OnStopSignal(int) { g_stop_requested = true; }
@@ -176,9 +181,10 @@ class Server {
   // The handler of each route of Routes().
   Handler HandlerOf(const Route& route) const;
   // Every request: --allowed-host, 404 for an unknown path, 405 (with Allow) for another method, 401
-  // for a write without the token, else the route's handler; POST /interactions go to the writer.
+  // for a write without the token, else the route's handler; POST /interactions and /impressions go to
+  // the writer.
   void Serve(const Request& req, Transport::Reply reply);
-  // As Serve, for all but a POST /interactions that was queued: false when `reply` was handed over.
+  // As Serve, for all but a write that was queued: false when `reply` was handed over.
   bool Dispatch(const Request& req, Response* res, Transport::Reply* reply);
   // A request the transport refused (malformed, too large): its JSON error, counted in the metrics.
   void Refused(const Request& req, const HttpError& error, Response* res);
@@ -189,13 +195,23 @@ class Server {
   HttpError MetricsText(const Request& req, Response& res);
   HttpError Query(const Request& req, Response& res);
   HttpError PostItems(const Request& req, Response& res);
-  // Parses a POST /interactions and queues it for the writer, which replies; or refuses it at once.
-  HttpError QueueInteractions(const Request& req, Transport::Reply* reply);
-  // The writer thread: commits queued interactions in groups until the queue is closed and empty.
-  void WriteInteractions();
-  struct QueuedPlays;
-  // Stores every request of `group` that names only known items, in one batch, and replies to each.
-  void CommitPlays(std::vector<QueuedPlays>* group);
+  // Parses a POST /interactions or /impressions and queues it for the writer, which replies; or
+  // refuses it at once.
+  HttpError QueueWrite(const Request& req, Transport::Reply* reply);
+  // The writer thread: commits queued writes in groups until the queue is closed and empty.
+  void WriteQueued();
+  struct QueuedWrite;
+  // Stores every request of `group` that names only known users and items, in one batch, and
+  // replies to each.
+  void CommitWrites(std::vector<QueuedWrite>* group);
+  // Adds one request of a group to `batch`: *refused for a refusal (nothing of it written), a Status
+  // for a failure of the store (the whole group fails). Fills *counted with the exposure it adds and
+  // *played, *played_at with its plays.
+  Status AddWrite(store::Batch* batch, const QueuedWrite& write, HttpError* refused, nlohmann::json* reply,
+                  std::vector<std::pair<NodeId, store::Exposure>>* counted, std::vector<NodeId>* played,
+                  std::vector<int64_t>* played_at);
+  // A fresh id for a /recommend reply, for POST /impressions to name it by.
+  std::string NewRequestId();
 
   const Context ctx_;
   const ServeArgs args_;
@@ -211,18 +227,26 @@ class Server {
   std::string token_;                              // the bearer token POSTs need; empty: none
   std::atomic<int> writes_waiting_{0};             // POST /items in a handler (waiting for write_mu_ or writing)
 
-  // A POST /interactions waiting for the writer.
-  struct QueuedPlays {
-    std::vector<InteractionRow> rows;
-    bool many = false;  // a JSON array (a refusal names "[i].item")
+  // A POST /interactions or /impressions waiting for the writer.
+  struct QueuedWrite {
+    std::string path;                  // the endpoint, for the metrics
+    std::vector<InteractionRow> rows;  // /interactions
+    bool many = false;                 // /interactions: a JSON array (a refusal names "[i].item")
+    Impressions impressions;           // /impressions
     Transport::Reply reply;
     Clock::time_point received;
+    size_t size() const { return rows.size() + impressions.items.size(); }
   };
-  std::mutex plays_mu_;                  // guards the three below
-  std::condition_variable plays_ready_;  // a request queued, or the queue closed
-  std::deque<QueuedPlays> plays_;
-  size_t queued_plays_ = 0;              // rows in plays_
-  bool plays_closed_ = false;            // set once the transport has stopped
+  std::mutex writes_mu_;                  // guards the four below
+  std::condition_variable writes_ready_;  // a request queued, or the queue closed
+  std::deque<QueuedWrite> writes_;
+  size_t queued_rows_ = 0;                // plays and impressions in writes_
+  bool writes_closed_ = false;            // set once the transport has stopped
+
+  service::ExposureBoard exposure_;           // the items' exposure counters, as committed
+  std::atomic<uint64_t> explored_served_{0};  // results given by exploration since start
+  std::atomic<uint64_t> request_serial_{0};   // for NewRequestId
+  uint64_t request_salt_ = 0;                 // for NewRequestId: differs from run to run
   std::atomic<bool> stopping_{false};
 };
 
@@ -336,11 +360,11 @@ bool Server::Dispatch(const Request& req, Response* res, Transport::Reply* reply
       metrics_.Record(route->path, denied.status, 0);
       return true;
     }
-    if (route->path == "/interactions") {
+    if (route->path == "/interactions" || route->path == "/impressions") {
       const auto start = Clock::now();
       HttpError refused;
       try {
-        refused = QueueInteractions(req, reply);
+        refused = QueueWrite(req, reply);
       } catch (...) {
         refused = FromStatus(service::CurrentExceptionStatus());
       }
@@ -397,24 +421,37 @@ HttpError Server::MetricsText(const Request&, Response& res) {
   res.body += "mosaic_connections_total{outcome=\"served\"} " + std::to_string(t.accepted) + "\n";
   res.body += "mosaic_connections_total{outcome=\"refused\"} " + std::to_string(t.refused_at_capacity) + "\n";
   res.body += "mosaic_connections_total{outcome=\"timed_out\"} " + std::to_string(t.timed_out) + "\n";
+  const store::Exposure shown = exposure_.Total();
+  res.body += "# HELP mosaic_impressions_total Items shown, as POST /impressions reported them (one per item per list).\n";
+  res.body += "# TYPE mosaic_impressions_total counter\nmosaic_impressions_total " + std::to_string(shown.impressions) + "\n";
+  res.body += "# HELP mosaic_plays_total Plays posted to the server (POST /interactions), all items.\n";
+  res.body += "# TYPE mosaic_plays_total counter\nmosaic_plays_total " + std::to_string(shown.plays) + "\n";
+  res.body += "# HELP mosaic_explored_results_total /recommend results given by exploration since the server started.\n";
+  res.body += "# TYPE mosaic_explored_results_total counter\nmosaic_explored_results_total " +
+              std::to_string(explored_served_.load()) + "\n";
   return {};
 }
 
 HttpError Server::Query(const Request& req, Response& res) {
   service::Query query;
-  MOSAIC_HTTP_RETURN_IF_ERROR(ParseQuery(req, &query));
+  MOSAIC_HTTP_RETURN_IF_ERROR(ParseQuery(req, &query, args_.explore));
   const char* subject = service::AsksAboutUser(query.kind) ? "user" : "item";
   auto model = Model();
   if (!model) return {503, "no model yet: run `mosaic rebuild`", ""};
   service::QueryResult result;
   Status s;
+  const service::ExposureBoard* exposure = query.explore > 0 ? &exposure_ : nullptr;
   if (std::shared_ptr<store::Store> primary = lease_.Reader()) {
-    s = model->Run(*primary->NewReadView(), query, &result);
+    s = model->Run(*primary->NewReadView(), query, &result, exposure);
   } else {
     auto read = follower_mu_.Read();
-    s = model->Run(*follower_->NewReadView(), query, &result);
+    s = model->Run(*follower_->NewReadView(), query, &result, exposure);
   }
   if (!s.ok()) return FromStatus(s, subject);
+  if (query.kind == service::QueryKind::kRecommend) {
+    result.request = NewRequestId();
+    for (const service::Hit& hit : result.hits) explored_served_ += hit.explored ? 1 : 0;
+  }
   SendJson(res, 200, service::ToJson(result));
   return {};
 }
@@ -449,107 +486,177 @@ HttpError Server::PostItems(const Request& req, Response& res) {
   return {};
 }
 
-HttpError Server::QueueInteractions(const Request& req, Transport::Reply* reply) {
+HttpError Server::QueueWrite(const Request& req, Transport::Reply* reply) {
   nlohmann::json body;
   MOSAIC_HTTP_RETURN_IF_ERROR(JsonBody(req, req.body, &body));
-  QueuedPlays queued;
-  MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &queued.rows));
-  queued.many = body.is_array();
+  QueuedWrite queued;
+  queued.path = req.path;
+  if (req.path == "/impressions") {
+    MOSAIC_HTTP_RETURN_IF_ERROR(ParseImpressions(body, &queued.impressions));
+  } else {
+    MOSAIC_HTTP_RETURN_IF_ERROR(ParseInteractions(body, &queued.rows));
+    queued.many = body.is_array();
+  }
   queued.received = Clock::now();
   {
-    std::lock_guard<std::mutex> lock(plays_mu_);
-    if (plays_closed_) return {503, "the server is stopping", ""};
-    if (plays_.size() >= kMaxQueuedPlayRequests || queued_plays_ + queued.rows.size() > kMaxQueuedPlays) {
+    std::lock_guard<std::mutex> lock(writes_mu_);
+    if (writes_closed_) return {503, "the server is stopping", ""};
+    if (writes_.size() >= kMaxQueuedWrites || queued_rows_ + queued.size() > kMaxQueuedRows) {
       return {503,
-              "too many interactions waiting to be stored (" + std::to_string(plays_.size()) + " requests, " +
-                  std::to_string(queued_plays_) + " rows): try again",
+              "too many writes waiting to be stored (" + std::to_string(writes_.size()) + " requests, " +
+                  std::to_string(queued_rows_) + " rows): try again",
               ""};
     }
     queued.reply = std::move(*reply);
-    queued_plays_ += queued.rows.size();
-    plays_.push_back(std::move(queued));
+    queued_rows_ += queued.size();
+    writes_.push_back(std::move(queued));
   }
-  plays_ready_.notify_one();
+  writes_ready_.notify_one();
   return {};
 }
 
-void Server::WriteInteractions() {
+void Server::WriteQueued() {
   for (;;) {
-    std::vector<QueuedPlays> group;
+    std::vector<QueuedWrite> group;
     {
-      std::unique_lock<std::mutex> lock(plays_mu_);
-      plays_ready_.wait(lock, [this] { return !plays_.empty() || plays_closed_; });
-      if (plays_.empty()) return;  // closed, and nothing left
-      // Everything waiting goes into one commit, up to kMaxPlaysPerCommit rows (always one request).
+      std::unique_lock<std::mutex> lock(writes_mu_);
+      writes_ready_.wait(lock, [this] { return !writes_.empty() || writes_closed_; });
+      if (writes_.empty()) return;  // closed, and nothing left
+      // Everything waiting goes into one commit, up to kMaxRowsPerCommit rows (always one request).
       size_t rows = 0;
-      while (!plays_.empty() && (group.empty() || rows + plays_.front().rows.size() <= kMaxPlaysPerCommit)) {
-        rows += plays_.front().rows.size();
-        group.push_back(std::move(plays_.front()));
-        plays_.pop_front();
+      while (!writes_.empty() && (group.empty() || rows + writes_.front().size() <= kMaxRowsPerCommit)) {
+        rows += writes_.front().size();
+        group.push_back(std::move(writes_.front()));
+        writes_.pop_front();
       }
-      queued_plays_ -= rows;
+      queued_rows_ -= rows;
     }
-    CommitPlays(&group);
+    CommitWrites(&group);
   }
 }
 
-void Server::CommitPlays(std::vector<QueuedPlays>* group) {
+Status Server::AddWrite(store::Batch* batch, const QueuedWrite& write, HttpError* refused, nlohmann::json* reply,
+                        std::vector<std::pair<NodeId, store::Exposure>>* counted, std::vector<NodeId>* played,
+                        std::vector<int64_t>* played_at) {
+  if (write.path == "/impressions") {
+    const Impressions& shown = write.impressions;
+    NodeId user = 0;
+    Status found = batch->FindNode(NodeKind::kUser, shown.user, &user);
+    if (found.IsNotFound()) {
+      *refused = {404, "unknown user '" + shown.user + "'", "user"};
+      return Status::OK();
+    }
+    MOSAIC_RETURN_IF_ERROR(found);
+    std::vector<NodeId> items;
+    for (size_t i = 0; i < shown.items.size(); ++i) {
+      NodeId item = 0;
+      found = batch->FindNode(NodeKind::kItem, shown.items[i], &item);
+      if (found.IsNotFound()) {
+        *refused = {404, "unknown item '" + shown.items[i] + "'", "items[" + std::to_string(i) + "]"};
+        return Status::OK();
+      }
+      MOSAIC_RETURN_IF_ERROR(found);
+      items.push_back(item);
+    }
+    // An item listed twice in one list was shown once; a request counted before counts nothing.
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    bool first = false;
+    MOSAIC_RETURN_IF_ERROR(batch->MarkImpressionsCounted(shown.request, &first));
+    if (first) {
+      for (NodeId item : items) {
+        batch->AddExposure(item, 1, 0);
+        counted->push_back({item, {1, 0}});
+      }
+    }
+    *reply = {{"recorded", first ? items.size() : 0}, {"duplicate", !first}};
+    return Status::OK();
+  }
+  // Every item first: a request naming an unknown one is refused, and nothing of it is written.
+  std::vector<NodeId> items(write.rows.size());
+  for (size_t i = 0; i < write.rows.size(); ++i) {
+    Status found = batch->FindNode(NodeKind::kItem, write.rows[i].item, &items[i]);
+    if (found.IsNotFound()) {
+      *refused = {404, "unknown item '" + write.rows[i].item + "' (POST /items first)",
+                  write.many ? "[" + std::to_string(i) + "].item" : "item"};
+      return Status::OK();
+    }
+    MOSAIC_RETURN_IF_ERROR(found);
+  }
+  for (size_t i = 0; i < write.rows.size(); ++i) {
+    store::Interaction x;
+    x.item = items[i];
+    MOSAIC_RETURN_IF_ERROR(batch->UpsertNode(NodeKind::kUser, write.rows[i].user, "", &x.user));
+    x.weight = write.rows[i].weight;
+    x.timestamp = write.rows[i].timestamp;
+    MOSAIC_RETURN_IF_ERROR(batch->PutInteraction(x));
+    batch->AddExposure(x.item, 0, 1);
+    counted->push_back({x.item, {0, 1}});
+    played->push_back(x.item);
+    played_at->push_back(x.timestamp);
+  }
+  *reply = {{"stored", write.rows.size()}};
+  return Status::OK();
+}
+
+void Server::CommitWrites(std::vector<QueuedWrite>* group) {
   std::vector<HttpError> refused(group->size());
+  std::vector<nlohmann::json> replies(group->size());
+  std::vector<std::pair<NodeId, store::Exposure>> counted;
   Status s;
   try {
     std::lock_guard<std::mutex> lock(write_mu_);
     s = lease_.With([&](store::Store* primary, bool reopened) -> Status {
       if (reopened) MOSAIC_RETURN_IF_ERROR(Follow());
+      counted.clear();
       std::unique_ptr<store::Batch> batch;
       MOSAIC_RETURN_IF_ERROR(primary->BeginBatch(&batch));
-      std::vector<NodeId> items;
+      std::vector<NodeId> played;
+      std::vector<int64_t> played_at;
       for (size_t r = 0; r < group->size(); ++r) {
-        const QueuedPlays& request = (*group)[r];
-        // Every item first: a request naming an unknown one is refused, and nothing of it is written.
-        std::vector<NodeId> request_items(request.rows.size());
-        for (size_t i = 0; i < request.rows.size() && refused[r].ok(); ++i) {
-          Status found = batch->FindNode(NodeKind::kItem, request.rows[i].item, &request_items[i]);
-          if (found.IsNotFound()) {
-            refused[r] = {404, "unknown item '" + request.rows[i].item + "' (POST /items first)",
-                          request.many ? "[" + std::to_string(i) + "].item" : "item"};
-          } else {
-            MOSAIC_RETURN_IF_ERROR(found);
-          }
-        }
+        // A refused request adds nothing: what it would count is dropped with it.
+        std::vector<std::pair<NodeId, store::Exposure>> request_counted;
+        std::vector<NodeId> request_played;
+        std::vector<int64_t> request_played_at;
+        MOSAIC_RETURN_IF_ERROR(AddWrite(batch.get(), (*group)[r], &refused[r], &replies[r], &request_counted,
+                                        &request_played, &request_played_at));
         if (!refused[r].ok()) continue;
-        for (size_t i = 0; i < request.rows.size(); ++i) {
-          store::Interaction x;
-          x.item = request_items[i];
-          MOSAIC_RETURN_IF_ERROR(batch->UpsertNode(NodeKind::kUser, request.rows[i].user, "", &x.user));
-          x.weight = request.rows[i].weight;
-          x.timestamp = request.rows[i].timestamp;
-          MOSAIC_RETURN_IF_ERROR(batch->PutInteraction(x));
-        }
-        items.insert(items.end(), request_items.begin(), request_items.end());
+        counted.insert(counted.end(), request_counted.begin(), request_counted.end());
+        played.insert(played.end(), request_played.begin(), request_played.end());
+        played_at.insert(played_at.end(), request_played_at.begin(), request_played_at.end());
       }
       MOSAIC_RETURN_IF_ERROR(batch->Commit());
-      if (auto model = Model()) model->MarkInteracted(items);
+      if (auto model = Model()) model->MarkInteracted(played, played_at);
       followed_sequence_ = primary->LatestSequence();
       return Status::OK();
     });
   } catch (...) {
     s = service::CurrentExceptionStatus();
   }
+  if (s.ok()) {
+    for (const auto& [item, e] : counted) exposure_.Add(item, e.impressions, e.plays);
+  }
   // Replies go out once the whole group is committed (or failed: then none of it was stored).
   for (size_t r = 0; r < group->size(); ++r) {
-    QueuedPlays& request = (*group)[r];
+    QueuedWrite& write = (*group)[r];
     Response res;
     if (!s.ok()) {
       SendError(res, FromStatus(s));
     } else if (!refused[r].ok()) {
       SendError(res, refused[r]);
     } else {
-      SendJson(res, 200, {{"stored", request.rows.size()}});
+      SendJson(res, 200, replies[r]);
     }
-    metrics_.Record("/interactions", res.status,
-                    std::chrono::duration<double>(Clock::now() - request.received).count());
-    request.reply(std::move(res));
+    metrics_.Record(write.path, res.status, std::chrono::duration<double>(Clock::now() - write.received).count());
+    write.reply(std::move(res));
   }
+}
+
+std::string Server::NewRequestId() {
+  char id[40];
+  std::snprintf(id, sizeof id, "%016llx-%llx", static_cast<unsigned long long>(request_salt_),
+                static_cast<unsigned long long>(++request_serial_));
+  return id;
 }
 
 HttpError Server::Authorize(const Request& req) const {
@@ -590,7 +697,10 @@ Status Server::Run() {
     std::lock_guard<std::mutex> lock(write_mu_);
     followed_sequence_ = follower_->LatestSequence();
     MOSAIC_RETURN_IF_ERROR(Reload());
+    // Only this server adds to the counters while it runs: what the store holds now, then its own.
+    MOSAIC_RETURN_IF_ERROR(exposure_.Load(*follower_->NewReadView()));
   }
+  request_salt_ = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
   transport_ = std::make_unique<Transport>(
       Limits(), [this](const Request& req, Transport::Reply reply) { Serve(req, std::move(reply)); },
       [this](const Request& req, const HttpError& error, Response* res) { Refused(req, error, res); });
@@ -604,15 +714,15 @@ Status Server::Run() {
   sigaction(SIGTERM, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   std::thread maintenance([this] { Maintain(); });
-  std::thread writer([this] { WriteInteractions(); });
+  std::thread writer([this] { WriteQueued(); });
   transport_->Run();
   // Run() waited for every queued write's reply, unless Abort() cut it short: the writer stores what is
   // left (nobody is told) before the store is let go.
   {
-    std::lock_guard<std::mutex> lock(plays_mu_);
-    plays_closed_ = true;
+    std::lock_guard<std::mutex> lock(writes_mu_);
+    writes_closed_ = true;
   }
-  plays_ready_.notify_all();
+  writes_ready_.notify_all();
   writer.join();
   stopping_ = true;
   maintenance.join();

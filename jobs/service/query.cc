@@ -14,6 +14,7 @@ const char* QueryKindName(QueryKind kind) {
 Status Query::Validate() const {
   if (k == 0 || k > kMaxQueryK) return Status::InvalidArgument("k must be between 1 and " + std::to_string(kMaxQueryK));
   if (AsksAboutUser(kind) && user.empty()) return Status::InvalidArgument("recommend needs a user");
+  if (explore > k) return Status::InvalidArgument("explore must be between 0 and k (" + std::to_string(k) + ")");
   if (!AsksAboutUser(kind) && item.empty()) {
     return Status::InvalidArgument(std::string(QueryKindName(kind)) + " needs an item");
   }
@@ -42,6 +43,9 @@ nlohmann::json ToJson(const QueryResult& r) {
     out["exclude_seen"] = q.exclude_seen;
     out["user_from_history"] = r.user_from_history;
     out["plays_since_version"] = r.plays_since_version;
+    out["personalised"] = r.personalised;
+    out["explore"] = q.explore;
+    if (!r.request.empty()) out["request"] = r.request;
   }
   nlohmann::json hits = nlohmann::json::array();
   for (size_t i = 0; i < r.hits.size(); ++i) {
@@ -50,6 +54,7 @@ nlohmann::json ToJson(const QueryResult& r) {
     j["rank"] = i + 1;
     j["score"] = h.score;
     if (q.kind != QueryKind::kAudience) j["placed"] = h.placed;
+    if (q.kind == QueryKind::kRecommend) j["explored"] = h.explored;
     if (h.plays) j["plays"] = *h.plays;
     if (q.explain) j["explain"] = h.reasons;
     hits.push_back(std::move(j));

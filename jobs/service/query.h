@@ -42,8 +42,11 @@ struct Query {
   bool new_only = false;      ///< recommend: only items with no interactions (cold start)
   bool exclude_seen = false;  ///< recommend: leave out items the user interacted with
   bool explain = false;       ///< add the graph paths that contributed most
+  size_t explore = 0;         ///< recommend: at most this many positions for items explored (fusion/explore.h)
+  bool seeded = false;        ///< recommend: explore with `seed` (repeatable), else with fresh randomness
+  uint64_t seed = 0;          ///< with `seeded`
 
-  // InvalidArgument naming the field when k is out of range or the subject is missing.
+  // InvalidArgument naming the field when k is out of range, explore above k, or the subject is missing.
   Status Validate() const;
 };
 
@@ -58,6 +61,7 @@ struct Hit {
   NodeRef node;                      ///< an item (recommend, similar) or a user (audience)
   float score = 0;                   ///< dot product (recommend, audience) or cosine (similar)
   bool placed = false;               ///< an item placed after the version was trained
+  bool explored = false;             ///< recommend: in the list by exploration, not by its score alone
   std::optional<double> plays;       ///< recommend: the user's plays of this item, when any
   std::vector<std::string> reasons;  ///< with Query::explain: best path first
 };
@@ -69,6 +73,8 @@ struct QueryResult {
   std::vector<Hit> hits;       ///< best first
   bool user_from_history = false;  ///< the user had no row in the version: folded in from their plays
   size_t plays_since_version = 0;  ///< items the user played since the version, folded into the list
+  bool personalised = true;        ///< false: a user with no plays yet got the most played items lately
+  std::string request;             ///< the id POST /impressions names this list by (the server's; else empty)
 };
 
 // The result as `mosaic recommend --json` prints it and the endpoints return it.

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <random>
 
 #include "fusion/trainer.h"
 #include "graph/catalogue.h"
@@ -17,6 +21,10 @@ namespace {
 
 // The most items a query folds in (~5 ms at Last.FM's width, d = 176).
 constexpr size_t kMaxFoldInItems = 2000;
+
+// Popularity for users with no plays: a play counts half as much per this much time before the
+// latest (30 days: a catalogue's "popular lately"). Plays without a time count as the latest.
+constexpr double kPopularityHalfLifeSeconds = 30.0 * 24 * 3600;
 
 Status HasInteractions(const store::ReadView& view, const LoadedModel& m, NodeId item, bool* has) {
   *has = false;
@@ -176,12 +184,82 @@ Status ServingModel::Place(const store::ReadView& view, const std::vector<NodeId
   return AddColumns(todo, reps, true);
 }
 
-void ServingModel::MarkInteracted(const std::vector<NodeId>& items) {
-  std::lock_guard<std::mutex> lock(meta_mu_);
-  for (NodeId id : items) {
-    auto c = column_of_.find(id);
-    if (c != column_of_.end()) cold_[size_t(c->second)] = 0;
+void ServingModel::MarkInteracted(const std::vector<NodeId>& items, const std::vector<int64_t>& timestamps) {
+  std::vector<int64_t> columns(items.size(), -1);
+  {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto c = column_of_.find(items[i]);
+      if (c == column_of_.end()) continue;
+      cold_[size_t(c->second)] = 0;
+      columns[i] = c->second;
+    }
   }
+  std::lock_guard<std::mutex> lock(popularity_mu_);
+  if (!popularity_ready_) return;  // counted from the store when first needed
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (columns[i] < 0) continue;
+    if (size_t(columns[i]) >= popularity_.size()) popularity_.resize(size_t(columns[i]) + 1, 0.0);
+    popularity_[size_t(columns[i])] += PlayWeight(i < timestamps.size() ? timestamps[i] : 0);
+  }
+}
+
+double ServingModel::PlayWeight(int64_t timestamp) const {
+  if (timestamp <= 0) timestamp = std::max<int64_t>(popularity_epoch_, std::time(nullptr));
+  // Bounded exponent: plays years apart stay finite and ordered.
+  const double halvings = std::clamp(double(timestamp - popularity_epoch_) / kPopularityHalfLifeSeconds, -1000.0, 1000.0);
+  return std::exp2(halvings);
+}
+
+Status ServingModel::EnsurePopularity(const store::ReadView& view) {
+  std::lock_guard<std::mutex> lock(popularity_mu_);
+  if (popularity_ready_) return Status::OK();
+  std::vector<std::pair<NodeId, int64_t>> played;
+  int64_t latest = 0;
+  MOSAIC_RETURN_IF_ERROR(view.ForEachInteraction([&](const store::Interaction& x) {
+    if (x.kind != store::InteractionKind::kConsumption) return true;
+    played.emplace_back(x.item, x.timestamp);
+    latest = std::max(latest, x.timestamp);
+    return true;
+  }));
+  popularity_epoch_ = latest > 0 ? latest : std::time(nullptr);
+  std::vector<double> popularity;
+  {
+    std::lock_guard<std::mutex> meta(meta_mu_);
+    popularity.assign(columns_.size(), 0.0);
+    for (const auto& [item, timestamp] : played) {
+      auto c = column_of_.find(item);
+      if (c != column_of_.end()) popularity[size_t(c->second)] += PlayWeight(timestamp > 0 ? timestamp : popularity_epoch_);
+    }
+  }
+  popularity_ = std::move(popularity);
+  popularity_ready_ = true;
+  return Status::OK();
+}
+
+Status ServingModel::SearchPopular(const store::ReadView& view, size_t k, const std::vector<int64_t>* allowed,
+                                   fusion::TopK* top) {
+  MOSAIC_RETURN_IF_ERROR(EnsurePopularity(view));
+  const int64_t published = items_->size();
+  std::vector<int64_t> candidates;
+  if (allowed) {
+    candidates = *allowed;
+  } else {
+    candidates.resize(size_t(published));
+    for (int64_t c = 0; c < published; ++c) candidates[size_t(c)] = c;
+  }
+  std::lock_guard<std::mutex> lock(popularity_mu_);
+  auto weight = [&](int64_t c) { return size_t(c) < popularity_.size() ? popularity_[size_t(c)] : 0.0; };
+  const auto better = [&](int64_t a, int64_t b) { return weight(a) != weight(b) ? weight(a) > weight(b) : a > b; };
+  const size_t n = std::min(k, candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + long(n), candidates.end(), better);
+  const double best = n > 0 && weight(candidates[0]) > 0 ? weight(candidates[0]) : 1.0;
+  *top = fusion::TopK();
+  for (size_t r = 0; r < n; ++r) {
+    top->ids.push_back(candidates[r]);
+    top->scores.push_back(float(weight(candidates[r]) / best));
+  }
+  return Status::OK();
 }
 
 std::vector<int64_t> ServingModel::ColdColumns() const {
@@ -200,21 +278,27 @@ int64_t ServingModel::ColumnOf(NodeId item) const {
   return c != column_of_.end() && c->second < items_->size() ? c->second : -1;
 }
 
-Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryResult* result) {
+Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryResult* result,
+                         const ExposureBoard* exposure) {
   MOSAIC_RETURN_IF_ERROR(query.Validate());
   const LoadedModel& m = m_;
   QueryResult out;
   out.query = query;
   out.model_version = m.version;
   fusion::TopK top;
-  std::unordered_map<NodeId, double> plays;  // recommend: the user's items and play counts
+  UserSearch user;  // recommend: the user's plays, columns and vector
+  std::vector<char> explored;
+  std::vector<std::string> why_explored;
   NodeId subject = 0;
   if (AsksAboutUser(query.kind)) {
     Status s = view.FindNode(NodeKind::kUser, query.user, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown user '" + query.user + "'");
     MOSAIC_RETURN_IF_ERROR(s);
-    MOSAIC_RETURN_IF_ERROR(
-        SearchForUser(view, query, subject, &plays, &top, &out.user_from_history, &out.plays_since_version));
+    MOSAIC_RETURN_IF_ERROR(SearchForUser(view, query, subject, &user, &top));
+    out.user_from_history = user.from_history;
+    out.plays_since_version = user.since_version;
+    out.personalised = user.personalised;
+    if (exposure) MOSAIC_RETURN_IF_ERROR(Explore(view, query, user, *exposure, &top, &explored, &why_explored));
   } else {
     Status s = graph::FindItemByKeyOrTitle(view, query.item, &subject);
     if (s.IsNotFound()) return Status::NotFound("unknown item '" + query.item + "': no item has that id or title");
@@ -236,19 +320,24 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
       hit.node.id = id;
       hit.score = top.scores[r];
       hit.placed = query.kind != QueryKind::kAudience && c >= m.num_items();
-      if (auto p = plays.find(id); p != plays.end()) hit.plays = p->second;
+      hit.explored = r < explored.size() && explored[r];
+      if (auto p = user.plays.find(id); p != user.plays.end()) hit.plays = p->second;
       out.hits.push_back(std::move(hit));
     }
   }
   for (Hit& hit : out.hits) hit.node = Describe(view, hit.node.id);
-  if (query.explain) MOSAIC_RETURN_IF_ERROR(AddReasons(view, query, subject, &out));
+  if (query.explain) {
+    MOSAIC_RETURN_IF_ERROR(AddReasons(view, query, subject, &out));
+    for (size_t r = 0; r < out.hits.size() && r < why_explored.size(); ++r) {
+      if (!why_explored[r].empty()) out.hits[r].reasons.insert(out.hits[r].reasons.begin(), why_explored[r]);
+    }
+  }
   *result = std::move(out);
   return Status::OK();
 }
 
-Status ServingModel::SearchForUser(const store::ReadView& view, const Query& query, NodeId user,
-                                   std::unordered_map<NodeId, double>* plays, fusion::TopK* top, bool* from_history,
-                                   size_t* since_version) {
+Status ServingModel::SearchForUser(const store::ReadView& view, const Query& query, NodeId user, UserSearch* found,
+                                   fusion::TopK* top) {
   const LoadedModel& m = m_;
   auto row = m.row_of.find(user);
   const bool trained = row != m.row_of.end() && m.IsUserRow(row->second);
@@ -260,12 +349,13 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   if (m.has_interacted) {
     MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(user, [&](const store::Edge& e) {
       if (e.relation != m.interacted) return true;
-      (*plays)[e.dst] = e.weight;
+      found->plays[e.dst] = e.weight;
       seen_items.push_back(e.dst);
       return true;
     }));
   }
-  std::vector<int64_t> seen, allowed;
+  std::vector<int64_t>& seen = found->seen;
+  std::vector<int64_t> allowed;
   {
     std::lock_guard<std::mutex> lock(meta_mu_);
     for (NodeId id : seen_items) {
@@ -294,20 +384,168 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
       if (seen.size() > trained_items && seen.size() <= kMaxFoldInItems) {
         const std::vector<int64_t> before(begin, end);  // the version's item rows are columns 0..I-1
         FoldInNewPlays(before, seen, &q);
-        *since_version = seen.size() - trained_items;
+        found->since_version = seen.size() - trained_items;
       }
     }
   } else {
     // A user who arrived after the version: folded in from their plays, placed items included.
     if (seen.empty()) {
-      return Status::NotFound("user '" + query.user + "' has no plays yet: a list for them needs at least one");
+      // Known to the catalogue (a tag, a sign-up) but nothing played: what is played most lately.
+      found->personalised = false;
+      return SearchPopular(view, query.k, query.new_only ? &allowed : nullptr, top);
     }
     // The fold-in's cost grows with the history: a long one is cut to its first kMaxFoldInItems.
     q = FoldIn(seen.size() > kMaxFoldInItems ? std::vector<int64_t>(seen.begin(), seen.begin() + long(kMaxFoldInItems)) : seen);
-    *from_history = true;
-    *since_version = seen.size();
+    found->from_history = true;
+    found->since_version = seen.size();
   }
   *top = items_->Search(q.data(), int64_t(query.k), filter);
+  found->vector = std::move(q);
+  return Status::OK();
+}
+
+Status ServingModel::EnsureCalibration(const store::ReadView& view) {
+  std::lock_guard<std::mutex> lock(calibration_mu_);
+  if (calibrated_) return Status::OK();
+  const LoadedModel& m = m_;
+  const int64_t num_items = m.num_items();
+  std::vector<float> played, unplayed;
+  double base_rate = 0;
+  if (m.has_history() && num_items > 0) {
+    // Scores of up to 10 played and 10 random items of up to 500 trained users: enough for two
+    // parameters, and ~20 ms once per version.
+    constexpr int64_t kUsers = 500, kPerUser = 10;
+    std::mt19937_64 rng(m.version);
+    const int64_t users = m.num_users();
+    const int64_t step = std::max<int64_t>(1, users / kUsers);
+    const size_t d = size_t(items_->dim());
+    std::vector<float> item(d);
+    auto score = [&](const at::Tensor& user, int64_t column) {
+      items_->Row(column, item.data());
+      const float* u = user.data_ptr<float>();
+      double dot = 0;
+      for (size_t x = 0; x < d; ++x) dot += double(u[x]) * item[x];
+      return float(dot);
+    };
+    for (int64_t u = 0; u < users; u += step) {
+      const uint32_t begin = m.history_offsets[size_t(u)], end = m.history_offsets[size_t(u) + 1];
+      if (begin == end) continue;
+      const at::Tensor user = Rows(m.reps[u]);
+      std::uniform_int_distribution<uint32_t> pick_played(begin, end - 1);
+      std::uniform_int_distribution<int64_t> pick_any(0, num_items - 1);
+      for (int64_t x = 0; x < kPerUser; ++x) {
+        played.push_back(score(user, int64_t(m.history_items[pick_played(rng)])));
+        unplayed.push_back(score(user, pick_any(rng)));  // a random item: played by chance only at base_rate
+      }
+    }
+    base_rate = double(m.history_items.size()) / (double(std::max<int64_t>(1, users)) * double(num_items));
+  } else {
+    // A version without history: every candidate gets the catalogue's share of played pairs.
+    store::Counters counters;
+    MOSAIC_RETURN_IF_ERROR(view.GetCounters(&counters));
+    const double pairs = double(counters.nodes[NodeKind::kUser]) * double(counters.nodes[NodeKind::kItem]);
+    base_rate = pairs > 0 ? double(counters.interactions) / pairs : 0.01;
+  }
+  calibration_ = fusion::FitPlayCalibration(played, unplayed, base_rate);
+  calibrated_ = true;
+  return Status::OK();
+}
+
+Status ServingModel::Explore(const store::ReadView& view, const Query& query, const UserSearch& user,
+                             const ExposureBoard& exposure, fusion::TopK* top, std::vector<char>* explored,
+                             std::vector<std::string>* why) {
+  explored->assign(top->ids.size(), 0);
+  why->assign(top->ids.size(), "");
+  if (query.explore == 0 || user.vector.empty() || top->ids.empty()) return Status::OK();
+  MOSAIC_RETURN_IF_ERROR(EnsureCalibration(view));
+  const fusion::PlayCalibration calibration = [&] {
+    std::lock_guard<std::mutex> lock(calibration_mu_);
+    return calibration_;
+  }();
+  // Candidates: items the version has no plays of (placed since, or cold in it) that this user has not
+  // played, not in the list, and shown fewer than kExploreUntil times (past that, their counts speak).
+  constexpr uint64_t kExploreUntil = 1000;
+  constexpr size_t kMostCandidates = 256;
+  const int64_t trained_items = m_.num_items();
+  std::vector<int64_t> columns;
+  std::vector<NodeId> ids;
+  {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    const int64_t published = std::min<int64_t>(items_->size(), int64_t(columns_.size()));
+    for (int64_t c = 0; c < published; ++c) {
+      if (c < trained_items && !cold_[size_t(c)]) continue;
+      if (std::binary_search(user.seen.begin(), user.seen.end(), c)) continue;
+      if (query.new_only && !cold_[size_t(c)]) continue;
+      if (std::find(top->ids.begin(), top->ids.end(), c) != top->ids.end()) continue;
+      columns.push_back(c);
+      ids.push_back(columns_[size_t(c)]);
+    }
+  }
+  const size_t d = size_t(items_->dim());
+  std::vector<float> row(d);
+  std::vector<fusion::ExploreCandidate> candidates;
+  std::vector<double> posterior_mean;
+  const fusion::ExploreSettings settings;
+  for (size_t j = 0; j < columns.size(); ++j) {
+    const store::Exposure e = exposure.Get(ids[j]);
+    if (e.impressions >= kExploreUntil) continue;
+    items_->Row(columns[j], row.data());
+    double dot = 0;
+    for (size_t x = 0; x < d; ++x) dot += double(user.vector[x]) * row[x];
+    candidates.push_back({int64_t(j), calibration.Probability(dot), e.impressions, e.plays});
+    const double misses = e.impressions > e.plays ? double(e.impressions - e.plays) : 0.0;
+    posterior_mean.push_back((settings.prior_strength * candidates.back().prior + double(e.plays)) /
+                             (settings.prior_strength + double(e.plays) + misses));
+  }
+  // Bounded cost: the draws go to the candidates with the best posterior means.
+  if (candidates.size() > kMostCandidates) {
+    std::vector<size_t> order(candidates.size());
+    for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+    std::nth_element(order.begin(), order.begin() + long(kMostCandidates), order.end(),
+                     [&](size_t a, size_t b) { return posterior_mean[a] > posterior_mean[b]; });
+    std::vector<fusion::ExploreCandidate> kept;
+    for (size_t j = 0; j < kMostCandidates; ++j) kept.push_back(candidates[order[j]]);
+    candidates = std::move(kept);
+  }
+  std::vector<double> greedy;
+  for (float score : top->scores) greedy.push_back(calibration.Probability(score));
+  std::mt19937_64 rng;
+  if (query.seeded) {
+    rng.seed(query.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t(std::hash<std::string>()(query.user)) | 1)));
+  } else {
+    thread_local std::mt19937_64 fresh(std::random_device{}());
+    rng.seed(fresh());
+  }
+  const std::vector<fusion::ListEntry> merged = fusion::MergeExplored(greedy, candidates, query.explore, settings, &rng);
+  fusion::TopK out;
+  explored->clear();
+  why->clear();
+  const double last_greedy = greedy.back();
+  for (const fusion::ListEntry& entry : merged) {
+    if (!entry.explored) {
+      out.ids.push_back(top->ids[entry.index]);
+      out.scores.push_back(top->scores[entry.index]);
+      explored->push_back(0);
+      why->push_back("");
+      continue;
+    }
+    const fusion::ExploreCandidate& c = candidates[entry.index];
+    const size_t j = size_t(c.id);
+    items_->Row(columns[j], row.data());
+    double dot = 0;
+    for (size_t x = 0; x < d; ++x) dot += double(user.vector[x]) * row[x];
+    out.ids.push_back(columns[j]);
+    out.scores.push_back(float(dot));
+    explored->push_back(1);
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  "explored: shown %llu times, played %llu; its draw %.3f beat the list's last item (%.3f); the "
+                  "model's own estimate %.3g",
+                  static_cast<unsigned long long>(c.impressions), static_cast<unsigned long long>(c.plays), entry.value,
+                  last_greedy, c.prior);
+    why->push_back(text);
+  }
+  *top = std::move(out);
   return Status::OK();
 }
 

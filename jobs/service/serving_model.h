@@ -17,10 +17,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fusion/explore.h"
 #include "fusion/fold_in.h"
 #include "fusion/item_index.h"
 #include "fusion/kgat.h"
 #include "jobs/service/explain.h"
+#include "jobs/service/exposure.h"
 #include "jobs/service/placement.h"
 #include "jobs/service/query.h"
 #include "jobs/service/version.h"
@@ -51,15 +53,20 @@ class ServingModel {
   // static policy comparisons measure against. Off by default.
   void set_frozen_users(bool frozen) { frozen_users_ = frozen; }
 
-  // The given items now have interactions: they leave the cold set.
-  void MarkInteracted(const std::vector<store::NodeId>& items);
+  // The given items now have interactions (plays at `timestamps`, seconds, parallel to `items`; now
+  // when empty or 0): they leave the cold set, and count in the recent popularity.
+  void MarkInteracted(const std::vector<store::NodeId>& items, const std::vector<int64_t>& timestamps = {});
 
   // Answers `query`; `view` supplies names and edges. A user with plays but no row in the version
   // (they arrived after it) is folded in from those plays (fusion/fold_in.h); a user with a row who
-  // played new items since has their vector moved by them. InvalidArgument for
-  // bad arguments (Query::Validate), NotFound for a user or item the store does not know, a user
-  // with no plays, or an item the version neither has nor placed.
-  Status Run(const store::ReadView& view, const Query& query, QueryResult* result);
+  // played new items since has their vector moved by them; a user with no plays at all gets the items
+  // most played lately (result->personalised false). InvalidArgument for bad arguments
+  // (Query::Validate), NotFound for a user or item the store does not know, or an item the version
+  // neither has nor placed. With query.explore > 0 and `exposure`, up to that many positions of a
+  // personalised list go to items the version has no plays of, by Thompson sampling over their
+  // exposure (fusion/explore.h); without `exposure` the list is the greedy one.
+  Status Run(const store::ReadView& view, const Query& query, QueryResult* result,
+             const ExposureBoard* exposure = nullptr);
 
  private:
   ServingModel() = default;
@@ -68,12 +75,32 @@ class ServingModel {
   std::vector<int64_t> ColdColumns() const;
   int64_t ColumnOf(store::NodeId item) const;  ///< -1 when not a published column
 
+  // What SearchForUser learnt of the user besides the list.
+  struct UserSearch {
+    std::unordered_map<store::NodeId, double> plays;  ///< their items and play counts
+    std::vector<int64_t> seen;                        ///< the columns of those items, sorted
+    std::vector<float> vector;                        ///< the query vector (empty when not personalised)
+    bool from_history = false;                        ///< folded in from their plays (no row in the version)
+    size_t since_version = 0;                         ///< items played since the version, folded in
+    bool personalised = true;                         ///< false: the popular list
+  };
   // The searches behind Run, each filling *top with columns (users for audience) and scores.
-  // A user the version was not trained with is folded in from their plays (*from_history = true); a
-  // user it was trained with moves by the plays of new items since (*since_version of them).
-  Status SearchForUser(const store::ReadView& view, const Query& query, store::NodeId user,
-                       std::unordered_map<store::NodeId, double>* plays, fusion::TopK* top, bool* from_history,
-                       size_t* since_version);
+  // A user the version was not trained with is folded in from their plays; a user it was trained
+  // with moves by the plays of new items since; a user with no plays and no row gets the popular list.
+  Status SearchForUser(const store::ReadView& view, const Query& query, store::NodeId user, UserSearch* found,
+                       fusion::TopK* top);
+  // Gives up to query.explore positions of *top to candidates drawn by Thompson sampling; marks
+  // them in *explored (parallel to top->ids) and says why in *why (for --explain).
+  Status Explore(const store::ReadView& view, const Query& query, const UserSearch& user, const ExposureBoard& exposure,
+                 fusion::TopK* top, std::vector<char>* explored, std::vector<std::string>* why);
+  // The calibration of scores to probabilities of a play, fitted on the version's history at first use.
+  Status EnsureCalibration(const store::ReadView& view);
+  // The k columns (among `allowed` when given) played most lately, by RecentPopularity; ties (cold
+  // items have no plays) newest column first. Scores relative to the most played column's.
+  Status SearchPopular(const store::ReadView& view, size_t k, const std::vector<int64_t>* allowed, fusion::TopK* top);
+  // Counts every stored play into popularity_ the first time it is needed.
+  Status EnsurePopularity(const store::ReadView& view);
+  // A play's weight in popularity_: 2^((t - popularity_epoch_) / half-life), t now when 0.
   // The fold-in of a user who played the items of `columns`.
   std::vector<float> FoldIn(const std::vector<int64_t>& columns) const;
   // Moves trained user vector *q by the difference between the fold-ins of `now` and `before`.
@@ -95,6 +122,16 @@ class ServingModel {
   std::unordered_map<store::NodeId, int64_t> column_of_;
   std::vector<char> cold_;                    ///< column -> no interactions
   std::vector<float> placed_layer0_;          ///< layer-0 part of placed columns' representations
+
+  std::mutex popularity_mu_;                  ///< guards the members below
+  bool popularity_ready_ = false;             ///< EnsurePopularity ran
+  int64_t popularity_epoch_ = 0;              ///< the latest play's time when counted (seconds)
+  std::vector<double> popularity_;            ///< column -> plays, each weighted by its recency
+  double PlayWeight(int64_t timestamp) const;
+
+  std::mutex calibration_mu_;                 ///< guards the two below
+  bool calibrated_ = false;                   ///< EnsureCalibration ran
+  fusion::PlayCalibration calibration_;       ///< scores to probabilities of a play
 };
 
 }  // namespace mosaic::jobs::service
