@@ -7,19 +7,27 @@
       given before the cut), OUT_DIR/new_items.json (every other rated movie, as a POST /items body,
       with the time of its first rating: it enters the catalogue then) and OUT_DIR/rounds.json (the
       replay window's ratings grouped into sessions: a user's ratings with no gap over an hour).
-  explore.py simulate OUT_DIR --port PORT --policy greedy|thompson|epsilon|random --result FILE
+      It also fits EASE^R (Steck, WWW 2019; lambda --ease-lambda) on the whole rating matrix, future
+      included, and writes its reconstruction OUT_DIR/ease.npy (users x movies) for --truth ease.
+  explore.py simulate OUT_DIR --port PORT --policy greedy|thompson|epsilon|random --truth later|ease --result FILE
       Plays the rounds in time order against the server. Before a round, the movies whose first
       rating came before it are POSTed (/items). Each round one user arrives and gets k=20
       (exclude_seen): the server's list as it is (greedy), with explore=2 (thompson, seeded by the
       round), or with its last two positions given to entered movies at random (random), each with
-      probability 0.1 (epsilon). The list's impressions are POSTed; the user then plays every movie in
-      it that they rate in the rest of the replay window (their real later ratings: the ground truth,
-      which the recommender never sees), and the plays are POSTed. Writes what happened to FILE.
+      probability 0.1 (epsilon). The list's impressions are POSTed; the user then plays, by the ground
+      truth (which the recommender never sees), and the plays are POSTed. Writes what happened to FILE.
+      --truth later: every movie of the list that they rate in the rest of the replay window (their real
+      later ratings). --truth ease: each movie of the list with probability EASE^R's reconstructed
+      score for (user, movie), clipped to [0, 1], drawn with numbers common to every policy (one per
+      round and movie).
   explore.py report RESULT... [--names NAME...]
       The table: cumulative plays, plays of new movies, the median days from a new movie's entry to
       its 5th play (over the new movies that have at least 5 later raters; "never" counts as longer
       than the window), the share of them reaching 5 plays, the share of new movies ever shown, and the
-      catalogue's coverage; then the ratios of the issue's target (thompson against greedy).
+      catalogue's coverage; then the ratios of the issue's target (thompson against greedy). The median
+      is given over two sets of new movies: those with at least 5 later raters, and those that reached 5
+      plays under at least one policy of the run (a movie that never does under a policy counts as
+      longer than the window).
 
 Standard library and numpy only (python3-numpy, installed by scripts/setup).
 """
@@ -101,6 +109,21 @@ def split(args):
         future.setdefault(u, []).append([m, int(t)])
     with open(os.path.join(args.out, "rounds.json"), "w") as f:
         json.dump({"cut_time": cut_time, "rounds": rounds, "future": future}, f)
+    # The EASE^R ground truth: B = I - P / diag(P), P = (X^T X + lambda I)^-1, on every rating.
+    users = sorted({r[0] for r in rows})
+    movies = sorted({r[1] for r in rows})
+    uix, mix = {u: i for i, u in enumerate(users)}, {m: i for i, m in enumerate(movies)}
+    X = np.zeros((len(users), len(movies)), dtype=np.float64)
+    for u, m, _, _ in rows:
+        X[uix[u], mix[m]] = 1.0
+    G = X.T @ X
+    G[np.diag_indices_from(G)] += args.ease_lambda
+    P = np.linalg.inv(G)
+    B = -P / np.diag(P)
+    B[np.diag_indices_from(B)] = 0.0
+    np.save(os.path.join(args.out, "ease.npy"), (X @ B).astype(np.float32))
+    with open(os.path.join(args.out, "ease_index.json"), "w") as f:
+        json.dump({"users": users, "movies": movies}, f)
     print(json.dumps({"train": len(train), "window": len(window), "cut_time": cut_time, "old_movies": len(old),
                       "new_movies": len(new_items), "rounds": len(rounds), "tags_kept": kept}))
 
@@ -135,6 +158,27 @@ def simulate(args):
     with open(os.path.join(args.dir, "rounds.json")) as f:
         data = json.load(f)
     rounds, future = data["rounds"], data["future"]
+    if args.truth == "ease":
+        scores = np.load(os.path.join(args.dir, "ease.npy"))
+        with open(os.path.join(args.dir, "ease_index.json")) as f:
+            index = json.load(f)
+        uix = {u: i for i, u in enumerate(index["users"])}
+        mix = {m: i for i, m in enumerate(index["movies"])}
+
+    def plays_of_list(n, user, t, keys, mine):
+        if args.truth == "later":
+            later = {m for m, when in future.get(user, []) if when >= t}
+            return [m for m in keys if m in later and m not in mine]
+        out = []
+        for m in keys:
+            if m in mine or m not in mix:
+                continue
+            # Common random numbers: the same draw for this round and movie under every policy.
+            draw = random.Random("%d/%s" % (n, m)).random()
+            if draw < min(1.0, max(0.0, float(scores[uix[user], mix[m]]))):
+                out.append(m)
+        return out
+
     client = Client(args.port)
     rng = random.Random(2026)
     entered_at = {}          # new movie -> entry time
@@ -188,8 +232,7 @@ def simulate(args):
         client.request("POST", "/impressions", {"request": reply.get("request", "round-%d" % n), "user": user,
                                                 "items": keys})
         shown.update(keys)
-        later = {m for m, when in future.get(user, []) if when >= t}
-        plays = [m for m in keys if m in later and m not in mine]
+        plays = plays_of_list(n, user, t, keys, mine)
         if plays:
             client.request("POST", "/interactions",
                            [{"user": user, "item": m, "weight": 1, "timestamp": t} for m in plays])
@@ -215,7 +258,9 @@ def simulate(args):
     for m in eligible:
         times = sorted(plays_of.get(m, []))
         days_to_reach.append((times[REACHED - 1] - entered_at[m]) / 86400.0 if len(times) >= REACHED else float("inf"))
-    result = {"policy": args.policy, "rounds": len(rounds), "total_plays": total_plays, "new_item_plays": new_plays,
+    result = {"policy": args.policy, "truth": args.truth, "rounds": len(rounds),
+              "reach_days": {m: (sorted(plays_of.get(m, []))[REACHED - 1] - entered_at[m]) / 86400.0
+                             for m in entered_at if len(plays_of.get(m, [])) >= REACHED}, "total_plays": total_plays, "new_item_plays": new_plays,
               "new_items": len(entered_at), "new_items_eligible": len(eligible),
               "days_to_5_plays": days_to_reach,
               "new_items_shown": len([m for m in entered_at if m in shown]),
@@ -250,11 +295,24 @@ def report(args):
             reached, r["new_items_eligible"], 100.0 * reached / max(1, r["new_items_eligible"]),
             100.0 * r["new_items_shown"] / max(1, r["new_items"]),
             100.0 * r["items_shown"] / max(1, catalogue + r["new_items"]), r["query_ms_p50"], r["query_ms_p99"]))
+    # The new movies that reached 5 plays under some policy: each policy's median days over them.
+    reachable = set()
+    for r in results:
+        reachable |= set(r.get("reach_days", {}))
+    print("\nover the %d new movies that reached %d plays under at least one policy:" % (len(reachable), REACHED))
+    union_median = {}
+    for r in results:
+        days = [r.get("reach_days", {}).get(m, float("inf")) for m in reachable]
+        union_median[r["policy"]] = float(np.median(days)) if days else float("inf")
+        reached = sum(1 for d in days if d != float("inf"))
+        print("- %s: median %s days; %d of them reached 5 plays" % (
+            r["policy"], "never" if union_median[r["policy"]] == float("inf") else "%.1f" % union_median[r["policy"]],
+            reached))
     by = {r["policy"]: r for r in results}
     if "greedy" in by and "thompson" in by:
         g, th = by["greedy"], by["thompson"]
         loss = 1 - th["total_plays"] / max(1, g["total_plays"])
-        dg, dt = median_days(g), median_days(th)
+        dg, dt = union_median["greedy"], union_median["thompson"]
         speed = dg / dt if dt > 0 and dt != float("inf") else 0.0
         print("\nthompson against greedy: new movies reach 5 plays %s faster (target at least 2x); cumulative plays "
               "%+.1f%% (target: at most 3%% fewer)" % ("inf x" if dg == float("inf") and dt != float("inf")
@@ -275,10 +333,12 @@ def main():
     s.add_argument("out")
     s.add_argument("--train-fraction", type=float, default=0.8)
     s.add_argument("--session-gap-hours", type=float, default=1.0)
+    s.add_argument("--ease-lambda", type=float, default=100.0)
     m = sub.add_parser("simulate")
     m.add_argument("dir")
     m.add_argument("--port", type=int, required=True)
     m.add_argument("--policy", choices=["greedy", "thompson", "epsilon", "random"], required=True)
+    m.add_argument("--truth", choices=["later", "ease"], default="later")
     m.add_argument("--result", required=True)
     r = sub.add_parser("report")
     r.add_argument("results", nargs="+")

@@ -4,14 +4,18 @@
 # rest of the window is played in sessions against four copies of that store, one server each:
 #   greedy (explore=0), thompson (explore=2: Thompson sampling, seeded per round), epsilon (each of the
 #   last two positions, with probability 0.1, a random new movie), random (both, always).
-# Prints cumulative plays, plays of new movies, the median days from a new movie's entry to its 5th
-# play, the shares of new movies reaching 5 plays and ever shown, the catalogue's coverage, and
-# thompson against greedy (target: 5 plays at least 2x sooner, at most 3% fewer plays). Then stops
-# the servers and runs `mosaic check` on each store; exits 1 when a request or a check fails.
+# Two ground truths, each with all four policies: the users' real later ratings, and EASE^R fitted on
+# every rating (future included) read as a probability of a play. Prints, per truth, cumulative
+# plays, plays of new movies, the median days from a new movie's entry to its 5th play, the shares of
+# new movies reaching 5 plays and ever shown, the catalogue's coverage, and thompson against greedy
+# (target: 5 plays at least 2x sooner, at most 3% fewer plays). Each server is stopped and its store
+# passes `mosaic check`; exits 1 when a request or a check fails.
 #
 #   bench/explore.sh [BUILD_DIR]
 #
-# EPOCHS (rebuild; default the rebuild's), NO_TEXT=1 imports and serves without the text model.
+# EPOCHS (rebuild; default the rebuild's), NO_TEXT=1 imports and serves without the text model,
+# MOSAIC_BENCH_STORE=DIR keeps the rebuilt starting store there and reuses it when it exists (the
+# split is deterministic), TRUTHS="later ease" picks the ground truths.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 mosaic=${1:-$here/build}/jobs/mosaic
@@ -27,17 +31,27 @@ trap cleanup EXIT
 
 /usr/bin/python3 "$here/bench/explore.py" split "$ml/ratings.csv" "$ml/movies.csv" "$ml/tags.csv" "$tmp"
 s=$tmp/base
-"$mosaic" --store "$s" "${text[@]}" import --format movielens-movies "$tmp/movies.csv" >/dev/null
-"$mosaic" --store "$s" "${text[@]}" import --format movielens-tags "$tmp/tags.csv" >/dev/null
-"$mosaic" --store "$s" "${text[@]}" import --format movielens-ratings "$tmp/train.csv" >/dev/null
-t0=$(date +%s)
-"$mosaic" --store "$s" --json rebuild ${EPOCHS:+--epochs "$EPOCHS"} >"$tmp/rebuild.json"
-echo "rebuild on the first 80%: $(( $(date +%s) - t0 )) s, $(jq -c '{version, epochs}' "$tmp/rebuild.json")"
+if [ -n "${MOSAIC_BENCH_STORE:-}" ] && [ -d "$MOSAIC_BENCH_STORE" ]; then
+  cp -a "$MOSAIC_BENCH_STORE" "$s"
+  echo "starting store: $MOSAIC_BENCH_STORE (reused)"
+else
+  "$mosaic" --store "$s" "${text[@]}" import --format movielens-movies "$tmp/movies.csv" >/dev/null
+  "$mosaic" --store "$s" "${text[@]}" import --format movielens-tags "$tmp/tags.csv" >/dev/null
+  "$mosaic" --store "$s" "${text[@]}" import --format movielens-ratings "$tmp/train.csv" >/dev/null
+  t0=$(date +%s)
+  "$mosaic" --store "$s" --json rebuild ${EPOCHS:+--epochs "$EPOCHS"} >"$tmp/rebuild.json"
+  echo "rebuild on the first 80%: $(( $(date +%s) - t0 )) s, $(jq -c '{version, epochs}' "$tmp/rebuild.json")"
+  if [ -n "${MOSAIC_BENCH_STORE:-}" ]; then cp -a "$s" "$MOSAIC_BENCH_STORE"; fi
+fi
 catalogue=$(( $(wc -l <"$tmp/movies.csv") - 1 ))
 
 status=0
 policies=(greedy thompson epsilon random)
+for truth in ${TRUTHS:-later ease}; do
+echo
+echo "== ground truth: $truth"
 for policy in "${policies[@]}"; do
+  rm -rf "$tmp/$policy"
   cp -a "$s" "$tmp/$policy"
   "$mosaic" --store "$tmp/$policy" "${text[@]}" serve --port 0 --json >"$tmp/$policy.out" 2>"$tmp/$policy.err" &
   pid=$!
@@ -49,7 +63,7 @@ for policy in "${policies[@]}"; do
   done
   port=$(head -1 "$tmp/$policy.out" | jq -r .port)
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "bench: the $policy server printed no port" >&2; exit 1; }
-  /usr/bin/python3 "$here/bench/explore.py" simulate "$tmp" --port "$port" --policy "$policy" \
+  /usr/bin/python3 "$here/bench/explore.py" simulate "$tmp" --port "$port" --policy "$policy" --truth "$truth" \
     --result "$tmp/$policy.json" || status=1
   kill -TERM "$pid"
   wait "$pid" || { echo "bench: the $policy server exited non-zero" >&2; status=1; }
@@ -60,5 +74,6 @@ echo
 results=()
 for policy in "${policies[@]}"; do results+=("$tmp/$policy.json"); done
 /usr/bin/python3 "$here/bench/explore.py" report --catalogue "$catalogue" "${results[@]}"
+done
 [ "$status" = 0 ] && echo "every store passes mosaic check"
 exit "$status"

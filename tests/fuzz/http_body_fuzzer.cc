@@ -1,7 +1,7 @@
-// The JSON bodies of POST /items and POST /interactions without a network: the body is read by
-// JsonBody (Content-Type application/json, depth bound, parse) and then by ParseItem or
-// ParseInteractions, as the server's handlers do before they take the write lock. Built twice:
-// MOSAIC_FUZZ_ITEMS picks /items, otherwise /interactions.
+// The JSON bodies of POST /items, /interactions and /impressions without a network: the body is read
+// by JsonBody (Content-Type application/json, depth bound, parse) and then by ParseItem, or by
+// ParseImpressions and ParseInteractions, as the server does before it queues a write. Built twice:
+// MOSAIC_FUZZ_ITEMS picks /items, otherwise /interactions and /impressions.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +50,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)item.attributes.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
 #else
+  http::Impressions shown;
+  const http::HttpError refused = http::ParseImpressions(body, &shown);
+  if (refused.ok()) {
+    FUZZ_CHECK(!shown.request.empty() && shown.request.size() <= http::kMaxRequestIdBytes && Clean(shown.request),
+               "an accepted impression has a clean request id");
+    FUZZ_CHECK(!shown.user.empty() && Clean(shown.user), "an accepted impression has a clean user");
+    FUZZ_CHECK(!shown.items.empty() && shown.items.size() <= http::kMaxImpressionItems, "1..1,000 items shown");
+    for (const std::string& item : shown.items) FUZZ_CHECK(!item.empty() && Clean(item), "clean item ids");
+  } else {
+    FUZZ_CHECK(refused.status == 400 || refused.status == 413, "impressions are refused with 400 or 413");
+  }
   std::vector<http::InteractionRow> rows;
   e = http::ParseInteractions(body, &rows);
   if (!e.ok()) {
