@@ -33,7 +33,6 @@ Standard library and numpy only (python3-numpy, installed by scripts/setup).
 """
 import argparse
 import csv
-import http.client
 import json
 import os
 import random
@@ -41,6 +40,8 @@ import sys
 import time
 
 import numpy as np
+
+from server_client import Client
 
 K = 20
 SLOTS = 2
@@ -128,36 +129,16 @@ def split(args):
                       "new_movies": len(new_items), "rounds": len(rounds), "tags_kept": kept}))
 
 
-class Client:
-    """One keep-alive connection to the server."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def request(self, method, path, body=None):
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        for attempt in range(2):
-            try:
-                self.conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-                r = self.conn.getresponse()
-                data = r.read()
-                if r.status >= 300:
-                    raise RuntimeError("%s %s: %d %s" % (method, path, r.status, data[:300]))
-                return json.loads(data)
-            except (http.client.HTTPException, ConnectionError):
-                if attempt == 1:
-                    raise
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-
-
 def simulate(args):
     with open(os.path.join(args.dir, "new_items.json")) as f:
         new_items = json.load(f)
     with open(os.path.join(args.dir, "rounds.json")) as f:
         data = json.load(f)
     rounds, future = data["rounds"], data["future"]
+    # Halves of the window (by rounds): each simulated from the starting store on its own.
+    middle = len(rounds) // 2
+    first_round = middle if args.half == "second" else 0
+    rounds = rounds[:middle] if args.half == "first" else rounds[first_round:]
     if args.truth == "ease":
         scores = np.load(os.path.join(args.dir, "ease.npy"))
         with open(os.path.join(args.dir, "ease_index.json")) as f:
@@ -174,7 +155,7 @@ def simulate(args):
             if m in mine or m not in mix:
                 continue
             # Common random numbers: the same draw for this round and movie under every policy.
-            draw = random.Random("%d/%s" % (n, m)).random()
+            draw = random.Random("%d/%s" % (first_round + n, m)).random()
             if draw < min(1.0, max(0.0, float(scores[uix[user], mix[m]]))):
                 out.append(m)
         return out
@@ -194,27 +175,27 @@ def simulate(args):
         user, t = rnd["user"], rnd["time"]
         while next_item < len(new_items) and new_items[next_item]["time"] <= t:
             body = new_items[next_item]["body"]
-            client.request("POST", "/items", body)
+            client.json("POST", "/items", body)
             entered_at[body["id"]] = new_items[next_item]["time"]
             entered_list.append(body["id"])
             next_item += 1
         mine = played.setdefault(user, set())
         explore = SLOTS if args.policy == "thompson" else 0
         t0 = time.perf_counter()
-        path = "/recommend?user=%s&k=%d&exclude_seen=1&explore=%d&seed=%d" % (user, K, explore, n)
+        path = "/recommend?user=%s&k=%d&exclude_seen=1&explore=%d&seed=%d" % (user, K, explore, first_round + n)
         try:
-            reply = client.request("GET", path)
+            reply = client.json("GET", path)
         except RuntimeError as e:
             if ": 404 " not in str(e):
                 raise
             # A listener the catalogue has no record of: they sign up with the session's first real
             # rating (the same for every policy, not counted as a play the list earned), then get a list.
             first = rnd["first"]
-            client.request("POST", "/interactions", {"user": user, "item": first, "weight": 1, "timestamp": t})
+            client.json("POST", "/interactions", {"user": user, "item": first, "weight": 1, "timestamp": t})
             mine.add(first)
             plays_of.setdefault(first, []).append(t)
             signups += 1
-            reply = client.request("GET", path)
+            reply = client.json("GET", path)
         query_ms.append((time.perf_counter() - t0) * 1000)
         keys = [r["key"] for r in reply["results"]]
         explored_results += sum(1 for r in reply["results"] if r.get("explored"))
@@ -229,12 +210,12 @@ def simulate(args):
                         break
         if not keys:
             continue
-        client.request("POST", "/impressions", {"request": reply.get("request", "round-%d" % n), "user": user,
+        client.json("POST", "/impressions", {"request": reply.get("request", "round-%d" % n), "user": user,
                                                 "items": keys})
         shown.update(keys)
         plays = plays_of_list(n, user, t, keys, mine)
         if plays:
-            client.request("POST", "/interactions",
+            client.json("POST", "/interactions",
                            [{"user": user, "item": m, "weight": 1, "timestamp": t} for m in plays])
         for m in plays:
             mine.add(m)
@@ -258,7 +239,7 @@ def simulate(args):
     for m in eligible:
         times = sorted(plays_of.get(m, []))
         days_to_reach.append((times[REACHED - 1] - entered_at[m]) / 86400.0 if len(times) >= REACHED else float("inf"))
-    result = {"policy": args.policy, "truth": args.truth, "rounds": len(rounds),
+    result = {"policy": args.label or args.policy, "truth": args.truth, "half": args.half, "rounds": len(rounds),
               "reach_days": {m: (sorted(plays_of.get(m, []))[REACHED - 1] - entered_at[m]) / 86400.0
                              for m in entered_at if len(plays_of.get(m, [])) >= REACHED}, "total_plays": total_plays, "new_item_plays": new_plays,
               "new_items": len(entered_at), "new_items_eligible": len(eligible),
@@ -309,6 +290,17 @@ def report(args):
             r["policy"], "never" if union_median[r["policy"]] == float("inf") else "%.1f" % union_median[r["policy"]],
             reached))
     by = {r["policy"]: r for r in results}
+    if args.choose:
+        # The prior strength: the Thompson run with the most plays of new movies among those that lose at
+        # most 3% of greedy's plays; when none does, the one that loses least.
+        greedy = by["greedy"]["total_plays"]
+        tried = [r for r in results if r["policy"] != "greedy"]
+        within = [r for r in tried if r["total_plays"] >= 0.97 * greedy]
+        best = max(within, key=lambda r: r["new_item_plays"]) if within else max(tried, key=lambda r: r["total_plays"])
+        print("\nchosen: %s (%s)" % (best["policy"], "loses at most 3%" if within else "none loses at most 3%: the one losing least"))
+        with open(args.choose, "w") as f:
+            f.write(best["policy"].split("=")[-1] + "\n")
+        return
     if "greedy" in by and "thompson" in by:
         g, th = by["greedy"], by["thompson"]
         loss = 1 - th["total_plays"] / max(1, g["total_plays"])
@@ -339,10 +331,15 @@ def main():
     m.add_argument("--port", type=int, required=True)
     m.add_argument("--policy", choices=["greedy", "thompson", "epsilon", "random"], required=True)
     m.add_argument("--truth", choices=["later", "ease"], default="later")
+    m.add_argument("--half", choices=["all", "first", "second"], default="all",
+                   help="the window's first or second half of rounds only (validation / test)")
+    m.add_argument("--label", default="", help="the policy's name in the results (default --policy)")
     m.add_argument("--result", required=True)
     r = sub.add_parser("report")
     r.add_argument("results", nargs="+")
     r.add_argument("--catalogue", type=int, required=True, help="movies in the catalogue at the start")
+    r.add_argument("--choose", default="", help="write the chosen prior strength (the part after '=' of the best "
+                   "Thompson run's name) to this file instead of comparing with greedy")
     args = ap.parse_args()
     {"split": split, "simulate": simulate, "report": report}[args.command](args)
 

@@ -16,18 +16,14 @@
 # EPOCHS (rebuild; default the rebuild's), NO_TEXT=1 imports and serves without the text model,
 # MOSAIC_BENCH_STORE=DIR keeps the rebuilt starting store there and reuses it when it exists (the
 # split is deterministic), TRUTHS="later ease" picks the ground truths.
+#
+# PRIOR_GRID="0.5 2 8 32" chooses the prior's strength (serve --explore-prior) on validation instead:
+# per truth, greedy and Thompson with each strength play the window's first half of sessions, the
+# strength with the most plays of new movies among those losing at most 3% of greedy's plays is kept
+# (bench/explore.py report --choose), and the four policies play the second half with it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-mosaic=${1:-$here/build}/jobs/mosaic
-ml=$here/../shared/datasets/ml-latest-small
-[ -x "$mosaic" ] || { echo "bench: $mosaic not built; run scripts/setup" >&2; exit 1; }
-[ -d "$ml" ] || { echo "bench: $ml is absent; nothing to measure" >&2; exit 1; }
-command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2; exit 1; }
-text=(); [ "${NO_TEXT:-}" = 1 ] && text=(--no-text)
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source "$here/bench/ml_common.sh"
 
 /usr/bin/python3 "$here/bench/explore.py" split "$ml/ratings.csv" "$ml/movies.csv" "$ml/tags.csv" "$tmp"
 s=$tmp/base
@@ -46,6 +42,44 @@ fi
 catalogue=$(( $(wc -l <"$tmp/movies.csv") - 1 ))
 
 status=0
+# Plays POLICY on the window's HALF against a fresh copy of the starting store, its results in
+# $tmp/LABEL.json; further arguments go to serve.
+simulate() {
+  local policy=$1 half=$2 truth=$3 label=$4; shift 4
+  rm -rf "$tmp/$label"
+  cp -a "$s" "$tmp/$label"
+  start_server "$tmp/$label" "$label" "$@"
+  local pid=${pids[-1]}
+  /usr/bin/python3 "$here/bench/explore.py" simulate "$tmp" --port "$port" --policy "$policy" --truth "$truth" \
+    --half "$half" --label "$label" --result "$tmp/$label.json" || status=1
+  kill -TERM "$pid"
+  wait "$pid" || { echo "bench: the $label server exited non-zero" >&2; status=1; }
+  pids=()
+  "$mosaic" --store "$tmp/$label" check >/dev/null || { echo "bench: mosaic check failed on the $label store" >&2; status=1; }
+  rm -rf "$tmp/$label"
+}
+if [ -n "${PRIOR_GRID:-}" ]; then
+  for truth in ${TRUTHS:-later ease}; do
+    echo; echo "== ground truth: $truth; validation: the first half of the sessions"
+    results=("$tmp/greedy.json")
+    simulate greedy first "$truth" greedy
+    for prior in $PRIOR_GRID; do
+      simulate thompson first "$truth" "thompson-prior=$prior" --explore-prior "$prior"
+      results+=("$tmp/thompson-prior=$prior.json")
+    done
+    /usr/bin/python3 "$here/bench/explore.py" report --catalogue "$catalogue" --choose "$tmp/chosen" "${results[@]}"
+    prior=$(cat "$tmp/chosen")
+    echo; echo "== ground truth: $truth; test: the second half of the sessions, prior strength $prior"
+    results=()
+    for policy in greedy thompson epsilon random; do
+      simulate "$policy" second "$truth" "$policy" --explore-prior "$prior"
+      results+=("$tmp/$policy.json")
+    done
+    /usr/bin/python3 "$here/bench/explore.py" report --catalogue "$catalogue" "${results[@]}"
+  done
+  [ "$status" = 0 ] && echo "every store passes mosaic check"
+  exit "$status"
+fi
 policies=(greedy thompson epsilon random)
 for truth in ${TRUTHS:-later ease}; do
 echo
@@ -53,16 +87,8 @@ echo "== ground truth: $truth"
 for policy in "${policies[@]}"; do
   rm -rf "$tmp/$policy"
   cp -a "$s" "$tmp/$policy"
-  "$mosaic" --store "$tmp/$policy" "${text[@]}" serve --port 0 --json >"$tmp/$policy.out" 2>"$tmp/$policy.err" &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 1200); do
-    [ -s "$tmp/$policy.out" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "bench: the $policy server exited:" >&2; cat "$tmp/$policy.err" >&2; exit 1; }
-    sleep 0.1
-  done
-  port=$(head -1 "$tmp/$policy.out" | jq -r .port)
-  [[ "$port" =~ ^[0-9]+$ ]] || { echo "bench: the $policy server printed no port" >&2; exit 1; }
+  start_server "$tmp/$policy" "$policy"
+  pid=${pids[-1]}
   /usr/bin/python3 "$here/bench/explore.py" simulate "$tmp" --port "$port" --policy "$policy" --truth "$truth" \
     --result "$tmp/$policy.json" || status=1
   kill -TERM "$pid"

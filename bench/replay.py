@@ -20,7 +20,6 @@ Standard library and numpy only (python3-numpy, installed by scripts/setup).
 """
 import argparse
 import csv
-import http.client
 import json
 import math
 import os
@@ -28,6 +27,8 @@ import sys
 import time
 
 import numpy as np
+
+from server_client import Client
 
 
 def split(args):
@@ -59,25 +60,8 @@ def split(args):
     print(json.dumps({"train": cut, "replay": len(rows) - cut, "cut_time": cut_time, "tags_kept": kept}))
 
 
-class Client:
-    """One keep-alive connection to a server."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def request(self, method, path, body=None):
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        for attempt in range(2):
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                r = self.conn.getresponse()
-                return r.status, r.read()
-            except (http.client.HTTPException, ConnectionError):
-                if attempt == 1:
-                    raise
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+class Server(Client):
+    """The queries and posts of the replay, on one keep-alive connection."""
 
     def top(self, user, k):
         status, body = self.request("GET", "/recommend?user=%s&k=%d&exclude_seen=1" % (user, k))
@@ -119,7 +103,7 @@ def replay(args):
     for _, m, _, t in train:
         mass[index[m]] += math.exp(-rate * (last - t))
 
-    on, off = Client(args.on), Client(args.off)
+    on, off = Server(args.on), Server(args.off)
     policies = ["updates on", "updates off", "recency popularity"]
     hits = {p: [0, 0] for p in policies}       # [overall, new users]
     counted = [0, 0]                           # events: overall, by users first seen in the window

@@ -17,16 +17,7 @@
 # NO_TEXT=1 imports and serves without the text model.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-mosaic=${1:-$here/build}/jobs/mosaic
-ml=$here/../shared/datasets/ml-latest-small
-[ -x "$mosaic" ] || { echo "bench: $mosaic not built; run scripts/setup" >&2; exit 1; }
-[ -d "$ml" ] || { echo "bench: $ml is absent; nothing to measure" >&2; exit 1; }
-command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2; exit 1; }
-text=(); [ "${NO_TEXT:-}" = 1 ] && text=(--no-text)
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source "$here/bench/ml_common.sh"
 
 /usr/bin/python3 "$here/bench/replay.py" split "$ml/ratings.csv" "$ml/tags.csv" "$tmp"
 s=$tmp/on
@@ -38,21 +29,8 @@ t0=$(date +%s)
 echo "rebuild on the first 80%: $(( $(date +%s) - t0 )) s, $(jq -c '{version, epochs, fold_in}' "$tmp/rebuild.json")"
 cp -a "$s" "$tmp/off"
 
-# Starts a server on a free port (in this shell, so that its pid is kept); sets $port.
-start() {
-  local store=$1 name=$2; shift 2
-  "$mosaic" --store "$store" "${text[@]}" serve --port 0 --json "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
-  for _ in $(seq 1200); do
-    [ -s "$tmp/$name.out" ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { echo "bench: the $name server exited:" >&2; cat "$tmp/$name.err" >&2; exit 1; }
-    sleep 0.1
-  done
-  port=$(head -1 "$tmp/$name.out" | jq -r .port)
-  [[ "$port" =~ ^[0-9]+$ ]] || { echo "bench: the $name server printed no port" >&2; exit 1; }
-}
-start "$tmp/on" on; port_on=$port
-start "$tmp/off" off --frozen-users; port_off=$port
+start_server "$tmp/on" on; port_on=$port
+start_server "$tmp/off" off --frozen-users; port_off=$port
 
 /usr/bin/python3 "$here/bench/replay.py" replay "$tmp" --on "$port_on" --off "$port_off" ${LIMIT:+--limit "$LIMIT"}
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fusion/explore.h"
 #include "graph/import.h"
 #include "jobs/service/add_items.h"
 #include "jobs/service/query.h"
@@ -144,6 +145,7 @@ struct ServeArgs {
   int header_timeout_s = 10;         ///< seconds a connection may take to send a request's head, idle time included
   bool frozen_users = false;         ///< serve users as the version has them: no fold-in (for comparisons)
   size_t explore = 0;                ///< /recommend positions explored when a request does not say
+  double explore_prior = fusion::ExploreSettings().prior_strength;  ///< impressions the model's prior is worth
   std::string token_file;            ///< file holding the bearer token POSTs need; empty: none
   bool insecure_writes = false;      ///< serve writes on a non-loopback host without a token (warned)
   std::vector<std::string> allowed_hosts;  ///< Host header values accepted (port ignored); empty: any

@@ -189,6 +189,10 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
                         "Positions of each /recommend list given to new items by Thompson sampling when the "
                         "request does not say (explore=N); 0 turns exploration off (default 0)")
       ->check(CLI::Range(0, int(jobs::service::kMaxQueryK)));
+  serve_cmd->add_option("--explore-prior", serve->explore_prior,
+                        "Impressions the model's opinion of a new item is worth in exploration: more explores less "
+                        "(default 2)")
+      ->check(CLI::Range(0.01, 1e6));
   serve_cmd->add_flag("--frozen-users", serve->frozen_users,
                       "Serve users as the model version has them: a user who arrived since gets 404 and new plays "
                       "do not move lists until the next rebuild (the static policy of bench/replay.sh)");

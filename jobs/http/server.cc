@@ -259,7 +259,10 @@ Status Server::Reload() {
     bool found = false;
     MOSAIC_RETURN_IF_ERROR(service::CurrentModelVersion(*view, &version, &found));
     if (found) MOSAIC_RETURN_IF_ERROR(service::ServingModel::Load(*view, &fresh));
-    if (fresh) fresh->set_frozen_users(args_.frozen_users);
+    if (fresh) {
+      fresh->set_frozen_users(args_.frozen_users);
+      fresh->set_explore_settings({args_.explore_prior});
+    }
   }
   std::shared_ptr<service::ServingModel> next(std::move(fresh));
   std::atomic_store(&model_, next);

@@ -485,7 +485,7 @@ Status ServingModel::Explore(const store::ReadView& view, const Query& query, co
   std::vector<float> row(d);
   std::vector<fusion::ExploreCandidate> candidates;
   std::vector<double> posterior_mean;
-  const fusion::ExploreSettings settings;
+  const fusion::ExploreSettings settings = explore_settings_;
   for (size_t j = 0; j < columns.size(); ++j) {
     const store::Exposure e = exposure.Get(ids[j]);
     if (e.impressions >= kExploreUntil) continue;

@@ -52,6 +52,8 @@ class ServingModel {
   // Serve users as the version has them (no fold-in of users who arrived since, nor of new plays): the
   // static policy comparisons measure against. Off by default.
   void set_frozen_users(bool frozen) { frozen_users_ = frozen; }
+  // How exploration weighs the model's prior (fusion::ExploreSettings); set before serving.
+  void set_explore_settings(const fusion::ExploreSettings& settings) { explore_settings_ = settings; }
 
   // The given items now have interactions (plays at `timestamps`, seconds, parallel to `items`; now
   // when empty or 0): they leave the cold set, and count in the recent popularity.
@@ -116,6 +118,7 @@ class ServingModel {
   std::unique_ptr<fusion::ItemIndex> users_;  ///< user rows (audience)
   std::unique_ptr<fusion::UserFoldIn> fold_in_;  ///< users who arrived after the version, from their plays
   bool frozen_users_ = false;                 ///< set_frozen_users
+  fusion::ExploreSettings explore_settings_;  ///< set_explore_settings
 
   mutable std::mutex meta_mu_;                ///< guards the members below
   std::vector<store::NodeId> columns_;        ///< column -> store id
