@@ -15,6 +15,7 @@ trap cleanup EXIT
 # $port. NAME names its output files in $tmp; further arguments go to serve.
 start_server() {
   local store=$1 name=$2; shift 2
+  rm -f "$tmp/$name.out"  # a file left by an earlier server of that name would be read as this one's
   "$mosaic" --store "$store" "${text[@]}" serve --port 0 --json "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   for _ in $(seq 1200); do
