@@ -250,7 +250,7 @@ def simulate(args):
               "query_ms_p99": float(np.percentile(query_ms, 99)) if query_ms else 0.0}
     with open(args.result, "w") as f:
         json.dump(result, f)
-    print("%s: %d plays (%d of new movies), %d explored results, %.0f s" % (args.policy, total_plays, new_plays,
+    print("%s: %d plays (%d of new movies), %d explored results, %.0f s" % (result["policy"], total_plays, new_plays,
                                                                           explored_results, time.time() - start))
 
 
