@@ -241,7 +241,8 @@ def simulate(args):
         days_to_reach.append((times[REACHED - 1] - entered_at[m]) / 86400.0 if len(times) >= REACHED else float("inf"))
     result = {"policy": args.label or args.policy, "truth": args.truth, "half": args.half, "rounds": len(rounds),
               "reach_days": {m: (sorted(plays_of.get(m, []))[REACHED - 1] - entered_at[m]) / 86400.0
-                             for m in entered_at if len(plays_of.get(m, [])) >= REACHED}, "total_plays": total_plays, "new_item_plays": new_plays,
+                             for m in entered_at if len(plays_of.get(m, [])) >= REACHED},
+              "total_plays": total_plays, "new_item_plays": new_plays,
               "new_items": len(entered_at), "new_items_eligible": len(eligible),
               "days_to_5_plays": days_to_reach,
               "new_items_shown": len([m for m in entered_at if m in shown]),
@@ -272,7 +273,8 @@ def report(args):
         d = median_days(r)
         reached = sum(1 for x in r["days_to_5_plays"] if x != float("inf"))
         print("| %s | %d | %d | %s | %d of %d (%.1f%%) | %.1f%% | %.1f%% | %.2f / %.2f |" % (
-            r["policy"], r["total_plays"], r["new_item_plays"], "never (over half)" if d == float("inf") else "%.1f" % d,
+            r["policy"], r["total_plays"], r["new_item_plays"], 
+            "never (over half)" if d == float("inf") else "%.1f" % d,
             reached, r["new_items_eligible"], 100.0 * reached / max(1, r["new_items_eligible"]),
             100.0 * r["new_items_shown"] / max(1, r["new_items"]),
             100.0 * r["items_shown"] / max(1, catalogue + r["new_items"]), r["query_ms_p50"], r["query_ms_p99"]))
@@ -297,7 +299,8 @@ def report(args):
         tried = [r for r in results if r["policy"] != "greedy"]
         within = [r for r in tried if r["total_plays"] >= 0.97 * greedy]
         best = max(within, key=lambda r: r["new_item_plays"]) if within else max(tried, key=lambda r: r["total_plays"])
-        print("\nchosen: %s (%s)" % (best["policy"], "loses at most 3%" if within else "none loses at most 3%: the one losing least"))
+        why = "loses at most 3%" if within else "none loses at most 3%: the one losing least"
+        print("\nchosen: %s (%s)" % (best["policy"], why))
         with open(args.choose, "w") as f:
             f.write(best["policy"].split("=")[-1] + "\n")
         return
