@@ -1,8 +1,8 @@
 // The request path of `mosaic serve` without a network: bytes as a client sends them are parsed as a
 // connection parses them (ParseRequest: Beast's parser under the server's limits), routed by the route
 // table as Server::Serve routes them, and read as the endpoint's handler reads them before it touches
-// the store or the model: ParseQuery for the query endpoints, JsonBody and ParseItem or
-// ParseInteractions for the POSTs.
+// the store or the model: ParseQuery for the query endpoints, JsonBody and ParseItem, ParseInteractions
+// or ParseImpressions for the POSTs.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,6 +43,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (req.path == "/items") {
       mosaic::graph::CatalogueItem item;
       e = http::ParseItem(body, &item);
+    } else if (req.path == "/impressions") {
+      http::Impressions shown;
+      e = http::ParseImpressions(body, &shown);
     } else {
       std::vector<http::InteractionRow> rows;
       e = http::ParseInteractions(body, &rows);
@@ -57,11 +60,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!e.ok()) {
     FUZZ_CHECK(e.status == 400, "a query is refused with 400");
     FUZZ_CHECK(e.field == "k" || e.field == "explain" || e.field == "user" || e.field == "new_only" ||
-                   e.field == "exclude_seen" || e.field == "item",
+                   e.field == "exclude_seen" || e.field == "item" || e.field == "explore" || e.field == "seed",
                "a refusal names the parameter at fault");
     return 0;
   }
   FUZZ_CHECK(query.k >= 1 && query.k <= service::kMaxQueryK, "k is in range");
+  FUZZ_CHECK(query.explore <= query.k, "explore is at most k");
   FUZZ_CHECK(query.Validate().ok(), "an accepted query validates");
   const std::string& subject = service::AsksAboutUser(query.kind) ? query.user : query.item;
   FUZZ_CHECK(!subject.empty(), "the subject is given");
