@@ -186,7 +186,9 @@ TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
         ASSERT_TRUE(row.contains("vs_best_peer")) << row.dump();
         for (const auto& v : row["vs_best_peer"]) {
           EXPECT_EQ(v["metric"].get<std::string>().rfind("Recall@20", 0), 0u) << v.dump();
-          if (v["ratio"].is_number() && v["low"].is_number()) EXPECT_LE(v["low"].get<double>(), v["high"].get<double>()) << v.dump();
+          if (v["ratio"].is_number() && v["low"].is_number()) {
+            EXPECT_LE(v["low"].get<double>(), v["high"].get<double>()) << v.dump();
+          }
         }
       }
     }
