@@ -237,26 +237,11 @@ int RunExact(const std::string& store_dir, int64_t n, int64_t queries, int64_t k
     (void)top_t;
     {
       std::vector<fusion::ExploreCandidate> candidates;
-      std::vector<double> means;
       for (int64_t c = 0; c < n; ++c) {
         if (!cold[size_t(c)] || std::find(top.ids.begin(), top.ids.end(), c) != top.ids.end()) continue;
-        const float* row = v.items.data() + c * d;
-        double dot = 0;
-        for (int64_t x = 0; x < d; ++x) dot += double(query[x]) * row[x];
-        const uint64_t shown = impressions[size_t(c)], played = plays[size_t(c)];
-        candidates.push_back({c, calibration.Probability(dot), shown, played});
-        means.push_back((settings.prior_strength * candidates.back().prior + double(played)) /
-                        (settings.prior_strength + double(shown)));
+        candidates.push_back({c, calibration.Probability(index.Score(query, c)), impressions[size_t(c)], plays[size_t(c)]});
       }
-      if (candidates.size() > 256) {
-        std::vector<size_t> order(candidates.size());
-        for (size_t j = 0; j < order.size(); ++j) order[j] = j;
-        std::nth_element(order.begin(), order.begin() + 256, order.end(),
-                         [&](size_t a, size_t b) { return means[a] > means[b]; });
-        std::vector<fusion::ExploreCandidate> kept;
-        for (size_t j = 0; j < 256; ++j) kept.push_back(candidates[order[j]]);
-        candidates = std::move(kept);
-      }
+      fusion::KeepMostPromising(256, settings, &candidates);
       std::vector<double> greedy;
       for (float score : top.scores) greedy.push_back(calibration.Probability(score));
       for (const auto& entry : fusion::MergeExplored(greedy, candidates, 2, settings, &draw_rng)) {

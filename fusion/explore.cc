@@ -12,6 +12,9 @@ double Logit(double p) { return std::log(p / (1.0 - p)); }
 
 double Sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z)); }
 
+// Impressions without a play (plays may exceed impressions: plays that no shown list led to).
+double Misses(const ExploreCandidate& c) { return c.impressions > c.plays ? double(c.impressions - c.plays) : 0.0; }
+
 // A Gamma(shape, 1) draw; shape > 0.
 double DrawGamma(double shape, std::mt19937_64* rng) { return std::gamma_distribution<double>(shape, 1.0)(*rng); }
 
@@ -62,12 +65,31 @@ PlayCalibration FitPlayCalibration(const std::vector<float>& played, const std::
   return {a / sd, b - a * mean / sd};
 }
 
+double PosteriorMean(const ExploreCandidate& c, const ExploreSettings& settings) {
+  const double p0 = std::clamp(c.prior, 1e-6, 1.0 - 1e-6);
+  const double n0 = std::max(settings.prior_strength, 1e-6);
+  return (n0 * p0 + double(c.plays)) / (n0 + double(c.plays) + Misses(c));
+}
+
+void KeepMostPromising(size_t most, const ExploreSettings& settings, std::vector<ExploreCandidate>* candidates) {
+  if (candidates->size() <= most) return;
+  std::vector<double> mean(candidates->size());
+  for (size_t j = 0; j < mean.size(); ++j) mean[j] = PosteriorMean((*candidates)[j], settings);
+  std::vector<size_t> order(candidates->size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::nth_element(order.begin(), order.begin() + long(most), order.end(),
+                   [&](size_t a, size_t b) { return mean[a] > mean[b]; });
+  std::vector<ExploreCandidate> kept;
+  kept.reserve(most);
+  for (size_t j = 0; j < most; ++j) kept.push_back((*candidates)[order[j]]);
+  *candidates = std::move(kept);
+}
+
 double DrawPlayProbability(const ExploreCandidate& c, const ExploreSettings& settings, std::mt19937_64* rng) {
   const double p0 = std::clamp(c.prior, 1e-6, 1.0 - 1e-6);
   const double n0 = std::max(settings.prior_strength, 1e-6);
-  const double misses = c.impressions > c.plays ? double(c.impressions - c.plays) : 0.0;
   const double x = DrawGamma(n0 * p0 + double(c.plays), rng);
-  const double y = DrawGamma(n0 * (1 - p0) + misses, rng);
+  const double y = DrawGamma(n0 * (1 - p0) + Misses(c), rng);
   return x + y > 0 ? x / (x + y) : p0;
 }
 

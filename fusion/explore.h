@@ -50,6 +50,13 @@ struct ExploreCandidate {
   uint64_t plays = 0;        ///< plays recorded so far
 };
 
+// The mean of the candidate's posterior: (n0 p0 + plays) / (n0 + max(impressions, plays)).
+double PosteriorMean(const ExploreCandidate& candidate, const ExploreSettings& settings);
+
+// Keeps the `most` candidates with the best posterior means (all when there are no more), so that a
+// query's draws cost a bounded time however many items are new. Order is not kept.
+void KeepMostPromising(size_t most, const ExploreSettings& settings, std::vector<ExploreCandidate>* candidates);
+
 // One draw from the candidate's posterior (see the top of this file). `rng` advances.
 double DrawPlayProbability(const ExploreCandidate& candidate, const ExploreSettings& settings, std::mt19937_64* rng);
 

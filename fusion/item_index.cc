@@ -687,6 +687,11 @@ TopK ItemIndex::Search(const float* query, int64_t k, const SearchFilter& filter
   return selector.Finish();
 }
 
+float ItemIndex::Score(const float* query, int64_t id) const {
+  if (id < 0 || id >= size()) throw std::invalid_argument("ItemIndex::Score: id " + std::to_string(id) + " out of range");
+  return cblas_sdot(int(dim_), query, 1, Row(id), 1);
+}
+
 void ItemIndex::Row(int64_t id, float* out) const {
   if (id < 0 || id >= size()) throw std::invalid_argument("ItemIndex::Row: id " + std::to_string(id) + " out of range");
   std::memcpy(out, blocks_[id / kBlockRows].get() + (id % kBlockRows) * dim_, size_t(dim_) * sizeof(float));

@@ -91,6 +91,8 @@ class ItemIndex {
 
   // Copies row `id` (in [0, size())) into `out` (dim() floats).
   void Row(int64_t id, float* out) const;
+  // The dot product of `query` (dim() floats) with row `id` (in [0, size())), as exact search scores it.
+  float Score(const float* query, int64_t id) const;
 
   // Appends `n` rows of dim() floats; their ids are size() .. size() + n - 1. When the HNSW graph
   // exists the rows are inserted into it too. Throws std::invalid_argument on a non-finite value.

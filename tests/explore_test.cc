@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -46,6 +47,7 @@ TEST(ExploreTest, DrawsFollowThePosterior) {
     sum2 += p * p;
   }
   const double mean = sum / n, var = sum2 / n - mean * mean;
+  EXPECT_NEAR(PosteriorMean(c, {20.0}), 0.32, 1e-12);
   EXPECT_NEAR(mean, 0.32, 0.002);
   EXPECT_NEAR(var, 32.0 * 68 / (100.0 * 100 * 101), 0.0003);
 }
@@ -71,6 +73,21 @@ TEST(ExploreTest, ExploredItemsReplaceTheLastGreedyOnesOnlyWhenTheirDrawIsHigher
   EXPECT_EQ(list[1].index, 0u);  // 0.5
   EXPECT_FALSE(list[2].explored);
   EXPECT_EQ(list[2].index, 1u);  // 0.4; 0.3 gave its place
+}
+
+// Posterior means (n0 = 2): id 1 (2 * 0.5 + 0) / 2 = 0.5; id 2 (2 * 0.1 + 9) / (2 + 10) = 0.767;
+// id 3 (2 * 0.3 + 0) / (2 + 50) = 0.0115. The best two are kept; with room for all, all are.
+TEST(ExploreTest, KeepMostPromisingKeepsTheBestPosteriorMeans) {
+  const std::vector<ExploreCandidate> all = {{1, 0.5, 0, 0}, {2, 0.1, 10, 9}, {3, 0.3, 50, 0}};
+  std::vector<ExploreCandidate> kept = all;
+  KeepMostPromising(2, {2.0}, &kept);
+  ASSERT_EQ(kept.size(), 2u);
+  std::vector<int64_t> ids = {kept[0].id, kept[1].id};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<int64_t>{1, 2}));
+  kept = all;
+  KeepMostPromising(5, {2.0}, &kept);
+  EXPECT_EQ(kept.size(), 3u);
 }
 
 // With a seed the draws repeat; over many lists, an item the model rates higher is explored more.

@@ -418,15 +418,6 @@ Status ServingModel::EnsureCalibration(const store::ReadView& view) {
     std::mt19937_64 rng(m.version);
     const int64_t users = m.num_users();
     const int64_t step = std::max<int64_t>(1, users / kUsers);
-    const size_t d = size_t(items_->dim());
-    std::vector<float> item(d);
-    auto score = [&](const at::Tensor& user, int64_t column) {
-      items_->Row(column, item.data());
-      const float* u = user.data_ptr<float>();
-      double dot = 0;
-      for (size_t x = 0; x < d; ++x) dot += double(u[x]) * item[x];
-      return float(dot);
-    };
     for (int64_t u = 0; u < users; u += step) {
       const uint32_t begin = m.history_offsets[size_t(u)], end = m.history_offsets[size_t(u) + 1];
       if (begin == end) continue;
@@ -434,8 +425,9 @@ Status ServingModel::EnsureCalibration(const store::ReadView& view) {
       std::uniform_int_distribution<uint32_t> pick_played(begin, end - 1);
       std::uniform_int_distribution<int64_t> pick_any(0, num_items - 1);
       for (int64_t x = 0; x < kPerUser; ++x) {
-        played.push_back(score(user, int64_t(m.history_items[pick_played(rng)])));
-        unplayed.push_back(score(user, pick_any(rng)));  // a random item: played by chance only at base_rate
+        played.push_back(items_->Score(user.data_ptr<float>(), int64_t(m.history_items[pick_played(rng)])));
+        // A random item: played by chance only at base_rate.
+        unplayed.push_back(items_->Score(user.data_ptr<float>(), pick_any(rng)));
       }
     }
     base_rate = double(m.history_items.size()) / (double(std::max<int64_t>(1, users)) * double(num_items));
@@ -481,32 +473,17 @@ Status ServingModel::Explore(const store::ReadView& view, const Query& query, co
       ids.push_back(columns_[size_t(c)]);
     }
   }
-  const size_t d = size_t(items_->dim());
-  std::vector<float> row(d);
+  // Each candidate's id is its index in `columns`; scores[j] is the model's score of columns[j].
   std::vector<fusion::ExploreCandidate> candidates;
-  std::vector<double> posterior_mean;
+  std::vector<float> scores(columns.size());
   const fusion::ExploreSettings settings = explore_settings_;
   for (size_t j = 0; j < columns.size(); ++j) {
     const store::Exposure e = exposure.Get(ids[j]);
     if (e.impressions >= kExploreUntil) continue;
-    items_->Row(columns[j], row.data());
-    double dot = 0;
-    for (size_t x = 0; x < d; ++x) dot += double(user.vector[x]) * row[x];
-    candidates.push_back({int64_t(j), calibration.Probability(dot), e.impressions, e.plays});
-    const double misses = e.impressions > e.plays ? double(e.impressions - e.plays) : 0.0;
-    posterior_mean.push_back((settings.prior_strength * candidates.back().prior + double(e.plays)) /
-                             (settings.prior_strength + double(e.plays) + misses));
+    scores[j] = items_->Score(user.vector.data(), columns[j]);
+    candidates.push_back({int64_t(j), calibration.Probability(scores[j]), e.impressions, e.plays});
   }
-  // Bounded cost: the draws go to the candidates with the best posterior means.
-  if (candidates.size() > kMostCandidates) {
-    std::vector<size_t> order(candidates.size());
-    for (size_t j = 0; j < order.size(); ++j) order[j] = j;
-    std::nth_element(order.begin(), order.begin() + long(kMostCandidates), order.end(),
-                     [&](size_t a, size_t b) { return posterior_mean[a] > posterior_mean[b]; });
-    std::vector<fusion::ExploreCandidate> kept;
-    for (size_t j = 0; j < kMostCandidates; ++j) kept.push_back(candidates[order[j]]);
-    candidates = std::move(kept);
-  }
+  fusion::KeepMostPromising(kMostCandidates, settings, &candidates);
   std::vector<double> greedy;
   for (float score : top->scores) greedy.push_back(calibration.Probability(score));
   std::mt19937_64 rng;
@@ -531,11 +508,8 @@ Status ServingModel::Explore(const store::ReadView& view, const Query& query, co
     }
     const fusion::ExploreCandidate& c = candidates[entry.index];
     const size_t j = size_t(c.id);
-    items_->Row(columns[j], row.data());
-    double dot = 0;
-    for (size_t x = 0; x < d; ++x) dot += double(user.vector[x]) * row[x];
     out.ids.push_back(columns[j]);
-    out.scores.push_back(float(dot));
+    out.scores.push_back(scores[j]);
     explored->push_back(1);
     char text[200];
     std::snprintf(text, sizeof text,
