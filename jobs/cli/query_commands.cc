@@ -6,6 +6,7 @@
 #include "graph/text.h"
 #include "jobs/cli/commands.h"
 #include "jobs/cli/progress.h"
+#include "jobs/service/browse.h"
 #include "modalities/media.h"
 #include "store/store.h"
 
@@ -13,6 +14,7 @@ namespace mosaic::jobs {
 
 using store::NodeId;
 using store::NodeKind;
+using service::DescribeNode;
 
 Status CollectStats(const store::ReadView& view, nlohmann::json* stats) {
   store::Counters c;
@@ -64,12 +66,6 @@ void PrintStats(const nlohmann::json& s) {
 
 
 namespace {
-
-nlohmann::json DescribeNode(NodeId id, const store::NodeRecord& r) {
-  nlohmann::json j = {{"id", id}, {"kind", store::NodeKindName(r.kind)}, {"key", r.key}};
-  if (!r.label.empty()) j["label"] = r.label;
-  return j;
-}
 
 // "Clair de lune" or, for nodes without a label, "entity 4012".
 // Control characters are escaped (a name is printed on a terminal).
@@ -202,40 +198,7 @@ Status RunNeighbors(const Context& ctx, const NeighborsArgs& args) {
 Status CollectShow(const store::ReadView& view, const std::string& text, nlohmann::json* result) {
   NodeId id = 0;
   MOSAIC_RETURN_IF_ERROR(ResolveItem(view, text, &id));
-  store::NodeRecord record;
-  MOSAIC_RETURN_IF_ERROR(view.GetNode(id, &record));
-  std::map<store::RelationId, std::string> relations;
-  MOSAIC_RETURN_IF_ERROR(view.ListRelations(&relations));
-  nlohmann::json links = nlohmann::json::array();
-  uint64_t users = 0;
-  auto link = [&](const store::Edge& e, NodeId other, const char* direction) {
-    if (relations[e.relation] == store::kInteractedRelation) {
-      ++users;
-      return true;
-    }
-    store::NodeRecord r;
-    if (!view.GetNode(other, &r).ok()) return true;
-    nlohmann::json j = {{"relation", relations[e.relation]}, {"direction", direction}, {"node", DescribeNode(other, r)}};
-    links.push_back(std::move(j));
-    return true;
-  };
-  MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(id, [&](const store::Edge& e) { return link(e, e.dst, "out"); }));
-  MOSAIC_RETURN_IF_ERROR(view.ForEachInEdge(id, [&](const store::Edge& e) { return link(e, e.src, "in"); }));
-  nlohmann::json features = nlohmann::json::object();
-  MOSAIC_RETURN_IF_ERROR(view.ForEachFeature(id, [&](const std::string& modality, const store::FeatureVector& f) {
-    features[modality] = {{"extractor", f.extractor}, {"version", f.version}, {"dims", f.values.size()},
-                          {"values", f.values}};
-    if (modality == "text") features[modality]["text"] = f.source;  // what the encoder read
-    return true;
-  }));
-  nlohmann::json attributes = nlohmann::json::object();
-  if (!record.attributes.empty()) attributes = nlohmann::json::parse(record.attributes, nullptr, false);
-  store::Exposure exposure;
-  MOSAIC_RETURN_IF_ERROR(view.GetExposure(id, &exposure));
-  *result = {{"item", DescribeNode(id, record)}, {"attributes", attributes}, {"links", links},
-             {"features", features}, {"interacting_users", users},
-             {"exposure", {{"impressions", exposure.impressions}, {"plays", exposure.plays}}}};
-  return Status::OK();
+  return service::DescribeItem(view, id, /*with_values=*/true, result);
 }
 
 void PrintShow(const nlohmann::json& r) {
@@ -311,6 +274,12 @@ void PrintShow(const nlohmann::json& r) {
   field("exposure", "shown " + WithThousands(r["exposure"]["impressions"].get<uint64_t>()) + " times, played " +
                         WithThousands(r["exposure"]["plays"].get<uint64_t>()) +
                         " times through the server (POST /impressions, /interactions)");
+  if (!r["placement"].is_null()) {
+    const bool by_rebuild = r["placement"]["by"] == "rebuild";
+    field("placement", "model v" + std::to_string(r["placement"]["model_version"].get<uint64_t>()) + " placed it " +
+                           (by_rebuild ? "after training (it arrived during the rebuild)" : "when it was added") +
+                           ", from its content and KG links");
+  }
 }
 
 Status RunShow(const Context& ctx, const std::string& item) {

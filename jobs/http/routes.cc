@@ -10,6 +10,10 @@ const std::vector<Route>& Routes() {
     for (service::QueryKind kind : service::kQueryKinds) {
       r.push_back({std::string("/") + service::QueryKindName(kind), Method::kGet});
     }
+    // The dashboard: its files (jobs/http/dashboard.h) and the read-only endpoints its pages load.
+    for (const char* path : {"/", "/dashboard.js", "/dashboard.css", "/catalogue", "/item", "/graph", "/user", "/versions"}) {
+      r.push_back({path, Method::kGet});
+    }
     r.push_back({"/items", Method::kPost});
     r.push_back({"/interactions", Method::kPost});
     r.push_back({"/impressions", Method::kPost});

@@ -14,8 +14,9 @@ struct Route {
   Method method;     ///< the one method it takes
 };
 
-// Every endpoint: /health, /metrics, one per query kind (/recommend, /audience, /similar), /items,
-// /interactions, /impressions.
+// Every endpoint: /health, /metrics, one per query kind (/recommend, /audience, /similar), the
+// dashboard's files and endpoints (/, /dashboard.js, /dashboard.css, /catalogue, /item, /graph, /user,
+// /versions), /items, /interactions, /impressions.
 const std::vector<Route>& Routes();
 
 // The metrics label of `path`: the path of a known endpoint, else "other" (a client must not be able

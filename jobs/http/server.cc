@@ -45,6 +45,7 @@
 #include "graph/catalogue.h"
 #include "graph/import.h"
 #include "graph/text_features.h"
+#include "jobs/http/dashboard.h"
 #include "jobs/http/metrics.h"
 #include "jobs/http/parse.h"
 #include "jobs/http/request.h"
@@ -194,6 +195,17 @@ class Server {
   HttpError Health(const Request& req, Response& res);
   HttpError MetricsText(const Request& req, Response& res);
   HttpError Query(const Request& req, Response& res);
+  // The dashboard: a static file, or one of its read-only endpoints (jobs/http/dashboard.h).
+  HttpError DashboardFile(const Request& req, Response& res);
+  HttpError Browse(const Request& req, Response& res);
+  // Calls fn(view) on a view of the store as it is now: the primary's while the server holds the write
+  // lease (nobody else writes then), else the follower's.
+  template <typename Fn>
+  auto WithView(Fn&& fn) {
+    if (std::shared_ptr<store::Store> primary = lease_.Reader()) return fn(*primary->NewReadView());
+    auto read = follower_mu_.Read();
+    return fn(*follower_->NewReadView());
+  }
   HttpError PostItems(const Request& req, Response& res);
   // Parses a POST /interactions or /impressions and queues it for the writer, which replies; or
   // refuses it at once.
@@ -309,6 +321,11 @@ Server::Handler Server::HandlerOf(const Route& route) const {
   if (route.path == "/health") return &Server::Health;
   if (route.path == "/metrics") return &Server::MetricsText;
   if (route.path == "/items") return &Server::PostItems;
+  if (FindAsset(route.path)) return &Server::DashboardFile;
+  if (route.path == "/catalogue" || route.path == "/item" || route.path == "/graph" || route.path == "/user" ||
+      route.path == "/versions") {
+    return &Server::Browse;
+  }
   return &Server::Query;  // one route per query kind
 }
 
@@ -442,20 +459,44 @@ HttpError Server::Query(const Request& req, Response& res) {
   auto model = Model();
   if (!model) return {503, "no model yet: run `mosaic rebuild`", ""};
   service::QueryResult result;
-  Status s;
   const service::ExposureBoard* exposure = query.explore > 0 ? &exposure_ : nullptr;
-  if (std::shared_ptr<store::Store> primary = lease_.Reader()) {
-    s = model->Run(*primary->NewReadView(), query, &result, exposure);
-  } else {
-    auto read = follower_mu_.Read();
-    s = model->Run(*follower_->NewReadView(), query, &result, exposure);
-  }
+  Status s = WithView([&](const store::ReadView& view) { return model->Run(view, query, &result, exposure); });
   if (!s.ok()) return FromStatus(s, subject);
   if (query.kind == service::QueryKind::kRecommend) {
     result.request = NewRequestId();
     for (const service::Hit& hit : result.hits) explored_served_ += hit.explored ? 1 : 0;
   }
   SendJson(res, 200, service::ToJson(result));
+  return {};
+}
+
+HttpError Server::DashboardFile(const Request& req, Response& res) {
+  const Asset* asset = FindAsset(req.path);
+  res.status = 200;
+  res.content_type = asset->content_type;
+  res.body = asset->body;
+  res.SetHeader("Cache-Control", "no-cache");
+  res.SetHeader("X-Content-Type-Options", "nosniff");
+  // Names and titles come from catalogues and clients: the pages add them as text, and nothing but the
+  // dashboard's own files may run or load.
+  res.SetHeader("Content-Security-Policy",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  return {};
+}
+
+HttpError Server::Browse(const Request& req, Response& res) {
+  auto model = Model();
+  nlohmann::json out;
+  HttpError refused = WithView([&](const store::ReadView& view) -> HttpError {
+    if (req.path == "/catalogue") return CatalogueJson(req, view, args_.text, &out);
+    if (req.path == "/item") return ItemPageJson(req, view, model.get(), &out);
+    if (req.path == "/graph") return GraphJson(req, view, &out);
+    if (req.path == "/user") return UserJson(req, view, &out);
+    return VersionsJson(req, view, &out);
+  });
+  if (!refused.ok()) return refused;
+  SendJson(res, 200, out);
   return {};
 }
 

@@ -18,6 +18,10 @@
 
 namespace mosaic::jobs::service {
 
+// Placed items' representations are stored as this item feature (jobs/service/version.h).
+inline constexpr const char* kModelFeature = "model";          ///< feature name of placed items
+inline constexpr const char* kModelExtractor = "mosaic-kgat";  ///< their extractor
+
 struct Snapshot {
   fusion::EvalData data;                         ///< the graph in dense arrays (see the numbering above)
   std::vector<store::NodeId> nodes;              ///< model row -> store id: users, items, entities

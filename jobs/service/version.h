@@ -45,8 +45,6 @@
 
 namespace mosaic::jobs::service {
 
-inline constexpr const char* kModelFeature = "model";          ///< feature name of placed items
-inline constexpr const char* kModelExtractor = "mosaic-kgat";  ///< their extractor
 inline constexpr size_t kRepsChunkBytes = size_t(4) << 20;     ///< largest "reps/NNNNNN" record
 inline constexpr int64_t kHnswMinItems = 200000;  ///< from this many items on, top-k goes through an HNSW graph
                                                   ///< (rebuild --hnsw auto builds and stores it)
