@@ -439,6 +439,7 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
   }  // the rebuild opens the store itself
   MOSAIC_RETURN_IF_ERROR(ModelTour(ctx, dir / "media", &report));
   MOSAIC_RETURN_IF_ERROR(ServeTour(ctx, &report));
+  report["dashboard"] = "http://127.0.0.1:8080/";  // where `mosaic serve` (default port) puts it
   if (ctx.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
@@ -446,7 +447,9 @@ Status RunDemo(const Context& base_ctx, const DemoArgs& args) {
     std::printf("\nExplore it yourself:\n  mosaic --store %s stats\n  mosaic --store %s neighbors \"Sintel\" --hops 2\n"
                 "  mosaic --store %s show \"Game of Life\"\n  mosaic --store %s recommend --user ben --explain\n"
                 "  mosaic --store %s similar --item \"Arabesque No. 1\" --explain\n"
-                "  mosaic --store %s serve    # then: curl 'localhost:8080/recommend?user=ana&new_only=1'\n",
+                "  mosaic --store %s serve    # then: curl 'localhost:8080/recommend?user=ana&new_only=1'\n"
+                "\nThe dashboard (catalogue, items and their KG, users, model versions, health), while that serve runs:\n"
+                "  dashboard: http://127.0.0.1:8080/\n",
                 s, s, s, s, s, s);
   }
   return Status::OK();
