@@ -4,6 +4,8 @@
 #   1. GET /health only: the peer, measured in the same run (no model work: HTTP, routing, JSON);
 #   2. GET /recommend only (random users, k, new_only, exclude_seen);
 #   3. the mix of bench/serve_mix.lua: /recommend, /similar, /audience and /health;
+#   3b. GET /item (random played artist): everything the dashboard's item page loads, with the bar
+#      (p99 at most 50 ms);
 #   then real time (issue 16): PLAYS (default 1000) new listeners each post a play and read their next
 #   list (bench/serve_plays.py: p50/p99 from the POST to the list that reflects it), and wrk posts new
 #   listeners' plays on PLAY_CONNECTIONS (default 8) connections (bench/serve_plays.lua) while another
@@ -125,6 +127,7 @@ run_phase recommend recommend
 http_get /metrics >"$tmp/metrics-before.txt"
 run_phase mix mix
 http_get /metrics >"$tmp/metrics-after.txt"
+run_phase item item
 
 # Real time: a play, then the list that reflects it; then plays posted under load beside reads.
 /usr/bin/python3 "$here/bench/serve_plays.py" "$port" "$tmp/items.txt" --prefix "$prefix" --plays "${PLAYS:-1000}" \
@@ -189,6 +192,7 @@ echo "Mosaic serve on $(nproc) cores: wrk -t$wrk_threads -c$conns, ${duration} s
   row "GET /health (peer)" health "$conns"
   row "GET /recommend" recommend "$conns"
   row "mix" mix "$conns"
+  row "GET /item (dashboard item page)" item "$conns"
   row "POST /interactions (new listeners' plays)" plays "${PLAY_CONNECTIONS:-8}"
   row "GET /recommend, beside the plays" plays-recommend "$conns"
   row "GET /recommend, hostile" attack-recommend "$conns"
@@ -196,7 +200,7 @@ echo "Mosaic serve on $(nproc) cores: wrk -t$wrk_threads -c$conns, ${duration} s
   row "POST /items (alongside)" post 1
 } | column -t -s $'\t'
 peer=$(result health | jq .rps)
-for phase in recommend mix; do
+for phase in recommend mix item; do
   awk -v p="$phase" -v r="$(result $phase | jq .rps)" -v h="$peer" \
     'BEGIN{printf "%s throughput / GET /health throughput: %.3f\n", p, r/h}'
 done
@@ -237,6 +241,9 @@ awk -v a="$rss_before" -v d="$rss_during" -v b="$rss_after" \
 health_p99=$(result attack-health | jq '.p99_us/1000')
 bar=$(awk -v p="$health_p99" 'BEGIN{print (p <= 50) ? "met" : "MISSED"}')
 echo "  /health p99 under attack: $health_p99 ms (bar: at most 50 ms: $bar)"
+item_p99=$(result item | jq '.p99_us/1000')
+bar=$(awk -v p="$item_p99" 'BEGIN{print (p <= 50) ? "met" : "MISSED"}')
+echo "  dashboard item page (GET /item) p99: $item_p99 ms (bar: at most 50 ms: $bar)"
 
 echo
 jq -r '"real time: \(.plays) new listeners each posted a play and read their next list: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms (target at most 20 ms), max \(.max_ms) ms; \(.reflected) lists reflected their play"' "$tmp/plays-latency.json"
@@ -248,7 +255,7 @@ created=$(result post | jq .ok)
 echo
 echo "posted: $created items created (201) in $(result post | jq '.duration_us/1e6|.*10|round/10') s; the server's item count went from $items_before to $items_after"
 failed=0
-for phase in health recommend mix plays plays-recommend attack-recommend attack-health post; do
+for phase in health recommend mix item plays plays-recommend attack-recommend attack-health post; do
   n=$(errors "$phase")
   if [ "$n" != 0 ]; then
     failed=1

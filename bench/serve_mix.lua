@@ -7,6 +7,7 @@
 --                   exclude_seen each on for 30% of requests
 --        mix        55% /recommend as above, 20% /similar, 15% /audience (random item, k in 1..50),
 --                   10% /health
+--        item       GET /item only, random item: all the dashboard's item page loads
 -- USERS  file of user keys, one a line; ITEMS: file of item keys, one a line.
 --
 -- Every response that is not a 2xx is counted (wrk itself counts only >= 400 and socket errors);
@@ -43,7 +44,7 @@ local small_ks = {1, 5, 10, 20, 50}
 
 function init(args)
   mode = args[1] or "mix"
-  assert(mode == "health" or mode == "recommend" or mode == "mix", "unknown mode " .. tostring(mode))
+  assert(mode == "health" or mode == "recommend" or mode == "mix" or mode == "item", "unknown mode " .. tostring(mode))
   if mode ~= "health" then
     users = read_lines(args[2])
     items = read_lines(args[3])
@@ -67,6 +68,8 @@ function request()
     path = "/health"
   elseif mode == "recommend" then
     path = recommend()
+  elseif mode == "item" then
+    path = "/item?item=" .. escape(pick(items))
   else
     local r = math.random()
     if r < 0.55 then

@@ -55,6 +55,7 @@ struct Reply {
   int status = 0;  ///< 0: no response (error says why)
   std::string body;
   std::string content_type;
+  std::string csp;  ///< Content-Security-Policy
   std::string error;
   json Json() const { return json::parse(body, nullptr, false); }
 };
@@ -86,6 +87,7 @@ Reply Send(int port, const std::string& method, const std::string& path, const s
   r.status = res->status;
   r.body = res->body;
   r.content_type = res->get_header_value("Content-Type");
+  r.csp = res->get_header_value("Content-Security-Policy");
   return r;
 }
 Reply Get(int port, const std::string& path) { return Send(port, "GET", path); }
@@ -1078,6 +1080,91 @@ TEST_F(ServeTest, NewItemsAreExploredAndImpressionsCountOnce) {
 }
 
 // A posted item that then gets an interaction leaves new_only (it is no longer new).
+// ---------------------------------------------------------------------------------------------
+// The dashboard: its files and the read-only endpoints its pages load (the pages themselves are
+// tested in a browser: tests/browser/dashboard_test.mjs).
+TEST_F(ServeTest, DashboardFilesAndDataEndpoints) {
+  const std::string store = Store("s");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+
+  const Reply index = Get(port, "/");
+  ASSERT_EQ(index.status, 200) << Show(index);
+  EXPECT_EQ(index.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(index.body.find("<script src=\"/dashboard.js\""), std::string::npos) << index.body.substr(0, 400);
+  EXPECT_NE(index.csp.find("script-src 'self'"), std::string::npos) << "CSP: " << index.csp;
+  EXPECT_EQ(Get(port, "/dashboard.js").content_type, "text/javascript; charset=utf-8");
+  EXPECT_EQ(Get(port, "/dashboard.css").content_type, "text/css; charset=utf-8");
+  EXPECT_TRUE(IsJsonError(Post(port, "/", "{}"), 405));
+
+  const json item = {{"id", "fresh-song"}, {"kind", "music"}, {"title", "Fresh Song"},
+                     {"artist", SynthArtist(0, 1)}, {"genre", SynthGenre(0)}};
+  ASSERT_EQ(Post(port, "/items", item.dump()).status, 201);
+
+  // Search: by title, then by a linked entity's name (newest first), filtered by kind.
+  json found = Get(port, "/catalogue?q=fresh").Json();
+  ASSERT_FALSE(found["items"].empty()) << found.dump();
+  EXPECT_EQ(found["items"][0].value("key", ""), "fresh-song") << found.dump();
+  EXPECT_EQ(found["items"][0].value("match", ""), "title") << found.dump();
+  found = Get(port, "/catalogue?q=Artist%2001").Json();  // SynthArtist(0, 1)
+  ASSERT_FALSE(found["items"].empty()) << found.dump();
+  EXPECT_EQ(found["items"][0].value("key", ""), "fresh-song") << "the newest linked item first: " << found.dump();
+  EXPECT_EQ(found["items"][0].value("match", ""), "linked") << found.dump();
+  EXPECT_EQ(found.value("total", 0), testing::kServeSongs + 1) << found.dump();
+  EXPECT_TRUE(Get(port, "/catalogue?q=fresh&kind=video").Json()["items"].empty());
+  EXPECT_TRUE(IsJsonError(Get(port, "/catalogue?kind=podcast"), 400, "kind"));
+  EXPECT_TRUE(IsJsonError(Get(port, "/catalogue?limit=0"), 400, "limit"));
+
+  // The item page in one reply: placement, KG graph, audience with explanations, similar items.
+  const Reply page = Get(port, "/item?item=fresh-song");
+  ASSERT_EQ(page.status, 200) << Show(page);
+  const json p = page.Json();
+  EXPECT_EQ(p["item"].value("key", ""), "fresh-song");
+  ASSERT_TRUE(p["placement"].is_object()) << p.dump();
+  EXPECT_EQ(p["placement"].value("model_version", 0), 1);
+  std::set<std::string> relations;
+  for (const auto& e : p["graph"]["edges"]) relations.insert(e.value("relation", ""));
+  EXPECT_TRUE(relations.count("artist") && relations.count("genre")) << p["graph"].dump();
+  ASSERT_FALSE(p["audience"].empty()) << p.dump();
+  EXPECT_FALSE(p["audience"][0]["explain"].empty()) << p["audience"].dump();
+  EXPECT_FALSE(p["similar"].empty()) << p.dump();
+  EXPECT_EQ(p["exposure"].value("plays", -1), 0);
+  EXPECT_TRUE(IsJsonError(Get(port, "/item?item=no-such-song"), 404, "item"));
+  EXPECT_TRUE(IsJsonError(Get(port, "/item"), 400, "item"));
+
+  // Walking to the genre: a hub's neighbours are bounded, its degree says how many there are.
+  uint64_t genre = 0;
+  for (const auto& n : p["graph"]["nodes"]) {
+    if (n.value("label", "") == SynthGenre(0)) genre = n["id"].get<uint64_t>();
+  }
+  ASSERT_NE(genre, 0u) << p["graph"].dump();
+  const json walked = Get(port, "/graph?node=" + std::to_string(genre) + "&hops=1").Json();
+  EXPECT_EQ(walked.value("center", 0u), genre) << walked.dump();
+  size_t first_hop = 0;
+  for (const auto& n : walked["nodes"]) first_hop += n.value("hops", -1) == 1;
+  EXPECT_EQ(first_hop, 12u) << "at most GraphLimits::per_node neighbours: " << walked.dump();
+  EXPECT_GE(walked["nodes"][0].value("degree", 0), testing::kServeArtists * testing::kServeSongs + 1)
+      << "every song of the genre, the fresh one included: " << walked["nodes"][0].dump();
+  EXPECT_TRUE(IsJsonError(Get(port, "/graph?node=" + std::to_string(genre) + "&hops=3"), 400, "hops"));
+  EXPECT_TRUE(IsJsonError(Get(port, "/graph?node=999999999"), 404, "node"));
+
+  // A user's history, most played first; the model versions.
+  const json history = Get(port, "/user?user=u0&limit=3").Json();
+  ASSERT_EQ(history["items"].size(), 3u) << history.dump();
+  EXPECT_GE(history["items"][0]["plays"].get<double>(), history["items"][2]["plays"].get<double>());
+  EXPECT_GE(history.value("total", 0), 3);
+  EXPECT_TRUE(IsJsonError(Get(port, "/user?user=nobody"), 404, "user"));
+  const json versions = Get(port, "/versions").Json();
+  EXPECT_EQ(versions.value("current", 0), 1) << versions.dump();
+  ASSERT_EQ(versions["versions"].size(), 1u) << versions.dump();
+  EXPECT_TRUE(versions["versions"][0].value("current", false));
+  EXPECT_TRUE(versions["versions"][0]["cold_items"].is_number()) << "the list of cold items is counted, not sent";
+
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
 TEST_F(ServeTest, NewItemLeavesNewOnlyOnceItIsPlayed) {
   const std::string store = Store("s");
   ServerProcess server;

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
 
 
 namespace mosaic::jobs::service {
@@ -36,6 +39,25 @@ struct Path {
   bool direct = true;
   GraphEdge first, second;  // second only when !direct
 };
+
+// Everything walked from one source: its edges, and the edges of the first-hop nodes expanded, with
+// their attention.
+struct Walk {
+  std::vector<GraphEdge> first, second;
+  std::vector<float> a1, a2;
+};
+
+}  // namespace
+
+struct ExplainWalks {
+  std::unordered_map<NodeId, Walk> by_source;
+};
+
+namespace {
+
+// A second hop goes through at most this many first-hop nodes, those of highest attention: a hub
+// (an artist with thousands of listeners) is explained by its strongest links in bounded time.
+constexpr size_t kMostExpanded = 4096;
 
 class Walker {
  public:
@@ -78,49 +100,72 @@ class Walker {
     return std::vector<float>(pi.data_ptr<float>(), pi.data_ptr<float>() + pi.numel());
   }
 
+  // The walk from `source`, made once per query (the results of an audience query share their item).
+  Status WalkFrom(NodeId source, const Walk** out) const {
+    if (!ctx_.walks) ctx_.walks = std::make_shared<ExplainWalks>();
+    auto found = ctx_.walks->by_source.find(source);
+    if (found != ctx_.walks->by_source.end()) {
+      *out = &found->second;
+      return Status::OK();
+    }
+    Walk walk;
+    MOSAIC_RETURN_IF_ERROR(EdgesOf(source, &walk.first));
+    walk.a1 = Attention(walk.first);
+    std::vector<size_t> order(walk.first.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return walk.a1[a] > walk.a1[b]; });
+    std::unordered_map<NodeId, bool> expanded;
+    for (size_t i : order) {
+      const NodeId m = walk.first[i].tail;
+      if (expanded.count(m)) continue;
+      if (expanded.size() >= kMostExpanded) break;
+      expanded[m] = true;
+      MOSAIC_RETURN_IF_ERROR(EdgesOf(m, &walk.second));
+    }
+    walk.a2 = Attention(walk.second);
+    *out = &(ctx_.walks->by_source[source] = std::move(walk));
+    return Status::OK();
+  }
+
   // Paths source -> target and source -> m -> target for targets in `targets` (value: a factor).
   // Never through `skip` (the user a recommendation is for: "listeners who also played" are others).
   Status Paths(NodeId source, const std::unordered_map<NodeId, double>& targets, NodeId skip, bool has_skip,
                std::vector<Path>* paths) const {
-    std::vector<GraphEdge> first;
-    MOSAIC_RETURN_IF_ERROR(EdgesOf(source, &first));
-    const std::vector<float> a1 = Attention(first);
-    std::vector<GraphEdge> second;
-    std::unordered_map<NodeId, size_t> expanded;
+    const Walk* walk = nullptr;
+    MOSAIC_RETURN_IF_ERROR(WalkFrom(source, &walk));
+    const std::vector<GraphEdge>& first = walk->first;
+    const std::vector<GraphEdge>& second = walk->second;
     for (size_t i = 0; i < first.size(); ++i) {
       const NodeId m = first[i].tail;
       if (auto t = targets.find(m); t != targets.end() && m != source) {
-        paths->push_back({a1[i] * t->second, m, true, first[i], {}});
+        paths->push_back({walk->a1[i] * t->second, m, true, first[i], {}});
       }
-      if (expanded.count(m) || (has_skip && m == skip)) continue;
-      expanded[m] = i;
-      MOSAIC_RETURN_IF_ERROR(EdgesOf(m, &second));
     }
-    const std::vector<float> a2 = Attention(second);
     // The weight of m -> t must combine with every edge source -> m (several relations may join them).
     std::unordered_map<NodeId, std::vector<size_t>> firsts_to;
     for (size_t i = 0; i < first.size(); ++i) firsts_to[first[i].tail].push_back(i);
     for (size_t j = 0; j < second.size(); ++j) {
+      if (has_skip && second[j].head == skip) continue;
       const auto t = targets.find(second[j].tail);
       if (t == targets.end() || second[j].tail == source) continue;
       for (size_t i : firsts_to[second[j].head]) {
-        paths->push_back({double(a1[i]) * a2[j] * t->second, second[j].tail, false, first[i], second[j]});
+        paths->push_back({double(walk->a1[i]) * walk->a2[j] * t->second, second[j].tail, false, first[i], second[j]});
       }
     }
     return Status::OK();
   }
 
   std::string Name(NodeId id) const {
-    store::NodeRecord r;
-    if (!ctx_.view->GetNode(id, &r).ok()) return "node " + std::to_string(id);
-    if (!r.label.empty()) return r.label;
-    const size_t colon = r.key.find(':');
-    if (r.kind == NodeKind::kEntity && colon != std::string::npos && colon + 1 < r.key.size()) return r.key.substr(colon + 1);
-    return r.key;
+    const store::NodeRecord* r = Node(id);
+    if (!r) return "node " + std::to_string(id);
+    if (!r->label.empty()) return r->label;
+    const size_t colon = r->key.find(':');
+    if (r->kind == NodeKind::kEntity && colon != std::string::npos && colon + 1 < r->key.size()) return r->key.substr(colon + 1);
+    return r->key;
   }
   bool IsUser(NodeId id) const {
-    store::NodeRecord r;
-    return ctx_.view->GetNode(id, &r).ok() && r.kind == NodeKind::kUser;
+    const store::NodeRecord* r = Node(id);
+    return r && r->kind == NodeKind::kUser;
   }
   std::string Relation(const GraphEdge& e) const {
     std::string name;
@@ -129,7 +174,20 @@ class Walker {
   }
 
  private:
+  // The node's record, read once per walker (paths pass through the same nodes many times); null when
+  // it cannot be read.
+  const store::NodeRecord* Node(NodeId id) const {
+    auto found = nodes_.find(id);
+    if (found == nodes_.end()) {
+      store::NodeRecord r;
+      found = nodes_.emplace(id, ctx_.view->GetNode(id, &r).ok() ? std::optional<store::NodeRecord>(std::move(r))
+                                                                  : std::nullopt).first;
+    }
+    return found->second ? &*found->second : nullptr;
+  }
+
   ExplainContext& ctx_;
+  mutable std::unordered_map<NodeId, std::optional<store::NodeRecord>> nodes_;
 };
 
 // One explanation: its weight and its words.
@@ -153,14 +211,14 @@ std::vector<Reason> Word(const Walker& w, const std::vector<Path>& paths, Voice 
   std::vector<Reason> reasons;
   std::map<NodeId, std::pair<double, int>> via_users;  // target -> (weight, users)
   for (const auto& p : paths) {
-    const double played = plays.count(p.target) ? plays.at(p.target) : 0;
-    const std::string target = w.Name(p.target);
     if (!p.direct && w.IsUser(p.first.tail)) {
       auto& v = via_users[p.target];
       v.first += p.weight;
       v.second += 1;
       continue;
     }
+    const double played = plays.count(p.target) ? plays.at(p.target) : 0;
+    const std::string target = w.Name(p.target);
     std::string text;
     if (p.direct) {
       const std::string rel = w.Relation(p.first);

@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
+
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +18,8 @@
 
 namespace mosaic::jobs::service {
 
+struct ExplainWalks;  // the walks already made from each source, shared by one query's results (explain.cc)
+
 // What explaining needs: the store for edges and names, the version and its module, and the layer-0
 // rows (the version's rows, then extra rows for items placed after it, listed in `extra_rows`).
 struct ExplainContext {
@@ -24,6 +28,7 @@ struct ExplainContext {
   fusion::Kgat* kgat = nullptr;
   at::Tensor layer0;                                      ///< [rows, dim]
   std::unordered_map<store::NodeId, int64_t> extra_rows;  ///< placed items -> row in layer0
+  std::shared_ptr<ExplainWalks> walks;                    ///< made by Explain on first use
 };
 
 // The explanation texts of one result, best first (at most `limit`), for a query of `kind` about

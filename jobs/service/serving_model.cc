@@ -565,17 +565,22 @@ Status ServingModel::SearchForItem(const Query& query, int64_t column, fusion::T
 Status ServingModel::AddReasons(const store::ReadView& view, const Query& query, NodeId subject, QueryResult* result) {
   const LoadedModel& m = m_;
   ExplainContext ex;
+  std::lock_guard<std::mutex> kgat_lock(kgat_mu_);
   {
     std::lock_guard<std::mutex> lock(meta_mu_);
     const int64_t d = m.config.dim;
     const int64_t placed = int64_t(placed_layer0_.size()) / d;
-    at::Tensor extra = torch::from_blob(placed_layer0_.data(), {placed, d}, torch::kFloat).clone();
-    ex.layer0 = torch::cat({m.reps.narrow(1, 0, d), extra}, 0);
+    // Made again only when items were placed since (a copy of every row is too slow for each query).
+    if (placed != explain_layer0_placed_) {
+      at::Tensor extra = torch::from_blob(placed_layer0_.data(), {placed, d}, torch::kFloat).clone();
+      explain_layer0_ = torch::cat({m.reps.narrow(1, 0, d), extra}, 0);
+      explain_layer0_placed_ = placed;
+    }
+    ex.layer0 = explain_layer0_;
     for (int64_t p = 0; p < placed; ++p) {
       ex.extra_rows[columns_[size_t(m.num_items() + p)]] = int64_t(m.nodes.size()) + p;
     }
   }
-  std::lock_guard<std::mutex> kgat_lock(kgat_mu_);
   ex.view = &view;
   ex.model = &m;
   ex.kgat = kgat_.get();
