@@ -102,9 +102,10 @@ Status NodeGraph(const store::ReadView& view, NodeId center, const GraphLimits& 
     frontier.pop_front();
     const int hops = nodes[index[at]]["hops"].get<int>();
     size_t degree = 0, kept = 0, scanned = 0;
+    const size_t max_scan = hops >= limits.hops ? limits.max_leaf_scan : limits.max_scan;
     bool capped = false;
     auto visit = [&](const store::Edge& e, NodeId other) {
-      if (++scanned > limits.max_scan) {
+      if (++scanned > max_scan) {
         capped = true;
         return false;
       }

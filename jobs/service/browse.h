@@ -32,7 +32,8 @@ struct GraphLimits {
   int hops = 2;            ///< walk this far from the centre (1 or 2)
   size_t per_node = 12;    ///< neighbours kept per node walked (the rest counted, not shown)
   size_t max_nodes = 80;   ///< nodes in all, the centre included
-  size_t max_scan = 5000;  ///< edges read per node at most (a hub's degree is then "at least")
+  size_t max_scan = 1000;  ///< edges read per node walked at most (a hub's degree is then "at least")
+  size_t max_leaf_scan = 200;  ///< the same for the outermost nodes (read only for their links and degree)
 };
 
 // The knowledge graph around `center` (an item or an entity), for drawing: {"center", "nodes": [node

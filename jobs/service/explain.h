@@ -27,7 +27,7 @@ struct ExplainContext {
   const LoadedModel* model = nullptr;
   fusion::Kgat* kgat = nullptr;
   at::Tensor layer0;                                      ///< [rows, dim]
-  std::unordered_map<store::NodeId, int64_t> extra_rows;  ///< placed items -> row in layer0
+  const std::unordered_map<store::NodeId, int64_t>* extra_rows = nullptr;  ///< placed items -> row in layer0
   std::shared_ptr<ExplainWalks> walks;                    ///< made by Explain on first use
 };
 

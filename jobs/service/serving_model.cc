@@ -569,17 +569,31 @@ Status ServingModel::AddReasons(const store::ReadView& view, const Query& query,
   {
     std::lock_guard<std::mutex> lock(meta_mu_);
     const int64_t d = m.config.dim;
-    const int64_t placed = int64_t(placed_layer0_.size()) / d;
-    // Made again only when items were placed since (a copy of every row is too slow for each query).
-    if (placed != explain_layer0_placed_) {
-      at::Tensor extra = torch::from_blob(placed_layer0_.data(), {placed, d}, torch::kFloat).clone();
-      explain_layer0_ = torch::cat({m.reps.narrow(1, 0, d), extra}, 0);
-      explain_layer0_placed_ = placed;
+    const int64_t version_rows = int64_t(m.nodes.size());
+    const int64_t rows = version_rows + int64_t(placed_layer0_.size()) / d;
+    // Copying every row for each query costs more than the explanation: the rows are kept, and
+    // items placed since the last query appended.
+    if (!explain_layer0_.defined() || rows > explain_layer0_.size(0)) {
+      at::Tensor grown = torch::empty({rows + rows / 2 + 64, d}, torch::kFloat);
+      if (explain_layer0_.defined()) {
+        grown.narrow(0, 0, explain_layer0_rows_).copy_(explain_layer0_.narrow(0, 0, explain_layer0_rows_));
+      } else {
+        grown.narrow(0, 0, version_rows).copy_(m.reps.narrow(1, 0, d));
+        explain_layer0_rows_ = version_rows;
+      }
+      explain_layer0_ = grown;
     }
-    ex.layer0 = explain_layer0_;
-    for (int64_t p = 0; p < placed; ++p) {
-      ex.extra_rows[columns_[size_t(m.num_items() + p)]] = int64_t(m.nodes.size()) + p;
+    if (rows > explain_layer0_rows_) {
+      const int64_t from = explain_layer0_rows_ - version_rows;
+      explain_layer0_.narrow(0, explain_layer0_rows_, rows - explain_layer0_rows_)
+          .copy_(torch::from_blob(placed_layer0_.data() + from * d, {rows - explain_layer0_rows_, d}, torch::kFloat));
+      for (int64_t p = from; p < rows - version_rows; ++p) {
+        explain_extra_rows_[columns_[size_t(m.num_items() + p)]] = version_rows + p;
+      }
+      explain_layer0_rows_ = rows;
     }
+    ex.layer0 = explain_layer0_.narrow(0, 0, rows);
+    ex.extra_rows = &explain_extra_rows_;
   }
   ex.view = &view;
   ex.model = &m;

@@ -112,9 +112,12 @@ class ServingModel {
 
   LoadedModel m_;
   std::unique_ptr<fusion::Kgat> kgat_;        ///< for placement and explanations
-  std::mutex kgat_mu_;                        ///< one forward pass at a time; guards the two below
-  at::Tensor explain_layer0_;                 ///< the version's layer-0 rows, then the placed items'
-  int64_t explain_layer0_placed_ = -1;        ///< placed items in explain_layer0_ (-1: not made yet)
+  std::mutex kgat_mu_;                        ///< one forward pass at a time; guards the three below
+  // Explanations' layer-0 rows: the version's, then the placed items' as they come (appended in place,
+  // the buffer grown by half when full), and the placed items' rows in it.
+  at::Tensor explain_layer0_;
+  int64_t explain_layer0_rows_ = 0;
+  std::unordered_map<store::NodeId, int64_t> explain_extra_rows_;
   std::unique_ptr<fusion::ItemIndex> items_;  ///< item columns
   std::unique_ptr<fusion::ItemIndex> normed_; ///< the same, L2-normalised (similar)
   std::unique_ptr<fusion::ItemIndex> users_;  ///< user rows (audience)
