@@ -21,7 +21,11 @@
 # that is not 2xx, a socket error or a timeout, in any phase or in the posting), when the server did
 # not exit 0, or when the check fails.
 #
-#   bench/serve.sh [BUILD_DIR]
+#   bench/serve.sh [--replicas 1,2] [BUILD_DIR]
+#
+# --replicas N,M,...: afterwards (the posting stopped), for each N, N read replicas of the store
+# (`serve --replica-of STORE --primary URL`) are started and GET /recommend is read through them
+# (CONNECTIONS split across them, one wrk each, at once): total req/s and the worst p99 per N.
 #
 # The store: $MOSAIC_BENCH_STORE when it holds one (reused; the posted items stay in it), else built:
 # Last.FM (KGCN's kg.txt and plays, HetRec's artist names, from ../shared/datasets) imported as
@@ -32,6 +36,8 @@
 # NO_TEXT=1 imports and serves without the text model.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+replica_counts=""
+if [ "${1:-}" = "--replicas" ]; then replica_counts=${2:?--replicas needs a list such as 1,2}; shift 2; fi
 mosaic=${1:-$here/build}/jobs/mosaic
 data=$here/../shared/datasets
 lk=$data/lastfm-kgcn; het=$data/hetrec2011-lastfm-2k
@@ -49,8 +55,9 @@ command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2;
 export LUA_PATH="$here/bench/?.lua;;"
 
 tmp=$(mktemp -d)
-server_pid=""; poster_pid=""; hostile_pid=""
+server_pid=""; poster_pid=""; hostile_pid=""; replica_pids=()
 cleanup() {
+  for p in "${replica_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   [ -n "$poster_pid" ] && kill "$poster_pid" 2>/dev/null || true
   [ -n "$hostile_pid" ] && kill "$hostile_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
@@ -171,6 +178,35 @@ grep -q '^RESULT ' "$tmp/post.txt" || { echo "bench: the posting wrk reported no
 health_after=$(http_get /health)
 items_after=$(jq .items <<<"$health_after")
 
+# Read replicas: N servers following the store, each read by its own wrk at the same time.
+replica_report=""
+for n in ${replica_counts//,/ }; do
+  replica_pids=(); replica_ports=()
+  for r in $(seq "$n"); do
+    "$mosaic" --store "$s" --no-text serve --replica-of "$s" --primary "$url" --port 0 --json \
+      >"$tmp/replica-$n-$r.out" 2>"$tmp/replica-$n-$r.err" &
+    replica_pids+=($!)
+  done
+  for r in $(seq "$n"); do
+    for _ in $(seq 1200); do [ -s "$tmp/replica-$n-$r.out" ] && break; sleep 0.1; done
+    replica_ports+=("$(head -1 "$tmp/replica-$n-$r.out" | jq -r .port)")
+  done
+  per=$(( conns / n > 0 ? conns / n : 1 ))
+  wrk_pids=()
+  for r in $(seq "$n"); do
+    wrk -t1 -c"$per" -d"${duration}s" --timeout 10s --latency -s "$here/bench/serve_mix.lua" \
+      "http://127.0.0.1:${replica_ports[$((r - 1))]}" -- recommend "$tmp/users.txt" "$tmp/items.txt" \
+      >"$tmp/replicas-$n-$r.txt" 2>&1 &
+    wrk_pids+=($!)
+  done
+  for p in "${wrk_pids[@]}"; do wait "$p" || true; done
+  for p in "${replica_pids[@]}"; do kill -TERM "$p"; wait "$p" || true; done
+  replica_pids=()
+  line=$(for r in $(seq "$n"); do sed -n 's/^RESULT //p' "$tmp/replicas-$n-$r.txt"; done |
+    jq -rs --arg n "$n" --arg per "$per" '"  \($n) replica(s), \($per) connections each: \(map(.rps) | add * 10 | round / 10) req/s in all, worst p99 \(map(.p99_us) | max / 1000 * 100 | round / 100) ms, \(map(.non2xx + .connect_errors + .read_errors + .write_errors + .timeouts) | add) errors"')
+  replica_report+="$line"$'\n'
+done
+
 kill -TERM "$server_pid"
 server_status=0
 wait "$server_pid" || server_status=$?
@@ -252,6 +288,12 @@ users_after=$("$mosaic" --store "$s" --json stats | jq .users)
 echo "plays acknowledged: $acknowledged (one new listener each); listeners in the store: $users_before before, $users_after after"
 
 created=$(result post | jq .ok)
+if [ -n "$replica_report" ]; then
+  echo
+  echo "reads through read replicas (GET /recommend, $conns connections split across them, the posting stopped;"
+  echo "on $(nproc) cores the replicas share the cores with each other and wrk: a second replica shows its cost, not a speedup):"
+  printf '%s' "$replica_report"
+fi
 echo
 echo "posted: $created items created (201) in $(result post | jq '.duration_us/1e6|.*10|round/10') s; the server's item count went from $items_before to $items_after"
 failed=0

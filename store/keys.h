@@ -169,5 +169,7 @@ inline constexpr std::string_view kExposurePrefix = "exposure/";
 std::string ExposureKey(NodeId item, char which);
 // Marks in meta of the requests whose impressions were counted.
 inline constexpr std::string_view kShownPrefix = "shown/";
+// Marks in meta of the stream entries applied (`mosaic consume`): "stream/" + stream + "/" + entry id.
+inline constexpr std::string_view kStreamEntryPrefix = "stream/";
 
 }  // namespace mosaic::store::keys

@@ -1009,7 +1009,14 @@ void Batch::AddExposure(NodeId item, uint64_t impressions, uint64_t plays) {
 }
 
 Status Batch::MarkImpressionsCounted(std::string_view request, bool* first) {
-  const std::string key = std::string(kShownPrefix) + std::string(request);
+  return MarkOnce(std::string(kShownPrefix) + std::string(request), first);
+}
+
+Status Batch::MarkStreamEntry(std::string_view stream, std::string_view entry, bool* first) {
+  return MarkOnce(std::string(kStreamEntryPrefix) + std::string(stream) + "/" + std::string(entry), first);
+}
+
+Status Batch::MarkOnce(const std::string& key, bool* first) {
   std::string v;
   bool found = false;
   MOSAIC_RETURN_IF_ERROR(Get(kMeta, key, &v, &found));

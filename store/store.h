@@ -308,6 +308,10 @@ class Batch {
   // *first tells whether they were not yet (committed or pending): a repeated POST counts nothing.
   Status MarkImpressionsCounted(std::string_view request, bool* first);
 
+  // Marks entry `entry` of stream `stream` (`mosaic consume`) as applied, with the rest of the batch.
+  // *first tells whether it was not yet (committed or pending): an entry delivered again changes nothing.
+  Status MarkStreamEntry(std::string_view stream, std::string_view entry, bool* first);
+
   // Stores record `name` (weights, representations, ...) of model `version`. Versions are
   // immutable by convention: a rebuild writes a new one, in as many batches as it needs, and
   // only then points queries at it with SetCurrentModel.
@@ -330,6 +334,8 @@ class Batch {
   Status Load();
   Status Get(int cf, const std::string& key, std::string* value, bool* found);
   Status ItemHasInteractions(NodeId item, bool* found);
+  // Puts meta key `key` unless it is there (committed or pending); *first: it was not.
+  Status MarkOnce(const std::string& key, bool* first);
   void Put(int cf, const std::string& key, const std::string& value);
   void AddToCounter(const std::string& key, int64_t delta);
 

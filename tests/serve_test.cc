@@ -347,10 +347,15 @@ std::vector<BadRequest> BadRequests() {
       {"DELETE /similar", "DELETE", "/similar?item=" + song, "", "", 405, ""},
       {"PATCH /audience", "PATCH", "/audience?item=" + song, "{}", J, 405, ""},
       {"POST /metrics", "POST", "/metrics", "{}", J, 405, ""},
-      {"GET /", "GET", "/", "", "", 404, ""},
+      {"POST / (the dashboard)", "POST", "/", "{}", J, 405, ""},
+      {"GET /dashboard.js/x", "GET", "/dashboard.js/x", "", "", 404, ""},
       {"GET /nope", "GET", "/nope", "", "", 404, ""},
       {"GET /recommend/u0", "GET", "/recommend/u0", "", "", 404, ""},
-      {"POST /item", "POST", "/item", R"({"id": "x", "title": "X"})", J, 404, ""},
+      {"POST /item (not /items)", "POST", "/item", R"({"id": "x", "title": "X"})", J, 405, ""},
+      {"GET /item without an item", "GET", "/item", "", "", 400, "item"},
+      {"GET /catalogue?kind=podcast", "GET", "/catalogue?kind=podcast", "", "", 400, "kind"},
+      {"GET /graph?node=abc", "GET", "/graph?node=abc", "", "", 400, "node"},
+      {"GET /user?limit=0", "GET", "/user?user=u0&limit=0", "", "", 400, "limit"},
       {"GET /health/", "GET", "/health/extra", "", "", 404, ""},
       // Hostile input (issue 13): numbers beyond range, weights above the ceiling, control characters.
       {"year 1e400", "POST", "/items", R"({"id": "big-year", "title": "T", "year": 1e400})", J, 400, ""},
@@ -1162,6 +1167,74 @@ TEST_F(ServeTest, DashboardFilesAndDataEndpoints) {
   EXPECT_TRUE(versions["versions"][0]["cold_items"].is_number()) << "the list of cold items is counted, not sent";
 
   ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read replicas (issue 19): a server that follows the primary's store and forwards writes to it.
+TEST_F(ServeTest, ReplicaForwardsWritesAndFollowsThePrimary) {
+  const std::string store = Store("s");
+  ServerProcess primary;
+  ASSERT_TRUE(primary.Start(store));
+  const std::string primary_url = "http://127.0.0.1:" + std::to_string(primary.port());
+  ServerProcess replica, lone;
+  ASSERT_TRUE(replica.Start(store, {"--replica-of", store, "--primary", primary_url}));
+  ASSERT_TRUE(lone.Start(store, {"--replica-of", store}));
+  EXPECT_EQ(Get(replica.port(), "/health").Json().value("role", ""), "replica");
+  EXPECT_EQ(Get(primary.port(), "/health").Json().value("role", ""), "primary");
+
+  // A replica without a primary refuses writes, saying where they go.
+  const Reply refused = Post(lone.port(), "/interactions", R"({"user": "u1", "item": "x"})");
+  EXPECT_EQ(refused.status, 503) << Show(refused);
+  EXPECT_NE(refused.body.find("read replica"), std::string::npos) << refused.body;
+
+  // A POST to the replica is the primary's: visible on both within a second.
+  const json item = {{"id", "via-replica"}, {"kind", "music"}, {"title", "Via Replica"}, {"genre", SynthGenre(0)}};
+  const auto posted_at = std::chrono::steady_clock::now();
+  const Reply created = Post(replica.port(), "/items", item.dump());
+  ASSERT_EQ(created.status, 201) << Show(created);
+  auto visible = [&](int port) {
+    return Contains(Keys(Get(port, "/recommend?user=u0&new_only=1&k=100").Json()), "via-replica");
+  };
+  EXPECT_TRUE(visible(primary.port())) << "the primary wrote it";
+  double seen = -1;
+  while (SecondsSince(posted_at) < 5) {
+    if (visible(replica.port())) {
+      seen = SecondsSince(posted_at);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(seen, 0) << "the replica never served the item posted through it";
+  EXPECT_LE(seen, 1.0) << "the replica served it after " << seen << " s";
+  // Plays too, with the primary's answer relayed.
+  const Reply played = Post(replica.port(), "/interactions", R"({"user": "replica-fan", "item": "via-replica"})");
+  EXPECT_EQ(played.status, 200) << Show(played);
+  const Reply unknown = Post(replica.port(), "/interactions", R"({"user": "u1", "item": "no-such-item"})");
+  EXPECT_TRUE(IsJsonError(unknown, 404, "item")) << "the primary's refusal, relayed";
+
+  // A rebuild on the primary's store: the replica serves the new version within a second of the switch.
+  testing::CommandResult rebuilt;
+  std::thread rebuild([&] { rebuilt = RunMosaic("--store " + Quote(store) + " rebuild --epochs 2"); });
+  double primary_switch = -1, replica_switch = -1;
+  const auto start = std::chrono::steady_clock::now();
+  while (SecondsSince(start) < 300 && (primary_switch < 0 || replica_switch < 0)) {
+    if (primary_switch < 0 && Get(primary.port(), "/health").Json().value("model_version", 0) == 2) primary_switch = SecondsSince(start);
+    if (replica_switch < 0 && Get(replica.port(), "/health").Json().value("model_version", 0) == 2) replica_switch = SecondsSince(start);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  rebuild.join();
+  ASSERT_EQ(rebuilt.exit_code, 0) << testing::Describe(rebuilt);
+  ASSERT_GE(primary_switch, 0);
+  ASSERT_GE(replica_switch, 0);
+  EXPECT_LE(replica_switch - primary_switch, 1.0) << "primary at " << primary_switch << " s, replica at " << replica_switch << " s";
+  std::printf("a POST through the replica was served by it after %.3f s; the rebuild's version %.3f s after the primary\n",
+              seen, replica_switch - primary_switch);
+  EXPECT_EQ(Get(replica.port(), "/similar?item=via-replica&k=3").status, 200) << "the new version has the item";
+
+  ASSERT_TRUE(replica.Stop());
+  ASSERT_TRUE(lone.Stop());
+  ASSERT_TRUE(primary.Stop());
   ExpectCheckPasses(store);
 }
 

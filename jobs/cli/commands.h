@@ -101,6 +101,20 @@ Status IngestInto(const Context& ctx, store::Store* store, const IngestArgs& arg
 void PrintIngest(const nlohmann::json& result);
 Status RunIngest(const Context& ctx, const IngestArgs& args);
 
+// mosaic consume: applies a Redis stream's entries (items, plays, media paths) as a consumer group member.
+struct ConsumeArgs {
+  std::string host = "127.0.0.1";    ///< --redis HOST:PORT
+  int port = 6379;
+  std::string stream;                ///< --stream
+  std::string group = "mosaic";      ///< --group
+  std::string consumer = "mosaic";   ///< --consumer: stable across restarts (its pending entries are taken back)
+  int batch = 500;                   ///< entries per read and per commit
+  int block_ms = 2000;               ///< how long one read waits for entries
+  long long claim_idle_ms = 60000;   ///< at start, claim other consumers' entries pending this long
+  double until_idle_s = 0;           ///< stop after this long without entries; 0: run until SIGINT/SIGTERM
+};
+Status RunConsume(const Context& ctx, const ConsumeArgs& args);
+
 // mosaic show: an item's metadata, KG links and feature summary.
 Status CollectShow(const store::ReadView& view, const std::string& item, nlohmann::json* result);
 void PrintShow(const nlohmann::json& result);
@@ -150,6 +164,8 @@ struct ServeArgs {
   bool insecure_writes = false;      ///< serve writes on a non-loopback host without a token (warned)
   std::vector<std::string> allowed_hosts;  ///< Host header values accepted (port ignored); empty: any
   const graph::TextFeatureHook* text = nullptr;  ///< encodes the text of POSTed items; null: none
+  std::string replica_of;            ///< --replica-of STORE: a read replica that follows STORE and never writes
+  std::string primary;               ///< --primary URL: where a replica forwards writes; empty: it refuses them (503)
 };
 
 Status RunServe(const Context& ctx, const ServeArgs& args);

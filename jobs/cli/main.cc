@@ -71,6 +71,37 @@ void AddStoreCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   ingest_cmd->add_flag("--verbose", ingest->verbose, "Print FFmpeg's warnings");
   out->push_back({ingest_cmd, [&ctx, ingest] { return jobs::RunIngest(ctx, *ingest); }});
 
+  auto consume = std::make_shared<jobs::ConsumeArgs>();
+  auto redis = std::make_shared<std::string>("127.0.0.1:6379");
+  auto* consume_cmd = app.add_subcommand("consume", "Apply a Redis stream of items, plays and media paths (consumer group)");
+  consume_cmd->add_option("--redis", *redis, "Redis server HOST:PORT")->capture_default_str();
+  consume_cmd->add_option("--stream", consume->stream, "Stream key")->required();
+  consume_cmd->add_option("--group", consume->group, "Consumer group (created at the stream's start when missing)")
+      ->capture_default_str();
+  consume_cmd->add_option("--consumer", consume->consumer, "This consumer's name (keep it across restarts)")
+      ->capture_default_str();
+  consume_cmd->add_option("--batch", consume->batch, "Entries per read and per commit")->capture_default_str();
+  consume_cmd->add_option("--block-ms", consume->block_ms, "How long a read waits for entries")->capture_default_str();
+  consume_cmd->add_option("--claim-idle-ms", consume->claim_idle_ms,
+                          "At start, take over other consumers' entries pending this long")->capture_default_str();
+  consume_cmd->add_option("--until-idle", consume->until_idle_s, "Stop after this many seconds without entries (0: never)");
+  out->push_back({consume_cmd, [&ctx, consume, redis] {
+                    const size_t colon = redis->rfind(':');
+                    if (colon == std::string::npos || colon == 0) {
+                      return Status::InvalidArgument("--redis must be HOST:PORT, not '" + *redis + "'");
+                    }
+                    jobs::ConsumeArgs args = *consume;
+                    args.host = redis->substr(0, colon);
+                    try {
+                      size_t used = 0;
+                      args.port = std::stoi(redis->substr(colon + 1), &used);
+                      if (used != redis->size() - colon - 1 || args.port < 1 || args.port > 65535) throw 0;
+                    } catch (...) {
+                      return Status::InvalidArgument("--redis port must be 1..65535, not '" + redis->substr(colon + 1) + "'");
+                    }
+                    return jobs::RunConsume(ctx, args);
+                  }});
+
   auto* stats_cmd = app.add_subcommand("stats", "Count users, items, entities, relations and interactions");
   out->push_back({stats_cmd, [&ctx] { return jobs::RunStats(ctx); }});
 
@@ -203,7 +234,19 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
                       "Serve POST requests on a non-loopback --host without a token (a warning is printed)");
   serve_cmd->add_option("--allowed-host", serve->allowed_hosts,
                         "A Host header value to accept (repeatable; the port is ignored); others get 403");
-  out->push_back({serve_cmd, [&ctx, serve] { return jobs::RunServe(ctx, *serve); }});
+  serve_cmd->add_option("--replica-of", serve->replica_of,
+                        "Serve as a read replica of this store (shared storage): follow it, never write to it");
+  serve_cmd->add_option("--primary", serve->primary,
+                        "With --replica-of: forward POSTs to this primary server (http://HOST:PORT); else refuse them");
+  out->push_back({serve_cmd, [&ctx, serve] {
+                    if (serve->replica_of.empty()) {
+                      if (!serve->primary.empty()) return Status::InvalidArgument("--primary needs --replica-of");
+                      return jobs::RunServe(ctx, *serve);
+                    }
+                    jobs::Context replica = ctx;
+                    replica.store_dir = serve->replica_of;  // --replica-of names the store, as --store would
+                    return jobs::RunServe(replica, *serve);
+                  }});
 }
 
 }  // namespace

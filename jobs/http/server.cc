@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 
+#include <httplib.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -207,6 +208,8 @@ class Server {
     return fn(*follower_->NewReadView());
   }
   HttpError PostItems(const Request& req, Response& res);
+  // A replica's POST: sent on to the primary (--primary) and its reply relayed; 503 without one.
+  void Forward(const Request& req, Response* res);
   // Parses a POST /interactions or /impressions and queues it for the writer, which replies; or
   // refuses it at once.
   HttpError QueueWrite(const Request& req, Transport::Reply* reply);
@@ -260,6 +263,9 @@ class Server {
   std::atomic<uint64_t> request_serial_{0};   // for NewRequestId
   uint64_t request_salt_ = 0;                 // for NewRequestId: differs from run to run
   std::atomic<bool> stopping_{false};
+  bool replica_ = false;             // --replica-of: never writes; POSTs go to the primary
+  std::string primary_host_;         // --primary, parsed
+  int primary_port_ = 0;
 };
 
 Status Server::Reload() {
@@ -275,6 +281,8 @@ Status Server::Reload() {
       fresh->set_frozen_users(args_.frozen_users);
       fresh->set_explore_settings({args_.explore_prior});
     }
+    // A replica's counters are the primary's, as stored.
+    if (replica_) MOSAIC_RETURN_IF_ERROR(exposure_.Load(*view));
   }
   std::shared_ptr<service::ServingModel> next(std::move(fresh));
   std::atomic_store(&model_, next);
@@ -372,6 +380,23 @@ bool Server::Dispatch(const Request& req, Response* res, Transport::Reply* reply
     metrics_.Record(route->path, 405, 0);
     return true;
   }
+  if (route->method == Method::kPost && replica_) {
+    // The primary checks the token: the replica forwards the request as it came.
+    const int most_waiting = std::max(1, transport_->limits().threads / 2);
+    if (writes_waiting_.fetch_add(1) >= most_waiting) {
+      --writes_waiting_;
+      res->SetHeader("Retry-After", "1");
+      SendError(*res, {503, "too many writes being forwarded (" + std::to_string(most_waiting) + "): try again", ""});
+    } else {
+      const auto start = Clock::now();
+      Forward(req, res);
+      --writes_waiting_;
+      metrics_.Record(route->path, res->status, std::chrono::duration<double>(Clock::now() - start).count());
+      return true;
+    }
+    metrics_.Record(route->path, res->status, 0);
+    return true;
+  }
   if (route->method == Method::kPost) {
     const HttpError denied = Authorize(req);
     if (!denied.ok()) {
@@ -420,6 +445,7 @@ void Server::Refused(const Request& req, const HttpError& error, Response* res) 
 HttpError Server::Health(const Request&, Response& res) {
   auto model = Model();
   nlohmann::json body = {{"status", "ok"}, {"model_version", model ? model->version() : 0}};
+  body["role"] = replica_ ? "replica" : "primary";
   body["items"] = model ? model->num_items() : 0;
   body["users"] = model ? model->num_users() : 0;
   body["placed"] = model ? model->num_placed() : 0;
@@ -528,6 +554,37 @@ HttpError Server::PostItems(const Request& req, Response& res) {
                         {"model_version", model ? model->version() : 0}};
   SendJson(res, w.created ? 201 : 200, out);
   return {};
+}
+
+void Server::Forward(const Request& req, Response* res) {
+  if (primary_host_.empty()) {
+    SendError(*res, {503,
+                     "this server is a read replica of " + args_.replica_of +
+                         ": send writes to the primary server (or start the replica with --primary URL to forward them)",
+                     ""});
+    return;
+  }
+  httplib::Client primary(primary_host_, primary_port_);
+  primary.set_connection_timeout(5, 0);
+  primary.set_read_timeout(30, 0);
+  primary.set_write_timeout(30, 0);
+  httplib::Headers headers;
+  for (const char* name : {"Authorization", "Content-Type"}) {
+    const std::string value = req.Header(name);
+    if (!value.empty()) headers.emplace(name, value);
+  }
+  const std::string content_type = req.Header("Content-Type");
+  httplib::Result answer = primary.Post(req.target, headers, req.body, content_type);
+  if (!answer) {
+    SendError(*res, {502, "the primary " + args_.primary + " did not answer: " + httplib::to_string(answer.error()), ""});
+    return;
+  }
+  res->status = answer->status;
+  res->content_type = answer->get_header_value("Content-Type");
+  res->body = answer->body;
+  for (const char* name : {"WWW-Authenticate", "Retry-After"}) {
+    if (answer->has_header(name)) res->SetHeader(name, answer->get_header_value(name));
+  }
 }
 
 HttpError Server::QueueWrite(const Request& req, Transport::Reply* reply) {
@@ -717,6 +774,27 @@ HttpError Server::Authorize(const Request& req) const {
 }
 
 Status Server::SetUpAccess() {
+  replica_ = !args_.replica_of.empty();
+  if (!args_.primary.empty()) {
+    // http://HOST:PORT, the address the primary's `serve` printed.
+    const std::string scheme = "http://";
+    std::string rest = args_.primary.rfind(scheme, 0) == 0 ? args_.primary.substr(scheme.size()) : "";
+    if (!rest.empty() && rest.back() == '/') rest.pop_back();
+    const size_t colon = rest.rfind(':');
+    int port = 0;
+    try {
+      size_t used = 0;
+      if (colon != std::string::npos) port = std::stoi(rest.substr(colon + 1), &used);
+      if (colon == std::string::npos || colon == 0 || used != rest.size() - colon - 1 || port < 1 || port > 65535) port = 0;
+    } catch (const std::exception&) {
+      port = 0;
+    }
+    if (port == 0) return Status::InvalidArgument("--primary must be http://HOST:PORT, not '" + args_.primary + "'");
+    primary_host_ = rest.substr(0, colon);
+    if (primary_host_.size() > 2 && primary_host_.front() == '[') primary_host_ = primary_host_.substr(1, primary_host_.size() - 2);
+    primary_port_ = port;
+  }
+  if (replica_) return Status::OK();  // it never writes: the primary holds the token
   if (!args_.token_file.empty()) MOSAIC_RETURN_IF_ERROR(ReadToken(args_.token_file, &token_));
   if (token_.empty() && !IsLoopback(args_.host)) {
     if (!args_.insecure_writes) {
