@@ -33,23 +33,9 @@ const char* kRedisServer = "/usr/bin/redis-server";
 class Child {
  public:
   ~Child() { Kill(SIGKILL); }
-  bool Start(std::vector<std::string> args, const std::string& output) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      const int out = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (out < 0) _exit(126);
-      dup2(out, 1);
-      dup2(out, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    return true;
+  bool Start(const std::vector<std::string>& args, const std::string& output) {
+    pid_ = testing::Spawn(args, output, output, /*append=*/true);
+    return pid_ > 0;
   }
   void Kill(int signal) {
     if (pid_ <= 0) return;

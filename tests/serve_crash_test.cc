@@ -425,21 +425,7 @@ std::vector<std::string> SharedMediaFiles() {
 pid_t StartIngest(const std::string& dir, const std::string& meta, const std::vector<std::string>& files) {
   std::vector<std::string> args = {MOSAIC_BINARY, "--store", dir, "--no-text", "ingest", "--jobs", "1", "--meta", meta};
   args.insert(args.end(), files.begin(), files.end());
-  std::fflush(stdout);  // or the child would write our buffered output again
-  std::fflush(stderr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int null = open("/dev/null", O_WRONLY);
-    if (null < 0) _exit(126);
-    dup2(null, 1);
-    dup2(null, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+  return testing::Spawn(args, "/dev/null", "/dev/null");
 }
 
 TEST_F(ServeCrash, SigkillDuringIngestLeavesWholeItems) {

@@ -114,22 +114,8 @@ class ServerProcess {
     args.insert(args.end(), extra.begin(), extra.end());
     command_.clear();
     for (const auto& a : args) command_ += (command_.empty() ? "" : " ") + a;
-    std::fflush(stdout);
-    std::fflush(stderr);
-    const pid_t pid = fork();
+    const pid_t pid = Spawn(args, out_path_, err_path_);
     if (pid < 0) return ::testing::AssertionFailure() << "fork: " << std::strerror(errno);
-    if (pid == 0) {
-      const int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (out < 0 || err < 0) _exit(126);
-      dup2(out, 1);
-      dup2(err, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
     pid_ = pid;
     const auto start = std::chrono::steady_clock::now();
     while (SecondsSince(start) < timeout_s) {

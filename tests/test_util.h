@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +54,30 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Starts `args` (args[0]: the program's path) in a child process, its stdout to `out_path` and its
+// stderr to `err_path` (they may be the same file, or "/dev/null"); `append` keeps what the files
+// hold. Returns the child's pid, or -1 when fork fails.
+inline pid_t Spawn(std::vector<std::string> args, const std::string& out_path, const std::string& err_path,
+                   bool append = false) {
+  std::fflush(stdout);  // or the child would write our buffered output again
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+    const int out = open(out_path.c_str(), flags, 0644);
+    const int err = err_path == out_path ? out : open(err_path.c_str(), flags, 0644);
+    if (out < 0 || err < 0) _exit(126);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 inline void WriteFile(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
