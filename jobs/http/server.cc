@@ -381,20 +381,22 @@ bool Server::Dispatch(const Request& req, Response* res, Transport::Reply* reply
     return true;
   }
   if (route->method == Method::kPost && replica_) {
-    // The primary checks the token: the replica forwards the request as it came.
+    // The primary checks the token: the replica forwards the request as it came, on at most half the
+    // threads at once (queries always have threads).
     const int most_waiting = std::max(1, transport_->limits().threads / 2);
+    const auto start = Clock::now();
     if (writes_waiting_.fetch_add(1) >= most_waiting) {
-      --writes_waiting_;
       res->SetHeader("Retry-After", "1");
       SendError(*res, {503, "too many writes being forwarded (" + std::to_string(most_waiting) + "): try again", ""});
     } else {
-      const auto start = Clock::now();
-      Forward(req, res);
-      --writes_waiting_;
-      metrics_.Record(route->path, res->status, std::chrono::duration<double>(Clock::now() - start).count());
-      return true;
+      try {
+        Forward(req, res);
+      } catch (...) {
+        SendError(*res, FromStatus(service::CurrentExceptionStatus()));
+      }
     }
-    metrics_.Record(route->path, res->status, 0);
+    --writes_waiting_;
+    metrics_.Record(route->path, res->status, std::chrono::duration<double>(Clock::now() - start).count());
     return true;
   }
   if (route->method == Method::kPost) {
@@ -569,11 +571,8 @@ void Server::Forward(const Request& req, Response* res) {
   primary.set_read_timeout(30, 0);
   primary.set_write_timeout(30, 0);
   httplib::Headers headers;
-  for (const char* name : {"Authorization", "Content-Type"}) {
-    const std::string value = req.Header(name);
-    if (!value.empty()) headers.emplace(name, value);
-  }
-  const std::string content_type = req.Header("Content-Type");
+  if (!req.Header("Authorization").empty()) headers.emplace("Authorization", req.Header("Authorization"));
+  const std::string content_type = req.Header("Content-Type");  // sent by Post, as the client sent it
   httplib::Result answer = primary.Post(req.target, headers, req.body, content_type);
   if (!answer) {
     SendError(*res, {502, "the primary " + args_.primary + " did not answer: " + httplib::to_string(answer.error()), ""});

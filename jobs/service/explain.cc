@@ -45,6 +45,8 @@ struct Path {
 struct Walk {
   std::vector<GraphEdge> first, second;
   std::vector<float> a1, a2;
+  // Edge positions by tail, so that each result looks up its own targets instead of scanning the walk.
+  std::unordered_map<NodeId, std::vector<size_t>> first_by_tail, second_by_tail;
 };
 
 }  // namespace
@@ -125,6 +127,8 @@ class Walker {
       MOSAIC_RETURN_IF_ERROR(EdgesOf(m, &walk.second));
     }
     walk.a2 = Attention(walk.second);
+    for (size_t i = 0; i < walk.first.size(); ++i) walk.first_by_tail[walk.first[i].tail].push_back(i);
+    for (size_t j = 0; j < walk.second.size(); ++j) walk.second_by_tail[walk.second[j].tail].push_back(j);
     *out = &(ctx_.walks->by_source[source] = std::move(walk));
     return Status::OK();
   }
@@ -137,21 +141,30 @@ class Walker {
     MOSAIC_RETURN_IF_ERROR(WalkFrom(source, &walk));
     const std::vector<GraphEdge>& first = walk->first;
     const std::vector<GraphEdge>& second = walk->second;
-    for (size_t i = 0; i < first.size(); ++i) {
-      const NodeId m = first[i].tail;
-      if (auto t = targets.find(m); t != targets.end() && m != source) {
-        paths->push_back({walk->a1[i] * t->second, m, true, first[i], {}});
+    // The edges ending at a target, in walk order (ties among reasons keep the order of the edges).
+    std::vector<size_t> direct, indirect;
+    for (const auto& [target, factor] : targets) {
+      if (target == source) continue;
+      if (auto f = walk->first_by_tail.find(target); f != walk->first_by_tail.end()) {
+        direct.insert(direct.end(), f->second.begin(), f->second.end());
+      }
+      if (auto e = walk->second_by_tail.find(target); e != walk->second_by_tail.end()) {
+        indirect.insert(indirect.end(), e->second.begin(), e->second.end());
       }
     }
+    std::sort(direct.begin(), direct.end());
+    std::sort(indirect.begin(), indirect.end());
+    for (size_t i : direct) {
+      paths->push_back({walk->a1[i] * targets.at(first[i].tail), first[i].tail, true, first[i], {}});
+    }
     // The weight of m -> t must combine with every edge source -> m (several relations may join them).
-    std::unordered_map<NodeId, std::vector<size_t>> firsts_to;
-    for (size_t i = 0; i < first.size(); ++i) firsts_to[first[i].tail].push_back(i);
-    for (size_t j = 0; j < second.size(); ++j) {
+    for (size_t j : indirect) {
       if (has_skip && second[j].head == skip) continue;
-      const auto t = targets.find(second[j].tail);
-      if (t == targets.end() || second[j].tail == source) continue;
-      for (size_t i : firsts_to[second[j].head]) {
-        paths->push_back({double(walk->a1[i]) * walk->a2[j] * t->second, second[j].tail, false, first[i], second[j]});
+      auto via = walk->first_by_tail.find(second[j].head);
+      if (via == walk->first_by_tail.end()) continue;
+      for (size_t i : via->second) {
+        paths->push_back({double(walk->a1[i]) * walk->a2[j] * targets.at(second[j].tail), second[j].tail, false,
+                          first[i], second[j]});
       }
     }
     return Status::OK();
