@@ -211,7 +211,7 @@ TEST(Consume, EveryEntryOnceThroughTwoKillsAndNothingPending) {
       << "every play once (the play sent twice is one): " << testing::ReadFile(tmp / "consume.log");
   EXPECT_EQ(after["items"].get<long long>(), before["items"].get<long long>() + items_sent.load());
   EXPECT_EQ(check->Integer({"XPENDING", "catalogue", "g"}), 0) << "nothing pending";
-  EXPECT_EQ(check->Integer({"XLEN", "catalogue:rejected"}), bad_sent.load()) << "each bad entry rejected once";
+  EXPECT_EQ(check->Integer({"HLEN", "catalogue:rejected"}), bad_sent.load()) << "each bad entry rejected once";
   EXPECT_EQ(check->Integer({"XLEN", "catalogue"}), kEntries);
   // Every entry delivered again (a second group reads the stream from its start): nothing changes.
   std::vector<std::string> again = consume;

@@ -9,8 +9,9 @@
 // (store meta "stream/<stream>/<id>"), so an entry delivered again (committed, then killed before
 // XACK) is skipped; items and media are keyed (catalogue id, content hash) and writing one again
 // changes nothing.
-// Bad entries are normal: each is reported (stderr, or the JSON summary), copied with its error to the
-// stream "<stream>:rejected", marked and acknowledged, so that it is not delivered forever.
+// Bad entries are normal: each is reported (stderr, or the JSON summary), put with its error into the
+// hash "<stream>:rejected" (field: the entry id; before the commit, and idempotent, so exactly once),
+// marked and acknowledged, so that it is not delivered forever.
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <unistd.h>
@@ -230,10 +231,9 @@ Status Consumer::Reject(const Entry& e, const std::string& error) {
   ++totals_.rejected;
   if (totals_.rejections.size() < 20) totals_.rejections.push_back({{"id", e.id}, {"error", error}});
   if (!ctx_.json) std::fprintf(stderr, "mosaic consume: %s entry %s: %s\n", args_.stream.c_str(), e.id.c_str(), error.c_str());
-  std::vector<std::string> command = {"XADD", args_.stream + ":rejected", "*", "entry", e.id, "error", error};
-  for (const auto& [name, value] : e.fields) command.insert(command.end(), {"field:" + name, value});
+  const nlohmann::json record = {{"error", error}, {"fields", e.fields}};
   Reply reply(nullptr, freeReplyObject);
-  return redis_.Command(command, &reply);
+  return redis_.Command({"HSET", args_.stream + ":rejected", e.id, record.dump()}, &reply);
 }
 
 Status Consumer::Acknowledge(const std::vector<Entry>& entries) {
@@ -333,8 +333,9 @@ Status Consumer::Apply(const std::vector<Entry>& entries) {
       }
     }
   }
-  MOSAIC_RETURN_IF_ERROR(batch->Commit());
+  // Rejections first: a crash before the commit writes them again, to the same fields.
   for (const auto& [entry, error] : rejected) MOSAIC_RETURN_IF_ERROR(Reject(*entry, error));
+  MOSAIC_RETURN_IF_ERROR(batch->Commit());
   MOSAIC_RETURN_IF_ERROR(Acknowledge(entries));
   ++totals_.batches;
   return Status::OK();
