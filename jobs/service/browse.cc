@@ -174,7 +174,7 @@ Status SearchItems(const store::ReadView& view, const SearchOptions& options, nl
     const auto& [id, r] = items[i];
     const nlohmann::json attributes = Attributes(r);
     if (!kind_ok(attributes) || !listed.insert(id).second) return;
-    ++total;
+    if (extra["match"] != "text") ++total;  // the exact matches
     if (found.size() >= options.limit) return;
     nlohmann::json n = DescribeNode(id, r);
     n["item_kind"] = ItemKind(attributes);

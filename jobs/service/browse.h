@@ -48,7 +48,8 @@ struct SearchOptions {
   size_t limit = 50;     ///< results at most
   const graph::TextFeatureHook* text_model = nullptr;  ///< when given, text-similar items follow the exact ones
 };
-// {"items": [node + "kind" + "match": "title" | "linked" | "text" (+ "via", "similarity")], "total"}:
+// {"items": [node + "item_kind" + "match": "title" | "linked" | "text" (+ "via", "similarity")], "total": the
+// exact matches (title or linked) in all, listed or not}:
 // items whose title contains the text (case- and space-insensitive) and then items linked to an
 // entity whose name does (an artist, a genre), newest first (latest ingested); then, with a text
 // model, the items whose text embedding is nearest the text's. InvalidArgument for a kind other
