@@ -233,6 +233,10 @@ TEST(Consume, BadOptionsAreRefusedWithAMessage) {
       RunMosaic("--store " + Quote(tmp / "s") + " consume --redis nowhere --stream x");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--redis must be HOST:PORT"), std::string::npos) << testing::Describe(r);
+  const testing::CommandResult spinning =
+      RunMosaic("--store " + Quote(tmp / "s") + " consume --redis 127.0.0.1:6379 --stream x --block-ms 0");
+  EXPECT_NE(spinning.err.find("--block-ms must be between 1 and 60000"), std::string::npos) << testing::Describe(spinning);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "s")) << "a refused command creates no store";
   const testing::CommandResult unreachable =
       RunMosaic("--store " + Quote(tmp / "s") + " consume --redis 127.0.0.1:" + std::to_string(FreePort()) + " --stream x");
   EXPECT_EQ(unreachable.exit_code, 1) << testing::Describe(unreachable);

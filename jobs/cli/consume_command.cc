@@ -411,6 +411,10 @@ Status Consumer::Run() {
 
 Status RunConsume(const Context& ctx, const ConsumeArgs& args) {
   if (args.batch < 1 || args.batch > 10000) return Status::InvalidArgument("--batch must be between 1 and 10000");
+  // A read that does not block would spin against Redis while the stream is empty.
+  if (args.block_ms < 1 || args.block_ms > 60000) return Status::InvalidArgument("--block-ms must be between 1 and 60000");
+  if (args.claim_idle_ms < 0) return Status::InvalidArgument("--claim-idle-ms must not be negative");
+  if (!(args.until_idle_s >= 0)) return Status::InvalidArgument("--until-idle must not be negative");
   if (args.stream.empty() || args.group.empty() || args.consumer.empty()) {
     return Status::InvalidArgument("--stream, --group and --consumer must not be empty");
   }

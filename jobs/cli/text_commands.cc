@@ -11,6 +11,7 @@
 #include "graph/text_features.h"
 #include "jobs/cli/commands.h"
 #include "jobs/cli/progress.h"
+#include "jobs/service/browse.h"
 #include "modalities/registry.h"
 #include "store/store.h"
 
@@ -101,30 +102,9 @@ Status CollectSimilarText(const store::ReadView& view, const encoders::TextModel
   } catch (const std::exception& e) {
     return Status::IOError(std::string("text encoder: ") + e.what());
   }
-  // Vectors are L2-normalised, so the dot product is the cosine similarity.
   std::vector<std::pair<float, store::NodeId>> scored;
   size_t other_model = 0;
-  Status failed;
-  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](store::NodeId id, const store::NodeRecord& r) {
-    if (r.kind != store::NodeKind::kItem) return true;
-    store::FeatureVector f;
-    Status s = view.GetFeature(id, modalities::kTextModality.name, &f);
-    if (s.IsNotFound()) return true;
-    if (!s.ok()) {
-      failed = s;
-      return false;
-    }
-    if (f.extractor != modalities::kTextModality.extractor || f.version != modalities::kTextModality.version ||
-        f.values.size() != q.size()) {
-      ++other_model;
-      return true;
-    }
-    float dot = 0;
-    for (size_t d = 0; d < q.size(); ++d) dot += q[d] * f.values[d];
-    scored.emplace_back(dot, id);
-    return true;
-  }));
-  MOSAIC_RETURN_IF_ERROR(failed);
+  MOSAIC_RETURN_IF_ERROR(service::ScoreItemsByText(view, q, &scored, &other_model));
   if (scored.empty()) {
     const modalities::ModalityInfo& text = modalities::kTextModality;
     return Status::NotFound("no item in this store has a text embedding from " + std::string(text.extractor) + " v" +

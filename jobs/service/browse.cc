@@ -206,30 +206,41 @@ Status SearchItems(const store::ReadView& view, const SearchOptions& options, nl
   if (options.text_model && options.text_model->embed && !wanted.empty()) {
     std::vector<std::vector<float>> query;
     MOSAIC_RETURN_IF_ERROR(options.text_model->embed({options.text}, &query));
-    // Vectors are L2-normalised: the dot product is the cosine similarity.
-    std::vector<std::pair<float, size_t>> scored;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (listed.count(items[i].first)) continue;
-      store::FeatureVector f;
-      Status s = view.GetFeature(items[i].first, options.text_model->modality, &f);
-      if (s.IsNotFound()) continue;
-      MOSAIC_RETURN_IF_ERROR(s);
-      if (query.empty() || f.extractor != options.text_model->extractor || f.version != options.text_model->version ||
-          f.values.size() != query[0].size()) {
-        continue;
-      }
-      float dot = 0;
-      for (size_t d = 0; d < f.values.size(); ++d) dot += query[0][d] * f.values[d];
-      scored.emplace_back(dot, i);
-    }
-    std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [similarity, i] : scored) {
+    std::vector<std::pair<float, NodeId>> scored;
+    if (!query.empty()) MOSAIC_RETURN_IF_ERROR(ScoreItemsByText(view, query[0], &scored));
+    std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [similarity, id] : scored) {
       if (found.size() >= options.limit) break;
-      add(i, {{"match", "text"}, {"similarity", similarity}});
+      add(position.at(id), {{"match", "text"}, {"similarity", similarity}});
     }
   }
   *result = {{"items", found}, {"total", total}};
   return Status::OK();
+}
+
+Status ScoreItemsByText(const store::ReadView& view, const std::vector<float>& query,
+                        std::vector<std::pair<float, NodeId>>* scored, size_t* other_model) {
+  const modalities::ModalityInfo& text = modalities::kTextModality;
+  Status failed;
+  MOSAIC_RETURN_IF_ERROR(view.ForEachNode([&](NodeId id, const store::NodeRecord& r) {
+    if (r.kind != NodeKind::kItem) return true;
+    store::FeatureVector f;
+    Status s = view.GetFeature(id, text.name, &f);
+    if (s.IsNotFound()) return true;
+    if (!s.ok()) {
+      failed = s;
+      return false;
+    }
+    if (f.extractor != text.extractor || f.version != text.version || f.values.size() != query.size()) {
+      if (other_model) ++*other_model;
+      return true;
+    }
+    float dot = 0;
+    for (size_t d = 0; d < query.size(); ++d) dot += query[d] * f.values[d];
+    scored->emplace_back(dot, id);
+    return true;
+  }));
+  return failed;
 }
 
 Status UserHistory(const store::ReadView& view, const std::string& key, size_t limit, nlohmann::json* result) {

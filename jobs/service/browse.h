@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "store/status.h"
 #include "store/store.h"
@@ -55,6 +57,12 @@ struct SearchOptions {
 // model, the items whose text embedding is nearest the text's. InvalidArgument for a kind other
 // than video or music.
 Status SearchItems(const store::ReadView& view, const SearchOptions& options, nlohmann::json* result);
+
+// Scores every item that has a text vector from the text model (modalities::kTextModality) of `query`'s
+// width by its cosine with `query` (the vectors are L2-normalised): (score, item), in id order.
+// *other_model, when given, counts the items whose vector came from another model or version.
+Status ScoreItemsByText(const store::ReadView& view, const std::vector<float>& query,
+                        std::vector<std::pair<float, store::NodeId>>* scored, size_t* other_model = nullptr);
 
 // {"user": node, "items": [node + "plays"], "total"}: the user's items, most played first, at most
 // `limit`. NotFound for an unknown user.
