@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "fusion/content_regression_internal.h"
 #include "fusion/metrics.h"
 #include "fusion/random.h"
 
@@ -25,10 +26,8 @@ void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n
 }
 
 namespace mosaic::fusion {
-namespace {
+namespace content_internal {
 
-// The stream of fusion/random.h that draws the pseudo-cold validation items ("CRdg").
-constexpr uint64_t kHoldOutStream = 0x43526467;
 
 std::string FormatNumber(double v) {
   char text[32];
@@ -51,25 +50,7 @@ int LapackSize(size_t n) {
   return int(n);
 }
 
-// Runs body(row) for row in [0, n) on hardware_concurrency() threads, rows strided over threads.
-// Each row is computed by one thread alone, so results do not depend on the thread count.
-template <typename Body>
-void ParallelRows(size_t n, const Body& body) {
-  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), std::max<size_t>(n, 1));
-  if (threads <= 1) {
-    for (size_t r = 0; r < n; ++r) body(r);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (size_t t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      for (size_t r = t; r < n; r += threads) body(r);
-    });
-  }
-  for (auto& th : pool) th.join();
-}
 
-// Dot product in double with four partial sums (a fixed order, so results are reproducible).
 double Dot(const double* a, const double* b, size_t n) {
   double p0 = 0, p1 = 0, p2 = 0, p3 = 0;
   size_t k = 0;
@@ -87,11 +68,6 @@ double Dot(const double* a, const double* b, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // Training interactions.
 
-// The binary training matrix both ways: each user's items and each item's users, ascending, unique.
-struct Interactions {
-  std::vector<std::vector<uint32_t>> items_of;  ///< per user
-  std::vector<std::vector<uint32_t>> users_of;  ///< per item
-};
 
 void CheckTrain(const EvalData& data, const std::vector<uint32_t>& train) {
   for (uint32_t index : train) {
@@ -107,7 +83,6 @@ void CheckTrain(const EvalData& data, const std::vector<uint32_t>& train) {
   }
 }
 
-// The matrix of data.interactions[train] without the items flagged in `drop` (empty: none).
 Interactions BuildInteractions(const EvalData& data, const std::vector<uint32_t>& train,
                                const std::vector<uint8_t>& drop) {
   Interactions x;
@@ -238,12 +213,6 @@ CfFactors Svd(const Interactions& x, uint32_t num_users, uint32_t num_items, uin
 // ---------------------------------------------------------------------------------------------
 // Content features.
 
-// One modality, its present rows L2-normalised in double.
-struct DenseFeatures {
-  size_t dim = 0;
-  std::vector<double> rows;  ///< num_items x dim; zero where !has
-  std::vector<uint8_t> has;  ///< per item: a non-zero present row
-};
 
 // The KG's one-hot features, each item's row L2-normalised: every feature of item i has value[i].
 struct KgFeatures {
@@ -378,6 +347,11 @@ Content BuildContent(const EvalData& data, ContentParts parts) {
   }
   return c;
 }
+
+}  // namespace content_internal
+
+namespace {
+using namespace content_internal;
 
 // ---------------------------------------------------------------------------------------------
 // Kernels and the ridge.

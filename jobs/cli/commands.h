@@ -131,7 +131,8 @@ struct EvalArgs {
   std::string dump_split;  ///< folder to write the split to (TSV)
   int runs = 1;            ///< repeat with seeds seed, seed+1, ... and report the mean (and spread) of each row
   int epochs = 0;          ///< the model's epoch limit (0 = its default)
-  bool no_model = false;   ///< baselines only (no LibTorch)
+  bool no_model = false;   ///< no LibTorch rows (the first model version and LightGCN)
+  std::string model_kind = "both";  ///< v1|v2|both: which versions of the model have rows
   bool ablation = false;   ///< also the model with its KG removed and shuffled (always on for the cold protocol)
   std::string kg_control = "intact";  ///< intact|removed|shuffled: the KG every KG-using row fits on (fusion/kg_control.h)
 };

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "fusion/baselines.h"
+#include "fusion/content_kernel.h"
 #include "fusion/content_regression.h"
 #include "fusion/eval_data.h"
 #include "fusion/fold_in.h"
@@ -87,12 +88,38 @@ Status FindDataset(const EvalArgs& args, DatasetFiles* files) {
 
 // items.tsv: every item's key in dense index order (the ranking's tie order), for outside checks.
 void WriteItems(const fusion::EvalData& data, const std::string& dir) {
-  const std::string path = (fs::path(dir) / "items.tsv").string();
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) throw std::runtime_error("cannot write '" + path + "'");
-  std::fprintf(f, "item\n");
-  for (const auto& key : data.item_keys) std::fprintf(f, "%s\n", key.c_str());
-  if (std::fclose(f) != 0) throw std::runtime_error("cannot write '" + path + "'");
+  auto open = [&](const char* name, const char* mode) {
+    const std::string path = (fs::path(dir) / name).string();
+    FILE* f = std::fopen(path.c_str(), mode);
+    if (!f) throw std::runtime_error("cannot write '" + path + "'");
+    return std::make_pair(f, path);
+  };
+  auto close = [](std::pair<FILE*, std::string> f) {
+    if (std::fclose(f.first) != 0) throw std::runtime_error("cannot write '" + f.second + "'");
+  };
+  auto items = open("items.tsv", "w");
+  std::fprintf(items.first, "item\n");
+  for (const auto& key : data.item_keys) std::fprintf(items.first, "%s\n", key.c_str());
+  close(items);
+  // The content the content-aware models see, for tools outside the harness: each modality as
+  // raw float32 rows (<name>.f32, num_items x dim, zero rows where absent, <name>.present one
+  // byte per item) and the KG triples by dense index (kg.tsv; tails >= num_items are entities).
+  for (const auto& [name, m] : data.modalities) {
+    auto values = open((name + ".f32").c_str(), "wb");
+    if (!m.values.empty() && std::fwrite(m.values.data(), sizeof(float), m.values.size(), values.first) != m.values.size()) {
+      throw std::runtime_error("cannot write '" + values.second + "'");
+    }
+    close(values);
+    auto present = open((name + ".present").c_str(), "wb");
+    if (!m.present.empty() && std::fwrite(m.present.data(), 1, m.present.size(), present.first) != m.present.size()) {
+      throw std::runtime_error("cannot write '" + present.second + "'");
+    }
+    close(present);
+  }
+  auto kg = open("kg.tsv", "w");
+  std::fprintf(kg.first, "head\trelation\ttail\n");
+  for (const auto& t : data.kg_triples) std::fprintf(kg.first, "%u\t%u\t%u\n", t.head, t.relation, t.tail);
+  close(kg);
 }
 
 struct Row {
@@ -163,6 +190,35 @@ class OwnDataModel : public fusion::Baseline {
   std::shared_ptr<const fusion::EvalData> data_;
 };
 
+// The rows of the model's second version (issue 15), appended to `models` after the peers: its
+// content kernel (fusion/content_kernel.h) and, where warm items are ranked, the blend of EASE^R's
+// item-item scores with it (the weight chosen on validation). Its KG controls beside it: on the
+// cold and few-shot protocols, and with --ablation.
+void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64_t seed, bool content_peers,
+                      std::vector<std::unique_ptr<fusion::Baseline>>* models) {
+  const fusion::Baseline* ease = nullptr;
+  for (const auto& peer : *models) {
+    if (peer->name() == "EASE") ease = peer.get();
+  }
+  const std::vector<double> weights = {0, 0.05, 0.1, 0.25, 0.5, 1};
+  auto add = [&](const std::string& suffix, bool use_kg, bool shuffled) {
+    const std::string content_name = ease ? "Mosaic v2 content" + suffix : "Mosaic v2" + suffix;
+    std::unique_ptr<fusion::Baseline> content = fusion::MakeContentKernel(content_name, use_kg, seed);
+    if (shuffled) {
+      auto own = std::make_shared<const fusion::EvalData>(fusion::WithKgControl(data, fusion::KgControl::kShuffled, seed));
+      content = std::make_unique<OwnDataModel>(content_name, std::move(content), std::move(own));
+    }
+    const fusion::Baseline* fitted_first = content.get();
+    models->push_back(std::move(content));
+    if (ease) models->push_back(fusion::MakeBlend("Mosaic v2" + suffix, ease, fitted_first, weights));
+  };
+  add("", true, false);
+  if (args.ablation || content_peers) {
+    add(" (no KG)", false, false);
+    if (args.kg_control == "intact") add(" (KG shuffled)", true, true);
+  }
+}
+
 // The models of one protocol, in table order: the baselines, then the graph-attention model (and
 // its KG ablations: no KG, and for an intact KG the KG shuffled) from the model library. `data` is
 // the run's data with its KG intact; the KG-shuffled model fits on WithKgControl(data, shuffled, seed).
@@ -190,8 +246,9 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
     if (have_text) models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kText, seed));
     models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kKg, seed));
   }
+  if (args.model_kind != "v1" && args.protocol != "ctr") AddSecondVersion(args, data, seed, content_peers, models);
   // LibTorch's rows come from the model library: --no-model leaves them all out, LightGCN too.
-  if (args.no_model) return Status::OK();
+  if (args.no_model || args.model_kind == "v2") return Status::OK();
   const ModelPlugin* plugin = nullptr;
   MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
   std::unique_ptr<fusion::Baseline> ranker;

@@ -154,7 +154,10 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   eval_cmd->add_option("--seed", eval->seed, "Seed of the split and the models (default 2026)");
   eval_cmd->add_option("--runs", eval->runs, "Repeat with seeds seed, seed+1, ... and report means (default 1)");
   eval_cmd->add_option("--epochs", eval->epochs, "The model's epoch limit (default: its own)");
-  eval_cmd->add_flag("--no-model", eval->no_model, "Baselines only");
+  eval_cmd->add_flag("--no-model", eval->no_model, "No LibTorch rows: the first model version and LightGCN left out");
+  eval_cmd->add_option("--model-kind", eval->model_kind,
+                       "Which versions of the model have rows: v1 (graph attention), v2 (EASE^R + content kernel), both")
+      ->check(CLI::IsMember({"v1", "v2", "both"}));
   eval_cmd->add_flag("--ablation", eval->ablation, "Also the model with its KG removed and, for an intact KG, shuffled (always on for cold)");
   eval_cmd->add_option("--kg-control", eval->kg_control,
                        "intact, removed (no KG triple or item-entity link) or shuffled (tails redrawn per relation, "

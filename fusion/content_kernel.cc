@@ -1,0 +1,492 @@
+#include "fusion/content_kernel.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fusion/content_regression_internal.h"
+#include "fusion/metrics.h"
+#include "fusion/random.h"
+
+extern "C" {
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda, double* b,
+             const int* ldb, int* info);
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+}
+
+namespace mosaic::fusion {
+namespace {
+
+using namespace content_internal;
+
+// A matrix dimension as BLAS's int.
+int BlasSize(size_t n) {
+  if (n > size_t(INT_MAX)) throw std::runtime_error("content kernel: matrix too large for BLAS");
+  return int(n);
+}
+
+// Row-major C [m x n] = A [m x k] . B^T, B row-major [n x k].
+void GemmTransposedB(const double* a, const double* b, double* c, size_t m, size_t n, size_t k) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill(c, c + m * n, 0.0);
+    return;
+  }
+  const int im = BlasSize(m), in = BlasSize(n), ik = BlasSize(k);
+  const double one = 1.0, zero = 0.0;
+  // Column-major, C^T [n x m] = B [n x k] . A^T [k x m]; B's row-major array is B^T column-major.
+  dgemm_("T", "N", &in, &im, &ik, &one, b, &ik, a, &ik, &zero, c, &in);
+}
+
+// Row-major C [m x n] = A [m x k] . B [k x n].
+void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_t k) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    std::fill(c, c + m * n, 0.0);
+    return;
+  }
+  const int im = BlasSize(m), in = BlasSize(n), ik = BlasSize(k);
+  const double one = 1.0, zero = 0.0;
+  dgemm_("N", "N", &in, &im, &ik, &one, b, &in, a, &ik, &zero, c, &in);
+}
+
+// The KG's one-hot features with inverse-item-frequency weights; item i's features are
+// ids[offsets[i] .. offsets[i + 1]) with values value[same range] (its row L2-normalised).
+struct WeightedKg {
+  size_t num_features = 0;
+  std::vector<uint32_t> offsets, ids;
+  std::vector<double> value;
+};
+
+WeightedKg BuildWeightedKg(const EvalData& data) {
+  WeightedKg f;
+  const uint64_t nodes = uint64_t(data.num_items) + data.num_entities;
+  std::vector<std::pair<uint32_t, uint64_t>> pairs;
+  for (const auto& t : data.kg_triples) {
+    if (t.head < data.num_items) pairs.emplace_back(t.head, (uint64_t(t.relation) * nodes + t.tail) * 2);
+    if (t.tail < data.num_items) pairs.emplace_back(t.tail, (uint64_t(t.relation) * nodes + t.head) * 2 + 1);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  std::vector<uint64_t> keys;
+  for (const auto& p : pairs) keys.push_back(p.second);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  f.num_features = keys.size();
+  f.offsets.assign(size_t(data.num_items) + 1, 0);
+  std::vector<uint32_t> df(keys.size(), 0);
+  for (const auto& p : pairs) {
+    ++f.offsets[p.first + 1];
+    const uint32_t id = uint32_t(std::lower_bound(keys.begin(), keys.end(), p.second) - keys.begin());
+    f.ids.push_back(id);
+    ++df[id];
+  }
+  size_t linked = 0;
+  for (uint32_t i = 0; i < data.num_items; ++i) {
+    linked += f.offsets[i + 1] > 0;
+    f.offsets[i + 1] += f.offsets[i];
+  }
+  f.value.resize(f.ids.size());
+  for (uint32_t i = 0; i < data.num_items; ++i) {
+    double norm2 = 0.0;
+    for (size_t k = f.offsets[i]; k < f.offsets[i + 1]; ++k) {
+      f.value[k] = std::log(1.0 + double(linked) / double(df[f.ids[k]]));
+      norm2 += f.value[k] * f.value[k];
+    }
+    for (size_t k = f.offsets[i]; k < f.offsets[i + 1]; ++k) f.value[k] /= std::sqrt(norm2);
+  }
+  return f;
+}
+
+// What every grid point shares: the training matrix, the content, and the kernel's parts over the
+// support (training items with a feature), n x n row-major each.
+struct Parts {
+  Interactions x;
+  std::vector<DenseFeatures> modal;
+  WeightedKg kg;                      ///< num_features 0 without the KG
+  std::vector<uint32_t> train_items;  ///< items with a training interaction
+  std::vector<uint32_t> support;      ///< train items with a feature, ascending
+  std::vector<std::vector<double>> cosine;  ///< per modality: cos over support (0 where one lacks it)
+  std::vector<std::vector<uint8_t>> has;    ///< per modality: support position has it
+  std::vector<double> kg_gram;              ///< <kg(a), kg(b)> over support; empty without the KG
+};
+
+// The dense rows of `items` of a modality, [items x dim].
+std::vector<double> Rows(const DenseFeatures& m, const std::vector<uint32_t>& items) {
+  std::vector<double> out(items.size() * m.dim);
+  for (size_t a = 0; a < items.size(); ++a) {
+    std::copy_n(&m.rows[size_t(items[a]) * m.dim], m.dim, &out[a * m.dim]);
+  }
+  return out;
+}
+
+// K_kg(rows, support) for arbitrary item rows: <kg(r), kg(s)>, through the support's inverted index.
+void KgBlock(const WeightedKg& kg, const std::vector<std::vector<std::pair<uint32_t, double>>>& holders,
+             const std::vector<uint32_t>& rows, size_t n, double weight, double* out) {
+  ParallelRows(rows.size(), [&](size_t r) {
+    const uint32_t i = rows[r];
+    double* o = out + r * n;
+    for (size_t k = kg.offsets[i]; k < kg.offsets[i + 1]; ++k) {
+      const double v = weight * kg.value[k];
+      for (const auto& [pos, w] : holders[kg.ids[k]]) o[pos] += v * w;
+    }
+  });
+}
+
+class ContentKernel : public Baseline {
+ public:
+  ContentKernel(std::string name, bool use_kg, uint64_t seed) : name_(std::move(name)), use_kg_(use_kg), seed_(seed) {}
+
+  std::string name() const override { return name_; }
+
+  void Fit(const EvalData& data, const std::vector<uint32_t>& train, const std::vector<uint32_t>&) override {
+    fitted_ = false;
+    tuning_ = Tuning{};
+    CheckTrain(data, train);
+    CheckContent(data);
+    num_users_ = data.num_users;
+    num_items_ = data.num_items;
+    Parts p = Prepare(data, train);
+    Tune(data, train, p);
+    Refit(p);
+    fitted_ = true;
+  }
+
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    if (!fitted_) throw std::logic_error(name_ + ": ScoreUser before Fit");
+    if (user >= num_users_) {
+      throw std::invalid_argument(name_ + ": user " + std::to_string(user) + " >= " + std::to_string(num_users_));
+    }
+    std::vector<double> base(num_items_);
+    const double* pu = &users_[size_t(user) * rank_];
+    double sum = 0, sum2 = 0;
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      base[i] = Dot(pu, &qhat_[size_t(i) * rank_], rank_);
+      sum += base[i];
+      sum2 += base[i] * base[i];
+    }
+    const double mean = sum / num_items_;
+    double sd = std::sqrt(std::max(0.0, sum2 / num_items_ - mean * mean));
+    if (!(sd > 0)) sd = 1;
+    scores->resize(num_items_);
+    for (uint32_t i = 0; i < num_items_; ++i) (*scores)[i] = float(base[i] / sd + pop_weight_ * pop_z_[i]);
+  }
+
+  const Tuning* tuning() const override { return fitted_ ? &tuning_ : nullptr; }
+
+ private:
+  struct Point {
+    double g, w_text, lambda;
+  };
+
+  Parts Prepare(const EvalData& data, const std::vector<uint32_t>& train) const {
+    Parts p;
+    p.x = BuildInteractions(data, train, {});
+    for (const auto& [name, m] : data.modalities) p.modal.push_back(BuildDense(m, data.num_items));
+    if (use_kg_) p.kg = BuildWeightedKg(data);
+    else p.kg.offsets.assign(size_t(data.num_items) + 1, 0);
+    for (uint32_t i = 0; i < data.num_items; ++i) {
+      if (p.x.users_of[i].empty()) continue;
+      p.train_items.push_back(i);
+      bool any = p.kg.offsets[i + 1] > p.kg.offsets[i];
+      for (const auto& m : p.modal) any = any || m.has[i];
+      if (any) p.support.push_back(i);
+    }
+    const size_t n = p.support.size();
+    for (const auto& m : p.modal) {
+      const std::vector<double> rows = Rows(m, p.support);
+      p.cosine.emplace_back(n * n);
+      GemmTransposedB(rows.data(), rows.data(), p.cosine.back().data(), n, n, m.dim);
+      std::vector<uint8_t> has(n);
+      for (size_t a = 0; a < n; ++a) has[a] = m.has[p.support[a]];
+      p.has.push_back(std::move(has));
+    }
+    if (p.kg.num_features > 0) {
+      p.kg_gram.assign(n * n, 0.0);
+      KgBlock(p.kg, Holders(p, p.support), p.support, n, 1.0, p.kg_gram.data());
+    }
+    return p;
+  }
+
+  // Per KG feature: (position in `items`, value) of the items of `items` that have it.
+  std::vector<std::vector<std::pair<uint32_t, double>>> Holders(const Parts& p, const std::vector<uint32_t>& items) const {
+    std::vector<std::vector<std::pair<uint32_t, double>>> holders(p.kg.num_features);
+    for (size_t a = 0; a < items.size(); ++a) {
+      const uint32_t i = items[a];
+      for (size_t k = p.kg.offsets[i]; k < p.kg.offsets[i + 1]; ++k) {
+        holders[p.kg.ids[k]].emplace_back(uint32_t(a), p.kg.value[k]);
+      }
+    }
+    return holders;
+  }
+
+  bool HasKg(const Parts& p) const { return !p.kg_gram.empty(); }
+
+  std::vector<double> WTexts(const Parts& p) const {
+    return HasKg(p) ? std::vector<double>{0.5, 0.75, 0.9} : std::vector<double>{1.0};
+  }
+
+  double ModalKernel(double cosine, double g) const { return g == 0 ? cosine : std::exp(g * (cosine - 1.0)); }
+
+  // K(rows, cols) from the support Grams, positions into the support; row-major |rows| x |cols|.
+  std::vector<double> KernelBlock(const Parts& p, const std::vector<size_t>& rows, const std::vector<size_t>& cols,
+                                  const Point& at) const {
+    const size_t n = p.support.size();
+    std::vector<double> k(rows.size() * cols.size(), 0.0);
+    ParallelRows(rows.size(), [&](size_t r) {
+      const size_t pr = rows[r];
+      double* out = &k[r * cols.size()];
+      for (size_t m = 0; m < p.cosine.size(); ++m) {
+        if (!p.has[m][pr]) continue;
+        const double* c = &p.cosine[m][pr * n];
+        for (size_t x = 0; x < cols.size(); ++x) {
+          if (p.has[m][cols[x]]) out[x] += at.w_text * ModalKernel(c[cols[x]], at.g);
+        }
+      }
+      if (HasKg(p)) {
+        const double* g = &p.kg_gram[pr * n];
+        for (size_t x = 0; x < cols.size(); ++x) out[x] += (1.0 - at.w_text) * g[cols[x]];
+      }
+    });
+    return k;
+  }
+
+  // A = (K(S, S) + lambda I)^-1 Y, S the support positions, Y row-major |S| x cols -> |S| x cols.
+  std::vector<double> Solve(const Parts& p, const std::vector<size_t>& positions, const Point& at,
+                            const std::vector<double>& y, size_t cols) const {
+    const size_t s = positions.size();
+    std::vector<double> m = KernelBlock(p, positions, positions, at);
+    for (size_t x = 0; x < s; ++x) m[x * s + x] += at.lambda;
+    std::vector<double> b(s * cols);
+    for (size_t x = 0; x < s; ++x) {
+      for (size_t k = 0; k < cols; ++k) b[k * s + x] = y[x * cols + k];
+    }
+    const int size = LapackSize(s), nrhs = int(cols);
+    int info = 0;
+    dpotrf_("L", &size, m.data(), &size, &info);
+    if (info != 0) throw std::runtime_error(name_ + ": dpotrf failed, info " + std::to_string(info));
+    dpotrs_("L", &size, &nrhs, m.data(), &size, b.data(), &size, &info);
+    if (info != 0) throw std::runtime_error(name_ + ": dpotrs failed, info " + std::to_string(info));
+    std::vector<double> a(s * cols);
+    for (size_t x = 0; x < s; ++x) {
+      for (size_t k = 0; k < cols; ++k) a[x * cols + k] = b[k * s + x];
+    }
+    return a;
+  }
+
+  // Targets of the support positions: the first `rank` columns of the items' factors, then pop.
+  static std::vector<double> Targets(const Parts& p, const std::vector<size_t>& positions, const CfFactors& cf,
+                                     const Interactions& x) {
+    const size_t cols = cf.rank + 1;
+    std::vector<double> y(positions.size() * cols);
+    for (size_t a = 0; a < positions.size(); ++a) {
+      const uint32_t i = p.support[positions[a]];
+      std::copy_n(&cf.items[size_t(i) * cf.rank], cf.rank, &y[a * cols]);
+      y[a * cols + cf.rank] = std::log1p(double(x.users_of[i].size()));
+    }
+    return y;
+  }
+
+  void Tune(const EvalData& data, const std::vector<uint32_t>& train, const Parts& p) {
+    size_t active_users = 0;
+    for (const auto& row : p.x.items_of) active_users += !row.empty();
+    const uint32_t cap = uint32_t(std::max<size_t>(1, std::min(active_users, p.train_items.size())) - 1);
+    std::vector<uint32_t> ranks;
+    for (uint32_t r : {16u, 32u, 64u, 128u}) {
+      const uint32_t capped = std::max(1u, std::min(r, cap));
+      if (ranks.empty() || ranks.back() != capped) ranks.push_back(capped);
+    }
+    const std::vector<double> gs = {0, 4, 8}, lambdas = {0.1, 1, 10}, pops = {0, 0.25, 0.5, 1, 2};
+    const std::vector<double> w_texts = WTexts(p);
+    auto setting = [&](const Point& at, uint32_t rank, double pop) {
+      return "g=" + FormatNumber(at.g) + " w_text=" + FormatNumber(at.w_text) + " lambda=" + FormatNumber(at.lambda) +
+             " rank=" + std::to_string(rank) + " pop=" + FormatNumber(pop);
+    };
+    const size_t m = p.train_items.size();
+    const size_t hold = size_t(std::llround(0.2 * double(m)));
+    if (hold == 0 || hold >= m) {
+      chosen_ = {gs.front(), w_texts.front(), lambdas.front()};
+      rank_ = ranks.front();
+      pop_weight_ = pops.front();
+      tuning_.grid.push_back({setting(chosen_, rank_, pop_weight_), 0, 0});
+      return;
+    }
+    // The held-out items of MakeContentRidge for the same seed.
+    std::vector<uint32_t> held = p.train_items;
+    SplitMix64 rng(StreamSeed(seed_, kHoldOutStream, 0));
+    PartialShuffle(held.begin(), held.end(), hold, rng);
+    held.resize(hold);
+    std::sort(held.begin(), held.end());
+    std::vector<uint8_t> is_held(num_items_, 0);
+    for (uint32_t i : held) is_held[i] = 1;
+    const Interactions rest = BuildInteractions(data, train, is_held);
+    const uint32_t max_rank = ranks.back();
+    const CfFactors cf = Svd(rest, num_users_, num_items_, max_rank);
+    std::vector<std::vector<uint32_t>> relevant(num_users_);
+    for (uint32_t u = 0; u < num_users_; ++u) {
+      for (uint32_t i : p.x.items_of[u]) {
+        if (is_held[i]) relevant[u].push_back(i);
+      }
+    }
+    std::vector<size_t> fit_positions, held_positions;
+    std::vector<uint32_t> scored;  // held items with content, in held_positions' order
+    for (size_t a = 0; a < p.support.size(); ++a) {
+      if (is_held[p.support[a]]) {
+        held_positions.push_back(a);
+        scored.push_back(p.support[a]);
+      } else {
+        fit_positions.push_back(a);
+      }
+    }
+    const std::vector<double> y = Targets(p, fit_positions, cf, rest);
+    const size_t cols = max_rank + 1;
+    double best = -1.0;
+    for (double g : gs) {
+      for (double w_text : w_texts) {
+        for (double lambda : lambdas) {
+          const Point at{g, w_text, lambda};
+          const std::vector<double> a = Solve(p, fit_positions, at, y, cols);
+          const std::vector<double> k = KernelBlock(p, held_positions, fit_positions, at);
+          std::vector<double> pred(held_positions.size() * cols);
+          Gemm(k.data(), a.data(), pred.data(), held_positions.size(), cols, fit_positions.size());
+          for (uint32_t rank : ranks) {
+            for (double pop : pops) {
+              const HeldScorer scorer(cf, scored, pred, cols, rank, pop, num_items_);
+              const RankingMetrics r = RankUsers(
+                  scorer, num_users_, [&](uint32_t, std::vector<uint32_t>* cand) { *cand = held; },
+                  [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
+              tuning_.grid.push_back({setting(at, rank, pop), r.recall20, r.ndcg20});
+              if (r.recall20 > best) {
+                best = r.recall20;
+                tuning_.chosen = tuning_.grid.size() - 1;
+                chosen_ = at;
+                rank_ = rank;
+                pop_weight_ = pop;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void Refit(const Parts& p) {
+    const CfFactors cf = Svd(p.x, num_users_, num_items_, rank_);
+    const size_t n = p.support.size(), cols = rank_ + 1;
+    std::vector<size_t> all(n);
+    for (size_t a = 0; a < n; ++a) all[a] = a;
+    const std::vector<double> a = Solve(p, all, chosen_, Targets(p, all, cf, p.x), cols);
+    // Every item's kernel row against the support, in chunks (cosines by BLAS, then the RBF).
+    std::vector<double> pred(size_t(num_items_) * cols, 0.0);
+    const auto holders = Holders(p, p.support);
+    constexpr size_t kChunk = 1024;
+    std::vector<double> k, c;
+    for (size_t begin = 0; begin < num_items_; begin += kChunk) {
+      const size_t end = std::min<size_t>(num_items_, begin + kChunk), rows = end - begin;
+      std::vector<uint32_t> items(rows);
+      for (size_t r = 0; r < rows; ++r) items[r] = uint32_t(begin + r);
+      k.assign(rows * n, 0.0);
+      for (size_t m = 0; m < p.modal.size(); ++m) {
+        const DenseFeatures& f = p.modal[m];
+        const std::vector<double> left = Rows(f, items), right = Rows(f, p.support);
+        c.assign(rows * n, 0.0);
+        GemmTransposedB(left.data(), right.data(), c.data(), rows, n, f.dim);
+        ParallelRows(rows, [&](size_t r) {
+          if (!f.has[items[r]]) return;
+          for (size_t x = 0; x < n; ++x) {
+            if (p.has[m][x]) k[r * n + x] += chosen_.w_text * ModalKernel(c[r * n + x], chosen_.g);
+          }
+        });
+      }
+      if (HasKg(p)) KgBlock(p.kg, holders, items, n, 1.0 - chosen_.w_text, k.data());
+      Gemm(k.data(), a.data(), &pred[begin * cols], rows, cols, n);
+    }
+    users_.assign(size_t(num_users_) * rank_, 0.0);
+    for (uint32_t u = 0; u < num_users_; ++u) {
+      std::copy_n(&cf.users[size_t(u) * rank_], rank_, &users_[size_t(u) * rank_]);
+    }
+    qhat_.assign(size_t(num_items_) * rank_, 0.0);
+    std::vector<double> pop(num_items_);
+    for (uint32_t i = 0; i < num_items_; ++i) {
+      std::copy_n(&pred[size_t(i) * cols], rank_, &qhat_[size_t(i) * rank_]);
+      pop[i] = pred[size_t(i) * cols + rank_];
+    }
+    pop_z_ = Standardised(pop);
+  }
+
+  static std::vector<double> Standardised(const std::vector<double>& v) {
+    double sum = 0, sum2 = 0;
+    for (double x : v) {
+      sum += x;
+      sum2 += x * x;
+    }
+    const double mean = v.empty() ? 0 : sum / double(v.size());
+    double sd = v.empty() ? 1 : std::sqrt(std::max(0.0, sum2 / double(v.size()) - mean * mean));
+    if (!(sd > 0)) sd = 1;
+    std::vector<double> z(v.size());
+    for (size_t i = 0; i < v.size(); ++i) z[i] = (v[i] - mean) / sd;
+    return z;
+  }
+
+  // Scores the pseudo-cold items with one (rank, pop) of a grid point's predictions, as ScoreUser
+  // scores (standardised over the held-out items, the only ones ranked).
+  class HeldScorer : public Baseline {
+   public:
+    HeldScorer(const CfFactors& cf, const std::vector<uint32_t>& items, const std::vector<double>& pred, size_t cols,
+               size_t rank, double pop, uint32_t num_items)
+        : cf_(cf), items_(items), pred_(pred), cols_(cols), rank_(rank), pop_(pop), num_items_(num_items) {
+      std::vector<double> p(items.size());
+      for (size_t h = 0; h < items.size(); ++h) p[h] = pred[h * cols + cols - 1];
+      pop_z_ = Standardised(p);
+    }
+    std::string name() const override { return "content kernel validation"; }
+    void Fit(const EvalData&, const std::vector<uint32_t>&, const std::vector<uint32_t>&) override {
+      throw std::logic_error("content kernel: the validation scorer is not fitted");
+    }
+    void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+      scores->assign(num_items_, kUnscorable);
+      const double* pu = &cf_.users[size_t(user) * cf_.rank];
+      std::vector<double> base(items_.size());
+      for (size_t h = 0; h < items_.size(); ++h) base[h] = Dot(pu, &pred_[h * cols_], rank_);
+      const std::vector<double> z = Standardised(base);
+      for (size_t h = 0; h < items_.size(); ++h) (*scores)[items_[h]] = float(z[h] + pop_ * pop_z_[h]);
+    }
+
+   private:
+    const CfFactors& cf_;
+    const std::vector<uint32_t>& items_;
+    const std::vector<double>& pred_;
+    size_t cols_, rank_;
+    double pop_;
+    uint32_t num_items_;
+    std::vector<double> pop_z_;
+  };
+
+  std::string name_;
+  bool use_kg_;
+  uint64_t seed_;
+  bool fitted_ = false;
+  uint32_t num_users_ = 0, num_items_ = 0;
+  Point chosen_{0, 1, 1};     ///< the kernel and ridge of the last tuning
+  uint32_t rank_ = 16;        ///< factor columns scored
+  double pop_weight_ = 0;     ///< c
+  std::vector<double> users_;  ///< P, num_users x rank_
+  std::vector<double> qhat_;   ///< predicted item factors, num_items x rank_
+  std::vector<double> pop_z_;  ///< standardised predicted popularity, per item
+  Tuning tuning_;
+};
+
+}  // namespace
+
+std::unique_ptr<Baseline> MakeContentKernel(std::string name, bool use_kg, uint64_t seed) {
+  return std::make_unique<ContentKernel>(std::move(name), use_kg, seed);
+}
+
+}  // namespace mosaic::fusion

@@ -1,0 +1,78 @@
+// Internals of the content ridge (fusion/content_regression.cc) shared with the content kernel of
+// the model's second version (fusion/content_kernel.cc): the training matrix, the truncated SVD and
+// the normalised content rows. Not a public interface: plain arrays in double, no checks beyond
+// those documented at each function.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fusion/content_regression.h"
+#include "fusion/eval_data.h"
+
+namespace mosaic::fusion::content_internal {
+
+// The stream of fusion/random.h that draws the pseudo-cold validation items ("CRdg").
+constexpr uint64_t kHoldOutStream = 0x43526467;
+
+// "%g" of v.
+std::string FormatNumber(double v);
+
+// n as LAPACK's int, throwing std::runtime_error when n * n does not fit one.
+int LapackSize(size_t n);
+
+// Runs body(row) for row in [0, n) on hardware_concurrency() threads, rows strided over threads.
+// Each row is computed by one thread alone, so results do not depend on the thread count.
+template <typename Body>
+void ParallelRows(size_t n, const Body& body) {
+  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), std::max<size_t>(n, 1));
+  if (threads <= 1) {
+    for (size_t r = 0; r < n; ++r) body(r);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (size_t r = t; r < n; r += threads) body(r);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+// Dot product in double with four partial sums (a fixed order, so results are reproducible).
+double Dot(const double* a, const double* b, size_t n);
+
+// The binary training matrix both ways: each user's items and each item's users, ascending, unique.
+struct Interactions {
+  std::vector<std::vector<uint32_t>> items_of;  ///< per user
+  std::vector<std::vector<uint32_t>> users_of;  ///< per item
+};
+
+// Throws std::invalid_argument when a train index, user or item is out of range of `data`.
+void CheckTrain(const EvalData& data, const std::vector<uint32_t>& train);
+
+// The matrix of data.interactions[train] without the items flagged in `drop` (empty: none).
+Interactions BuildInteractions(const EvalData& data, const std::vector<uint32_t>& train,
+                               const std::vector<uint8_t>& drop);
+
+// TruncatedSvd's factors of `x` (see fusion/content_regression.h).
+CfFactors Svd(const Interactions& x, uint32_t num_users, uint32_t num_items, uint32_t rank);
+
+// One modality, its present rows L2-normalised in double.
+struct DenseFeatures {
+  size_t dim = 0;
+  std::vector<double> rows;  ///< num_items x dim; zero where !has
+  std::vector<uint8_t> has;  ///< per item: a non-zero present row
+};
+
+// Throws std::invalid_argument when a modality's arrays are out of line with num_items or hold a
+// non-finite value, or a KG triple is out of range.
+void CheckContent(const EvalData& data);
+
+// The modality's present, non-zero rows L2-normalised.
+DenseFeatures BuildDense(const ModalityMatrix& m, uint32_t num_items);
+
+}  // namespace mosaic::fusion::content_internal
