@@ -67,6 +67,13 @@ std::string ResolveDevice(const std::string& device) {
   throw std::invalid_argument("unknown device '" + device + "' (auto, cpu or cuda)");
 }
 
+namespace {
+// Rank `rank`'s contiguous share [from, to) of n items split over `world` ranks (sizes differ by at most 1).
+std::pair<int64_t, int64_t> Share(int64_t n, int rank, int world) {
+  return {n * rank / world, n * (rank + 1) / world};
+}
+}  // namespace
+
 struct Trainer::State {
   TrainingGraph graph;
   TrainOptions options;
@@ -182,6 +189,17 @@ Trainer::Trainer(TrainingGraph graph, const TrainOptions& options) : state_(std:
 
   s.model = Kgat(ModelConfig(s.graph, options));
   s.model->to(s.device);
+  if (options.group && options.group->world_size() > 1) {
+    // Same seed, same initial weights on every rank; rank 0's are broadcast all the same, so that a
+    // rank cannot start from another state unnoticed.
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> params;
+    for (auto& p : s.model->parameters()) params.push_back(p.data());
+    std::vector<at::Tensor> cpu;
+    for (auto& p : params) cpu.push_back(p.to(torch::kCPU).contiguous());
+    options.group->Broadcast(cpu);
+    for (size_t k = 0; k < params.size(); ++k) params[k].copy_(cpu[k]);
+  }
   s.optimizer = std::make_unique<torch::optim::Adam>(s.model->parameters(),
                                                      torch::optim::AdamOptions(options.learning_rate));
 }
@@ -263,6 +281,7 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
   SplitMix64 draw(EpochSeed(seed, epoch, 4));
   const int64_t items = g.num_items;
   const int64_t triples = static_cast<int64_t>(g.triples.size());
+  TrainingGroup* group = s.options.group && s.options.group->world_size() > 1 ? s.options.group.get() : nullptr;
   EpochReport report;
   report.epoch = epoch;
   for (int64_t step = 0; step < steps; ++step) {
@@ -281,6 +300,12 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
         users.push_back(u), pos.push_back(i), neg.push_back(j);
       }
     }
+    if (group) {  // this rank's contiguous share of the step's pairs
+      const auto [from, to] = Share(int64_t(users.size()), group->rank(), group->world_size());
+      users = std::vector<int64_t>(users.begin() + from, users.begin() + to);
+      pos = std::vector<int64_t>(pos.begin() + from, pos.begin() + to);
+      neg = std::vector<int64_t>(neg.begin() + from, neg.begin() + to);
+    }
     s.optimizer->zero_grad();
     auto reps = s.model->Forward(sampled, modalities, /*training=*/true, attention);
     torch::Tensor loss = torch::zeros({}, reps.options());
@@ -297,18 +322,36 @@ EpochReport Trainer::RunEpoch(const std::function<void(int64_t, int64_t)>& on_st
         h.push_back(x.head), r.push_back(x.relation), t.push_back(x.tail);
         tn.push_back(s.kg_nodes_begin + static_cast<int64_t>(draw.Below(static_cast<uint64_t>(s.kg_nodes_count))));
       }
+      if (group) {
+        const auto [from, to] = Share(n, group->rank(), group->world_size());
+        for (auto* v : {&h, &r, &t, &tn}) *v = std::vector<int64_t>(v->begin() + from, v->begin() + to);
+      }
       auto kg = s.model->TransRLoss(LongTensor(h), LongTensor(r), LongTensor(t), LongTensor(tn));
       report.kg_loss += kg.item<double>();
       report.kg_triples += n;
       loss = loss + s.options.kg_weight * kg;
     }
-    if (loss.requires_grad()) {
+    if (group) {
+      // Every rank joins every allreduce, with zero gradients when its share was empty.
+      if (loss.requires_grad()) loss.backward();
+      const auto reduce_start = std::chrono::steady_clock::now();
+      report.bytes_allreduced += group->AverageGradients(s.model->parameters());
+      report.allreduce_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
+      s.optimizer->step();
+    } else if (loss.requires_grad()) {
       loss.backward();
       s.optimizer->step();
     }
     if (on_step) on_step(step + 1, steps);
   }
   report.steps = steps;
+  if (group) {  // the losses over every rank's share (each rank's mean weighed alike)
+    const std::vector<double> sums = group->Sum({report.bpr_loss, report.kg_loss, double(report.kg_triples)});
+    report.bpr_loss = sums[0] / group->world_size();
+    report.kg_loss = sums[1] / group->world_size();
+    report.kg_triples = int64_t(sums[2]);
+  }
   report.bpr_loss /= static_cast<double>(steps);
   report.kg_loss /= static_cast<double>(steps);
   s.epochs_done = epoch;

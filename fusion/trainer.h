@@ -25,6 +25,7 @@
 
 #include "fusion/kgat.h"
 #include "fusion/training_graph.h"
+#include "fusion/training_group.h"
 
 namespace mosaic::fusion {
 
@@ -48,6 +49,12 @@ struct TrainOptions {
   int64_t max_neighbours = 64;   ///< edges sampled per head and epoch in training (inference uses all)
   uint64_t seed = 1;
   std::string device = "cpu";    ///< cpu, cuda or auto
+  /// Data-parallel training (null: this process alone). Every rank draws each step's batch alike
+  /// and takes its own contiguous share of the BPR pairs and of the TransR triples; the gradients
+  /// are averaged over the ranks after backward(), so every rank takes the same Adam step. The
+  /// forward pass over the graph is the whole graph's on every rank (the model propagates over all
+  /// of it), so only the loss terms are divided.
+  std::shared_ptr<TrainingGroup> group;
 };
 
 struct EpochReport {
@@ -57,6 +64,8 @@ struct EpochReport {
   int64_t steps = 0;
   int64_t kg_triples = 0;  ///< TransR triples seen
   double seconds = 0;
+  int64_t bytes_allreduced = 0;  ///< gradient bytes this rank sent into allreduces (0 alone)
+  double allreduce_seconds = 0;  ///< time in those allreduces (waiting for the slowest rank included)
 };
 
 // Resolves "auto" to cuda when LibTorch has it and a GPU is present, else cpu; throws

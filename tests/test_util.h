@@ -1,6 +1,9 @@
 // Helpers shared by the test suites: temporary folders, file writing, running the CLI.
 #pragma once
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -90,6 +93,20 @@ inline std::string ReadFile(const std::string& path) {
 }
 
 // Folder of the shared datasets, or empty when they are absent (tests then skip).
+// A TCP port on loopback that nothing listened on a moment ago.
+inline int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
 inline std::string SharedDatasets() {
   std::filesystem::path p = std::filesystem::path(MOSAIC_SHARED_DIR) / "datasets";
   return std::filesystem::exists(p) ? p.string() : "";

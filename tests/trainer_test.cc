@@ -6,7 +6,10 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace mosaic::fusion {
 namespace {
@@ -188,6 +191,39 @@ TEST(TrainerTest, ConfigRoundTripsThroughJson) {
   EXPECT_EQ(back.modality_dims, c.modality_dims);
   EXPECT_EQ(back.seed, c.seed);
   EXPECT_THROW(ConfigFromJson("{}"), std::invalid_argument);
+}
+
+// Data-parallel training (TrainOptions::group): two ranks, each a thread with its own Trainer, split
+// every step's pairs and triples and average their gradients. The halves' mean gradients average to
+// the whole batch's, so both ranks hold the same weights as each other, and the weights of one
+// trainer alone up to float rounding.
+TEST(TrainerTest, TwoRanksTrainTheModelOneTrainerTrains) {
+  Trainer alone(World(), SmallOptions());
+  const auto expected = TrainFor(alone, 3);
+  const int port = testing::FreePort();
+  std::vector<torch::Tensor> reps(2);
+  std::vector<EpochReport> last(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      TrainingGroupOptions g;
+      g.master_port = port;
+      g.rank = r;
+      g.world_size = 2;
+      TrainOptions o = SmallOptions();
+      o.group = TrainingGroup::Join(g);
+      Trainer t(World(), o);
+      for (int e = 0; e < 3; ++e) last[size_t(r)] = t.RunEpoch();
+      reps[size_t(r)] = t.Representations();
+    });
+  }
+  for (auto& t : ranks) t.join();
+  ASSERT_TRUE(reps[0].defined() && reps[1].defined());
+  EXPECT_TRUE(torch::equal(reps[0], reps[1]));
+  EXPECT_TRUE(torch::allclose(reps[0], expected, 1e-3, 1e-4)) << (reps[0] - expected).abs().max().item<float>();
+  EXPECT_GT(last[0].bytes_allreduced, 0);
+  EXPECT_EQ(last[0].bytes_allreduced, last[1].bytes_allreduced);
+  EXPECT_EQ(last[0].bpr_loss, last[1].bpr_loss);  // the ranks' shares, summed over the group
 }
 
 }  // namespace
