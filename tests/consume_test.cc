@@ -110,7 +110,7 @@ TEST(Consume, EveryEntryOnceThroughTwoKillsAndNothingPending) {
     GTEST_SKIP() << kRedisServer << " is not installed (scripts/setup installs Debian's redis-server)";
   }
   TempDir tmp;
-  const int port = FreePort();
+  const int port = testing::FreePort();
   Child redis;
   ASSERT_TRUE(redis.Start({kRedisServer, "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no", "--dir", tmp.path().string()},
@@ -225,7 +225,7 @@ TEST(Consume, BadOptionsAreRefusedWithAMessage) {
   EXPECT_NE(spinning.err.find("--block-ms must be between 1 and 60000"), std::string::npos) << testing::Describe(spinning);
   EXPECT_FALSE(std::filesystem::exists(tmp / "s")) << "a refused command creates no store";
   const testing::CommandResult unreachable =
-      RunMosaic("--store " + Quote(tmp / "s") + " consume --redis 127.0.0.1:" + std::to_string(FreePort()) + " --stream x");
+      RunMosaic("--store " + Quote(tmp / "s") + " consume --redis 127.0.0.1:" + std::to_string(testing::FreePort()) + " --stream x");
   EXPECT_EQ(unreachable.exit_code, 1) << testing::Describe(unreachable);
   EXPECT_NE(unreachable.err.find("redis 127.0.0.1:"), std::string::npos) << testing::Describe(unreachable);
 }
