@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -240,6 +241,92 @@ TEST_F(ModelCli, ResumeAfterKillGivesTheUninterruptedResult) {
   EXPECT_EQ(resumed["seed"], 3);
   EXPECT_FALSE(fs::exists(checkpoint.parent_path()));  // removed once the version is written
   EXPECT_EQ(TopLists(whole), TopLists(cut));
+}
+
+// `rebuild --distributed`: two ranks as two processes on loopback (issue 19). They train the model
+// one process trains (the ranks average their halves' gradients), rank 0 alone writes; a rank
+// killed mid-run stops the other with an error and the current version stays; --resume continues
+// across the group from rank 0's checkpoint.
+TEST_F(ModelCli, DistributedRebuildOverTwoRanks) {
+  auto start_ranks = [&](const std::string& store, const std::string& extra, std::vector<pid_t>* pids) {
+    const std::string port = std::to_string(testing::FreePort());
+    pids->clear();
+    for (int r = 0; r < 2; ++r) {
+      std::vector<std::string> args = {MOSAIC_BINARY, "--store", store, "--json", "rebuild", "--distributed",
+                                        "--master-port", port, "--rank", std::to_string(r), "--world-size", "2",
+                                        "--group-timeout", "60"};
+      std::istringstream words(extra);
+      for (std::string w; words >> w;) args.push_back(w);
+      const std::string out = tmp_ / ("rank" + std::to_string(r) + ".out");
+      pids->push_back(testing::Spawn(args, out, tmp_ / ("rank" + std::to_string(r) + ".err")));
+    }
+  };
+  auto wait = [](pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  const std::string two = MakeStore("two"), one = MakeStore("one");
+  std::vector<pid_t> pids;
+  start_ranks(two, "--epochs 8 --seed 3", &pids);
+  EXPECT_EQ(wait(pids[0]), 0) << ReadFile(tmp_ / "rank0.err");
+  EXPECT_EQ(wait(pids[1]), 0) << ReadFile(tmp_ / "rank1.err");
+  const nlohmann::json rank0 = nlohmann::json::parse(ReadFile(tmp_ / "rank0.out"));
+  const nlohmann::json rank1 = nlohmann::json::parse(ReadFile(tmp_ / "rank1.out"));
+  EXPECT_EQ(rank0["version"], 1);
+  EXPECT_EQ(rank0["distributed"]["world_size"], 2);
+  EXPECT_GT(rank0["distributed"]["bytes_allreduced_per_step"].get<int64_t>(), 0);
+  EXPECT_EQ(rank1["version"], 0);
+  EXPECT_EQ(rank1["rank"], 1);
+  EXPECT_EQ(rank1["epochs_run"], 8);
+  RunJson("--store " + Quote(one) + " rebuild --epochs 8 --seed 3 --json");
+  // The same model up to float rounding: the users' lists share nearly all their items.
+  const auto lists_two = TopLists(two), lists_one = TopLists(one);
+  for (size_t u = 0; u < lists_one.size(); ++u) {
+    size_t shared = 0;
+    for (const auto& key : lists_two[u]) shared += std::count(lists_one[u].begin(), lists_one[u].end(), key);
+    EXPECT_GE(shared, lists_one[u].size() - 2) << "user " << u;
+  }
+
+  // Rank 1 killed once rank 0 has checkpointed an epoch: rank 0 stops with an error, v1 stays.
+  const fs::path checkpoint = fs::path(two) / "rebuild-checkpoint" / "checkpoint.bin";
+  start_ranks(two, "--epochs 3000 --seed 4", &pids);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(fs::exists(checkpoint)) << ReadFile(tmp_ / "rank0.err");
+  kill(pids[1], SIGKILL);
+  EXPECT_EQ(wait(pids[1]), 128 + SIGKILL);
+  EXPECT_EQ(wait(pids[0]), 1);
+  const std::string error = ReadFile(tmp_ / "rank0.err");
+  EXPECT_NE(error.find("training group (rank 0 of 2)"), std::string::npos) << error;
+  EXPECT_NE(error.find("nothing was written, the current version stays"), std::string::npos) << error;
+  EXPECT_EQ(RunJson("--store " + Quote(two) + " recommend --user u0 --json")["model_version"], 1);
+
+  // Resumed across the group: rank 0 reads its checkpoint and both ranks continue from it.
+  const std::string blob = ReadFile(checkpoint.string());
+  uint64_t header_size = 0;
+  ASSERT_GE(blob.size(), sizeof header_size);
+  std::memcpy(&header_size, blob.data(), sizeof header_size);
+  const int done = nlohmann::json::parse(blob.substr(sizeof header_size, header_size))["epochs_done"];
+  ASSERT_GT(done, 0);
+  start_ranks(two, "--resume --epochs " + std::to_string(done + 3), &pids);
+  EXPECT_EQ(wait(pids[0]), 0) << ReadFile(tmp_ / "rank0.err");
+  EXPECT_EQ(wait(pids[1]), 0) << ReadFile(tmp_ / "rank1.err");
+  const nlohmann::json resumed0 = nlohmann::json::parse(ReadFile(tmp_ / "rank0.out"));
+  const nlohmann::json resumed1 = nlohmann::json::parse(ReadFile(tmp_ / "rank1.out"));
+  EXPECT_EQ(resumed0["version"], 2);
+  EXPECT_EQ(resumed0["resumed_from_epoch"], done);
+  EXPECT_EQ(resumed0["seed"], 4);  // the interrupted run's
+  EXPECT_EQ(resumed1["resumed_from_epoch"], done);
+  EXPECT_EQ(resumed1["epochs_run"], 3);
+  EXPECT_FALSE(fs::exists(checkpoint.parent_path()));
+
+  // Missing settings are named.
+  CommandResult missing = RunMosaic("--store " + Quote(one) + " rebuild --distributed --master-port 29999 --world-size 2");
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_NE(missing.err.find("--distributed needs --rank or $RANK"), std::string::npos) << Describe(missing);
 }
 
 TEST_F(ModelCli, QueriesDuringARebuildSeeTheOldOrTheNewVersion) {

@@ -146,6 +146,12 @@ struct RebuildArgs {
   uint64_t seed = 2026;       ///< initialisation, sampling and dropout seed
   bool resume = false;        ///< continue from the last checkpoint of an interrupted rebuild
   std::string hnsw = "auto";  ///< auto|on|off: store an HNSW graph of the items with the version
+  bool distributed = false;   ///< train in a group of ranks (torchrun's conventions)
+  std::string master_addr;    ///< empty: $MASTER_ADDR
+  int master_port = -1;       ///< -1: $MASTER_PORT
+  int rank = -1;              ///< -1: $RANK
+  int world_size = -1;        ///< -1: $WORLD_SIZE
+  int group_timeout_s = 120;  ///< rendezvous and each collective
   nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
 };
 Status RunRebuild(const Context& ctx, const RebuildArgs& args);

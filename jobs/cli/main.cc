@@ -177,6 +177,17 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   rebuild_cmd->add_option("--hnsw", rebuild->hnsw,
                           "Store an HNSW graph of the items with the version: auto (from 200,000 items on), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  rebuild_cmd->add_flag("--distributed", rebuild->distributed,
+                        "Train data-parallel in a group of processes over Gloo; rank 0 writes the version");
+  rebuild_cmd->add_option("--master-addr", rebuild->master_addr, "Rank 0's address (default $MASTER_ADDR)");
+  rebuild_cmd->add_option("--master-port", rebuild->master_port, "Rendezvous port on rank 0 (default $MASTER_PORT)")
+      ->check(CLI::Range(1, 65535));
+  rebuild_cmd->add_option("--rank", rebuild->rank, "This process's rank (default $RANK)")->check(CLI::NonNegativeNumber);
+  rebuild_cmd->add_option("--world-size", rebuild->world_size, "Processes in the group (default $WORLD_SIZE)")
+      ->check(CLI::PositiveNumber);
+  rebuild_cmd->add_option("--group-timeout", rebuild->group_timeout_s,
+                          "Seconds to wait for the other ranks, at the start and at each step (default 120)")
+      ->check(CLI::PositiveNumber);
   out->push_back({rebuild_cmd, [&ctx, rebuild] { return jobs::RunRebuild(ctx, *rebuild); }});
 
   const std::map<jobs::service::QueryKind, const char*> descriptions = {

@@ -1,6 +1,7 @@
 // mosaic rebuild / recommend / audience / similar: arguments in, the model library's service calls,
 // results printed (or their JSON with --json).
 #include <cstdio>
+#include <cstdlib>
 
 #include "jobs/cli/commands.h"
 #include "jobs/cli/model_plugin.h"
@@ -49,7 +50,50 @@ void PrintRebuild(const service::RebuildReport& r) {
   }
   const size_t late = r["late_items_placed"];
   if (late > 0) std::printf("placed %zu items ingested during the rebuild\n", late);
+  if (r.contains("distributed")) {
+    const auto& d = r["distributed"];
+    std::printf("trained in a group of %d ranks: %s bytes allreduced per step, %.1f s in allreduces\n",
+                d["world_size"].get<int>(), WithThousands(d["bytes_allreduced_per_step"].get<uint64_t>()).c_str(),
+                d["allreduce_seconds"].get<double>());
+  }
   std::printf("queries now use model v%llu\n", r["version"].get<unsigned long long>());
+}
+
+// --distributed: each of the group's settings from its option, else from torchrun's variable.
+Status GroupFromArgsAndEnvironment(const RebuildArgs& args, service::DistributedRebuild* d) {
+  auto from_env = [](const char* name, std::string* value) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == 0) return false;
+    *value = v;
+    return true;
+  };
+  auto number = [&](const char* option, const char* env, int given, int* out) -> Status {
+    if (given >= 0) return *out = given, Status::OK();
+    std::string text;
+    if (!from_env(env, &text)) {
+      return Status::InvalidArgument(std::string("--distributed needs ") + option + " or $" + env);
+    }
+    char* end = nullptr;
+    const long v = std::strtol(text.c_str(), &end, 10);
+    if (*end != 0 || v < 0 || v > 65535) {
+      return Status::InvalidArgument(std::string("$") + env + " must be a number, not '" + text + "'");
+    }
+    *out = int(v);
+    return Status::OK();
+  };
+  d->enabled = true;
+  d->master_addr = args.master_addr;
+  if (d->master_addr.empty() && !from_env("MASTER_ADDR", &d->master_addr)) d->master_addr = "127.0.0.1";
+  MOSAIC_RETURN_IF_ERROR(number("--master-port", "MASTER_PORT", args.master_port, &d->master_port));
+  MOSAIC_RETURN_IF_ERROR(number("--rank", "RANK", args.rank, &d->rank));
+  MOSAIC_RETURN_IF_ERROR(number("--world-size", "WORLD_SIZE", args.world_size, &d->world_size));
+  if (d->master_port < 1) return Status::InvalidArgument("the master port must be in [1, 65535]");
+  if (d->world_size < 1 || d->rank >= d->world_size) {
+    return Status::InvalidArgument("rank " + std::to_string(d->rank) + " is not in [0, world size " +
+                                   std::to_string(d->world_size) + ")");
+  }
+  d->timeout_ms = args.group_timeout_s * 1000;
+  return Status::OK();
 }
 
 }  // namespace
@@ -62,6 +106,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   options.device = ctx.device;
   options.write_lock_wait_ms = kWriteLockWaitMs;
   MOSAIC_RETURN_IF_ERROR(service::ParseHnswMode(args.hnsw, &options.hnsw));
+  if (args.distributed) MOSAIC_RETURN_IF_ERROR(GroupFromArgsAndEnvironment(args, &options.distributed));
   Progress training(ctx.progress, "rebuild"), hnsw(ctx.progress, "hnsw");
   int first_epoch = -1;
   options.on_step = [&](int epoch, int epochs, int64_t step, int64_t steps, double loss) {
@@ -91,6 +136,10 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   } else if (ctx.json) {
     report.erase("losses");
     std::printf("%s\n", report.dump().c_str());
+  } else if (report.contains("rank")) {
+    std::printf("rank %d of %d: trained %d epochs (%.1f s per epoch); rank 0 writes the version\n",
+                report["rank"].get<int>(), report["world_size"].get<int>(), report["epochs_run"].get<int>(),
+                report["seconds_per_epoch"].get<double>());
   } else {
     PrintRebuild(report);
   }

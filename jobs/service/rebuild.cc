@@ -11,6 +11,7 @@
 #include "fusion/fold_in.h"
 #include "fusion/item_index.h"
 #include "fusion/trainer.h"
+#include "fusion/training_group.h"
 #include "graph/catalogue.h"
 #include "jobs/service/placement.h"
 #include "jobs/service/snapshot.h"
@@ -86,6 +87,9 @@ struct Run {
   std::string resume_blob;
   int64_t kg_triples = 0;
   double epoch_seconds = 0;  // TransR runs inside every step, so its rate is over whole epochs
+  int64_t steps = 0;              // run in this process
+  int64_t bytes_allreduced = 0;   // by this rank, in a group
+  double allreduce_seconds = 0;
 };
 
 // The seed, epochs and losses of the run: the options', or the interrupted run's when resuming.
@@ -113,8 +117,8 @@ Status PlanRun(const std::string& store_dir, const RebuildOptions& o, uint64_t f
 }
 
 // Trains the remaining epochs, writing a checkpoint after each.
-Status Train(const std::string& store_dir, const RebuildOptions& o, uint64_t fingerprint, fusion::Trainer* trainer,
-             Run* run) {
+Status Train(const std::string& store_dir, const RebuildOptions& o, uint64_t fingerprint, bool writes_checkpoints,
+             fusion::Trainer* trainer, Run* run) {
   if (!run->resume_blob.empty()) trainer->LoadCheckpoint(run->resume_blob);
   run->first_epoch = trainer->epochs_done();
   if (run->first_epoch > run->epochs) {
@@ -129,6 +133,10 @@ Status Train(const std::string& store_dir, const RebuildOptions& o, uint64_t fin
     run->losses.push_back({{"epoch", rep.epoch}, {"bpr", rep.bpr_loss}, {"kg", rep.kg_loss}, {"seconds", rep.seconds}});
     run->kg_triples += rep.kg_triples;
     run->epoch_seconds += rep.seconds;
+    run->steps += rep.steps;
+    run->bytes_allreduced += rep.bytes_allreduced;
+    run->allreduce_seconds += rep.allreduce_seconds;
+    if (!writes_checkpoints) continue;
     const nlohmann::json header = {{"fingerprint", std::to_string(fingerprint)}, {"seed", run->options.seed},
                                    {"epochs", run->epochs}, {"epochs_done", trainer->epochs_done()},
                                    {"losses", run->losses}};
@@ -215,6 +223,67 @@ Status WriteVersion(const std::string& store_dir, const RebuildOptions& o, const
   });
 }
 
+// Joins the training group and checks that every rank read the same snapshot (all ranks fail alike
+// when one differs).
+Status JoinGroup(const DistributedRebuild& d, uint64_t fingerprint, std::shared_ptr<fusion::TrainingGroup>* out) {
+  fusion::TrainingGroupOptions g;
+  g.master_addr = d.master_addr;
+  g.master_port = d.master_port;
+  g.rank = d.rank;
+  g.world_size = d.world_size;
+  g.timeout = std::chrono::milliseconds(d.timeout_ms);
+  try {
+    *out = fusion::TrainingGroup::Join(g);
+    const std::string mine = std::to_string(fingerprint);
+    const std::string rank0 = (*out)->BroadcastBytes(mine);
+    const double differing = (*out)->Sum({mine == rank0 ? 0.0 : 1.0})[0];
+    if (differing > 0) {
+      return Status::InvalidArgument(std::to_string(int(differing)) + " of " + std::to_string(d.world_size) +
+                                     " ranks read another snapshot of the store than rank 0 (their graph fingerprints "
+                                     "differ): rebuild while nothing writes to it, or from a checkpoint of it");
+    }
+  } catch (const std::invalid_argument& e) {
+    return Status::InvalidArgument(e.what());
+  } catch (const std::runtime_error& e) {
+    return Status::IOError(e.what());
+  }
+  return Status::OK();
+}
+
+// PlanRun on rank 0, its outcome sent to every rank: the same seed, epochs, losses and checkpoint, or
+// the same error everywhere.
+Status PlanGroupRun(const std::string& store_dir, const RebuildOptions& o, uint64_t fingerprint,
+                    fusion::TrainingGroup& group, Run* run) {
+  try {
+    std::string plan;
+    if (group.rank() == 0) {
+      const Status s = PlanRun(store_dir, o, fingerprint, run);
+      plan = nlohmann::json{{"ok", s.ok()},
+                            {"message", s.ok() ? "" : s.message()},
+                            {"seed", run->options.seed},
+                            {"epochs", run->epochs},
+                            {"losses", run->losses}}
+                 .dump();
+    }
+    plan = group.BroadcastBytes(plan);
+    const std::string blob = group.BroadcastBytes(run->resume_blob);
+    const nlohmann::json p = nlohmann::json::parse(plan);
+    if (!p["ok"].get<bool>()) return Status::InvalidArgument(p["message"].get<std::string>());
+    if (group.rank() != 0) {
+      RebuildOptions fresh = o;
+      fresh.resume = false;  // rank 0 read the checkpoint; this rank takes its plan
+      MOSAIC_RETURN_IF_ERROR(PlanRun(store_dir, fresh, fingerprint, run));
+      run->options.seed = p["seed"].get<uint64_t>();
+      run->epochs = p["epochs"].get<int>();
+      run->losses = p["losses"];
+      run->resume_blob = blob;
+    }
+  } catch (const std::runtime_error& e) {
+    return Status::IOError(std::string(e.what()) + "; nothing was written, the current version stays");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion::TrainingGraph* graph) {
@@ -245,11 +314,46 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
                                  {"kg_triples", graph.triples.size()}, {"kg_relations", graph.num_kg_relations}};
 
   Run run;
-  MOSAIC_RETURN_IF_ERROR(PlanRun(store_dir, o, fingerprint, &run));
+  std::shared_ptr<fusion::TrainingGroup> group;
+  if (o.distributed.enabled && o.distributed.world_size > 1) {
+    MOSAIC_RETURN_IF_ERROR(JoinGroup(o.distributed, fingerprint, &group));
+    MOSAIC_RETURN_IF_ERROR(PlanGroupRun(store_dir, o, fingerprint, *group, &run));
+  } else {
+    MOSAIC_RETURN_IF_ERROR(PlanRun(store_dir, o, fingerprint, &run));
+  }
+  run.options.group = group;
+  const bool writer = !group || group->rank() == 0;
   const auto train_start = Clock::now();
-  fusion::Trainer trainer(std::move(graph), run.options);
-  MOSAIC_RETURN_IF_ERROR(Train(store_dir, o, fingerprint, &trainer, &run));
+  std::unique_ptr<fusion::Trainer> trainer_ptr;
+  try {
+    trainer_ptr = std::make_unique<fusion::Trainer>(std::move(graph), run.options);
+    MOSAIC_RETURN_IF_ERROR(Train(store_dir, o, fingerprint, writer, trainer_ptr.get(), &run));
+  } catch (const std::runtime_error& e) {
+    if (!group) throw;
+    return Status::IOError(std::string(e.what()) + "; nothing was written, the current version stays");
+  }
+  fusion::Trainer& trainer = *trainer_ptr;
   const double training_seconds = Since(train_start);
+  const int ran_here = run.epochs - run.first_epoch;
+  nlohmann::json distributed = nullptr;
+  if (group) {
+    distributed = {{"rank", group->rank()},
+                   {"world_size", group->world_size()},
+                   {"bytes_allreduced_per_step", run.steps > 0 ? run.bytes_allreduced / run.steps : 0},
+                   {"allreduce_seconds", run.allreduce_seconds}};
+  }
+  if (!writer) {  // the other ranks trained their shares; rank 0 writes the version
+    *report = {{"version", 0},
+               {"rank", group->rank()},
+               {"world_size", group->world_size()},
+               {"epochs", run.epochs},
+               {"epochs_run", ran_here},
+               {"resumed_from_epoch", run.first_epoch},
+               {"seconds", Since(start)},
+               {"seconds_per_epoch", ran_here > 0 ? run.epoch_seconds / ran_here : 0.0},
+               {"distributed", distributed}};
+    return Status::OK();
+  }
 
   const auto reps_start = Clock::now();
   ModelVersionData data;
@@ -309,6 +413,7 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
              {"losses", run.losses},
              {"counts", counts},
              {"late_items_placed", late}};
+  if (group) (*report)["distributed"] = distributed;
   return Status::OK();
 }
 

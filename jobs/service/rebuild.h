@@ -29,6 +29,18 @@ inline Status ParseHnswMode(const std::string& text, HnswMode* mode) {
   return Status::InvalidArgument("--hnsw must be auto, on or off, not '" + text + "'");
 }
 
+// A data-parallel rebuild over a group of processes (torchrun's conventions; fusion/training_group.h).
+// Every rank reads the same store folder (shared storage, or a checkpoint of the store at the same
+// path) and trains on its share of each step; rank 0 alone writes checkpoints and the version.
+struct DistributedRebuild {
+  bool enabled = false;
+  std::string master_addr = "127.0.0.1";  ///< MASTER_ADDR
+  int master_port = 29500;                ///< MASTER_PORT
+  int rank = 0;                           ///< RANK
+  int world_size = 1;                     ///< WORLD_SIZE
+  int timeout_ms = 120000;                ///< rendezvous, and each collective
+};
+
 struct RebuildOptions {
   int epochs = 0;                  ///< 0: the trainer's default (or the resumed run's)
   uint64_t seed = 2026;            ///< initialisation, sampling and dropout
@@ -40,13 +52,16 @@ struct RebuildOptions {
   /// After each training step: epoch (0-based), epochs, step (1-based), steps, last epoch's BPR loss.
   std::function<void(int, int, int64_t, int64_t, double)> on_step;
   std::function<void(int64_t done, int64_t total)> on_hnsw;  ///< while the HNSW graph is built
+  DistributedRebuild distributed;  ///< off: this process alone
 };
 
 // What a rebuild did, as `mosaic rebuild --json` prints it: version, epochs, epochs_run,
 // resumed_from_epoch, seed, device, seconds, stages {snapshot, training, representations, hnsw,
 // write}, hnsw (its parameters or null), seconds_per_epoch, transr_triples, transr_triples_per_second,
 // final_loss, losses, counts {users, items, entities, interactions, kg_triples, kg_relations},
-// late_items_placed.
+// late_items_placed; distributed {rank, world_size, bytes_allreduced_per_step, allreduce_seconds} for a
+// group. A rank other than 0 reports {rank, world_size, epochs_run, seconds_per_epoch, distributed}
+// and version 0: it writes nothing.
 using RebuildReport = nlohmann::json;
 
 // The graph a rebuild trains on: a snapshot of `view` with every interaction (fusion::BuildTrainingGraph).
@@ -54,6 +69,9 @@ Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion
 
 // Runs a rebuild of the store in `store_dir`. InvalidArgument when there is nothing to train on, or
 // for a resume that does not fit; the store's errors otherwise. On error the current version stays.
+// In a group: every rank must get the same snapshot (InvalidArgument on all ranks otherwise), a
+// rank that stops or fails makes the others fail with Aborted naming the group, and only rank 0
+// writes; a resume is planned by rank 0 from its checkpoint and sent to the others.
 Status Rebuild(const std::string& store_dir, const RebuildOptions& options, RebuildReport* report);
 
 }  // namespace mosaic::jobs::service
