@@ -5,11 +5,22 @@
 # per-stage seconds, seconds per epoch, TransR triples/s, its total wall time and the ratio of the
 # rebuild's wall time to the import's.
 #
-#   bench/rebuild.sh [BUILD_DIR]      (needs ../shared/datasets; EPOCHS=N (default: the model's, 80), DEVICE=cpu|cuda|auto)
+#   bench/rebuild.sh [--ranks 1,2] [BUILD_DIR]  (needs ../shared/datasets; EPOCHS=N (default: the model's, 80,
+#                                                or 3 with --ranks), DEVICE=cpu|cuda|auto)
 # Item texts are encoded when the text model is present (the model then reads them, as in use);
 # NO_TEXT=1 leaves them out.
+#
+# --ranks: after the single-process rebuild, `rebuild --distributed` with each number of ranks as
+# processes on this machine (loopback), one compute thread per rank (OMP_NUM_THREADS=1, so that the
+# ranks do not fight over the cores; the 1-rank row runs with one thread too). Prints per rank
+# count: seconds per epoch and per step, bytes allreduced per step and the seconds in allreduce;
+# then a model of N machines on a 10 Gbit/s network, stated as a model: the work the 1- and 2-rank
+# rows show to divide over ranks (the loss terms) and the work every rank repeats (the propagation
+# over the whole graph), plus a ring allreduce of the measured bytes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+ranks=""
+if [ "${1:-}" = "--ranks" ]; then ranks=$2; shift 2; fi
 mosaic=${1:-$here/build}/jobs/mosaic
 data=$here/../shared/datasets
 lk=$data/lastfm-kgcn; het=$data/hetrec2011-lastfm-2k
@@ -18,6 +29,7 @@ lk=$data/lastfm-kgcn; het=$data/hetrec2011-lastfm-2k
 command -v jq >/dev/null || { echo "bench: jq missing (apt-get install jq)" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 epochs=${EPOCHS:-}
+[ -n "$ranks" ] && [ -z "$epochs" ] && epochs=3
 epoch_args=()
 [ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
 device=${DEVICE:-cpu}
@@ -43,3 +55,48 @@ jq -r '.stages | "stages: snapshot \(.snapshot|.*100|round/100) s, training \(.t
 jq -r '"seconds per epoch: \(.seconds_per_epoch|.*1000|round/1000)   TransR: \(.transr_triples_per_second|round) triples/s   final BPR loss \(.final_loss.bpr|.*10000|round/10000)"' "$r"
 awk -v r="$rebuild_s" -v i="$import_s" \
   'BEGIN{printf "rebuild wall time: %.2f s (process included); peer, importing the same files: %.2f s; ratio %.1fx\n", r, i, r/i}'
+
+[ -n "$ranks" ] || exit 0
+
+# The same store, trained by groups of ranks.
+echo
+echo "data-parallel rebuilds (rebuild --distributed over Gloo on loopback, one thread per rank, $epochs epochs):"
+printf "%-6s %12s %12s %16s %18s\n" ranks "s/epoch" "s/step" "bytes/step" "allreduce s/step"
+declare -A step_s bytes
+for n in ${ranks//,/ }; do
+  port=$(( 20000 + RANDOM % 20000 ))
+  pids=()
+  for ((r = 0; r < n; r++)); do
+    if [ "$n" -eq 1 ]; then
+      OMP_NUM_THREADS=1 "$mosaic" --store "$s" --device "$device" rebuild --epochs "$epochs" --json >"$tmp/rank$r.json" &
+    else
+      OMP_NUM_THREADS=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port RANK=$r WORLD_SIZE=$n \
+        "$mosaic" --store "$s" --device "$device" rebuild --distributed --epochs "$epochs" --json >"$tmp/rank$r.json" &
+    fi
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  r0=$tmp/rank0.json
+  per_epoch=$(jq .seconds_per_epoch "$r0")
+  # Steps per epoch: interactions / batch (16384), at least 1.
+  spe=$(jq '(.counts.interactions / 16384 | ceil) | if . < 1 then 1 else . end' "$r0")
+  b=$(jq '.distributed.bytes_allreduced_per_step // 0' "$r0")
+  ar=$(jq --argjson e "$epochs" --argjson spe "$spe" '(.distributed.allreduce_seconds // 0) / ($e * $spe)' "$r0")
+  step_s[$n]=$(awk -v e="$per_epoch" -v k="$spe" -v a="$ar" 'BEGIN{print e/k - a}')
+  bytes[$n]=$b
+  printf "%-6s %12.3f %12.3f %16s %18.4f\n" "$n" "$per_epoch" "$(awk -v e="$per_epoch" -v k="$spe" 'BEGIN{print e/k}')" "$b" "$ar"
+done
+if [ -n "${step_s[1]:-}" ] && [ -n "${step_s[2]:-}" ]; then
+  awk -v c1="${step_s[1]}" -v c2="${step_s[2]}" -v b="${bytes[2]}" 'BEGIN{
+    # c1 = shared + divided, c2 = shared + divided / 2 (compute per step, allreduce excluded)
+    divided = 2 * (c1 - c2); if (divided < 0) divided = 0; if (divided > c1) divided = c1; shared = c1 - divided
+    printf "model (not a measurement): per step, %.3f s repeated by every rank (propagation over the whole graph) + %.3f s divided over ranks (the loss terms)\n", shared, divided
+    printf "           ring allreduce of %d bytes on 10 Gbit/s with 50 us per hop: 2(N-1)/N x bytes / bandwidth + 2(N-1) x 50 us\n", b
+    printf "%-10s %14s %16s %10s\n", "machines", "s/step", "of which comm", "speedup"
+    n = split("1 2 4 8 16", ns, " ")
+    for (k = 1; k <= n; k++) { N = ns[k]
+      comm = N > 1 ? 2 * (N - 1) / N * b * 8 / 10e9 + 2 * (N - 1) * 50e-6 : 0
+      t = shared + divided / N + comm
+      printf "%-10d %14.4f %16.4f %9.2fx\n", N, t, comm, c1 / t }
+  }'
+fi

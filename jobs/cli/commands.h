@@ -11,6 +11,7 @@
 #include "graph/import.h"
 #include "jobs/service/add_items.h"
 #include "jobs/service/query.h"
+#include "jobs/service/rebuild.h"
 #include "store/status.h"
 
 namespace mosaic::store {
@@ -120,6 +121,17 @@ Status CollectShow(const store::ReadView& view, const std::string& item, nlohman
 void PrintShow(const nlohmann::json& result);
 Status RunShow(const Context& ctx, const std::string& item);
 
+// --distributed's settings: each from its option, else from torchrun's variable.
+struct GroupArgs {
+  std::string master_addr;    ///< empty: $MASTER_ADDR, else 127.0.0.1
+  int master_port = -1;       ///< -1: $MASTER_PORT
+  int rank = -1;              ///< -1: $RANK
+  int world_size = -1;        ///< -1: $WORLD_SIZE
+  int timeout_s = 120;        ///< rendezvous and each collective
+};
+// The group of `args` and the environment; InvalidArgument naming what is missing or out of range.
+Status ResolveGroup(const GroupArgs& args, service::DistributedRebuild* group);
+
 // mosaic eval: a protocol on a dataset, with every baseline in the same run.
 struct EvalArgs {
   std::string data;        ///< dataset folder (lastfm-kgcn: kg.txt, item_index2entity_id.txt, user_artists.dat)
@@ -133,6 +145,9 @@ struct EvalArgs {
   int epochs = 0;          ///< the model's epoch limit (0 = its default)
   bool no_model = false;   ///< no LibTorch rows (the first model version and LightGCN)
   std::string model_kind = "both";  ///< v1|v2|both: which versions of the model have rows
+  bool only_model = false;  ///< the model's rows alone, no peer
+  bool distributed = false;  ///< the first version's "Mosaic" row trained in a group of ranks
+  GroupArgs group;
   bool ablation = false;   ///< also the model with its KG removed and shuffled (always on for the cold protocol)
   std::string kg_control = "intact";  ///< intact|removed|shuffled: the KG every KG-using row fits on (fusion/kg_control.h)
 };
@@ -147,11 +162,7 @@ struct RebuildArgs {
   bool resume = false;        ///< continue from the last checkpoint of an interrupted rebuild
   std::string hnsw = "auto";  ///< auto|on|off: store an HNSW graph of the items with the version
   bool distributed = false;   ///< train in a group of ranks (torchrun's conventions)
-  std::string master_addr;    ///< empty: $MASTER_ADDR
-  int master_port = -1;       ///< -1: $MASTER_PORT
-  int rank = -1;              ///< -1: $RANK
-  int world_size = -1;        ///< -1: $WORLD_SIZE
-  int group_timeout_s = 120;  ///< rendezvous and each collective
+  GroupArgs group;
   nlohmann::json* summary = nullptr;  ///< when set, receives the summary instead of stdout (the demo)
 };
 Status RunRebuild(const Context& ctx, const RebuildArgs& args);

@@ -226,7 +226,7 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
                   bool have_text, std::vector<std::unique_ptr<fusion::Baseline>>* models) {
   // Few-shot items have a few interactions and their content: both kinds of peers apply.
   const bool warm_peers = args.protocol != "cold", content_peers = args.protocol == "cold" || args.protocol == "fewshot";
-  if (warm_peers) {
+  if (warm_peers && !args.only_model) {
     models->push_back(fusion::MakeMostPopular());
     models->push_back(fusion::MakeItemKnn());
     models->push_back(fusion::MakeBprMf(64, seed));
@@ -237,7 +237,7 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
       models->push_back(fusion::MakeTunedEase());
     }
   }
-  if (content_peers) {
+  if (content_peers && !args.only_model) {
     models->push_back(fusion::MakeAttributePopularity());
     models->push_back(fusion::MakeKgOverlap());
     if (have_text) models->push_back(fusion::MakeTextKnn());
@@ -252,14 +252,24 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   const ModelPlugin* plugin = nullptr;
   MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
   std::unique_ptr<fusion::Baseline> ranker;
-  if (warm_peers && args.protocol != "ctr") {
+  if (warm_peers && args.protocol != "ctr" && !args.only_model) {
     // The graph-CF peer (issue 14), early-stopped on the validation split.
     MOSAIC_RETURN_IF_ERROR(plugin->new_ranker({{"model", "lightgcn"}, {"seed", seed}, {"device", ctx.device}}, &ranker));
     models->push_back(std::move(ranker));
   }
   nlohmann::json options = {{"seed", seed}, {"kg", true}, {"device", ctx.device}};
   if (args.epochs > 0) options["epochs"] = args.epochs;
-  MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
+  if (args.distributed) {  // this row alone: the others train in this process
+    service::DistributedRebuild group;
+    MOSAIC_RETURN_IF_ERROR(ResolveGroup(args.group, &group));
+    nlohmann::json with_group = options;
+    with_group["distributed"] = {{"master_addr", group.master_addr}, {"master_port", group.master_port},
+                                 {"rank", group.rank},               {"world_size", group.world_size},
+                                 {"timeout_ms", group.timeout_ms}};
+    MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(with_group, &ranker));
+  } else {
+    MOSAIC_RETURN_IF_ERROR(plugin->new_ranker(options, &ranker));
+  }
   models->push_back(std::move(ranker));
   if (args.protocol != "ctr") {
     // The model as a user who arrived after training gets it: folded in from their plays (issue 15).

@@ -138,6 +138,19 @@ void AddTextCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comman
   out->push_back({similar_text_cmd, [&ctx, query, k] { return jobs::RunSimilarText(ctx, *query, *k); }});
 }
 
+// --master-addr, --master-port, --rank, --world-size, --group-timeout (torchrun's variables otherwise).
+void AddGroupOptions(CLI::App* cmd, jobs::GroupArgs* group) {
+  cmd->add_option("--master-addr", group->master_addr, "Rank 0's address (default $MASTER_ADDR, else 127.0.0.1)");
+  cmd->add_option("--master-port", group->master_port, "Rendezvous port on rank 0 (default $MASTER_PORT)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--rank", group->rank, "This process's rank (default $RANK)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--world-size", group->world_size, "Processes in the group (default $WORLD_SIZE)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--group-timeout", group->timeout_s,
+                  "Seconds to wait for the other ranks, at the start and at each step (default 120)")
+      ->check(CLI::PositiveNumber);
+}
+
 // eval, rebuild, recommend, audience, similar, serve: the model.
 void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Command>* out) {
   auto eval = std::make_shared<jobs::EvalArgs>();
@@ -158,6 +171,10 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   eval_cmd->add_option("--model-kind", eval->model_kind,
                        "Which versions of the model have rows: v1 (graph attention), v2 (EASE^R + content kernel), both")
       ->check(CLI::IsMember({"v1", "v2", "both"}));
+  eval_cmd->add_flag("--only-model", eval->only_model, "The model's rows alone: no peer is fitted");
+  eval_cmd->add_flag("--distributed", eval->distributed,
+                     "Train the first version's Mosaic row data-parallel in a group of processes (each prints the table)");
+  AddGroupOptions(eval_cmd, &eval->group);
   eval_cmd->add_flag("--ablation", eval->ablation, "Also the model with its KG removed and, for an intact KG, shuffled (always on for cold)");
   eval_cmd->add_option("--kg-control", eval->kg_control,
                        "intact, removed (no KG triple or item-entity link) or shuffled (tails redrawn per relation, "
@@ -179,15 +196,7 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
       ->check(CLI::IsMember({"auto", "on", "off"}));
   rebuild_cmd->add_flag("--distributed", rebuild->distributed,
                         "Train data-parallel in a group of processes over Gloo; rank 0 writes the version");
-  rebuild_cmd->add_option("--master-addr", rebuild->master_addr, "Rank 0's address (default $MASTER_ADDR)");
-  rebuild_cmd->add_option("--master-port", rebuild->master_port, "Rendezvous port on rank 0 (default $MASTER_PORT)")
-      ->check(CLI::Range(1, 65535));
-  rebuild_cmd->add_option("--rank", rebuild->rank, "This process's rank (default $RANK)")->check(CLI::NonNegativeNumber);
-  rebuild_cmd->add_option("--world-size", rebuild->world_size, "Processes in the group (default $WORLD_SIZE)")
-      ->check(CLI::PositiveNumber);
-  rebuild_cmd->add_option("--group-timeout", rebuild->group_timeout_s,
-                          "Seconds to wait for the other ranks, at the start and at each step (default 120)")
-      ->check(CLI::PositiveNumber);
+  AddGroupOptions(rebuild_cmd, &rebuild->group);
   out->push_back({rebuild_cmd, [&ctx, rebuild] { return jobs::RunRebuild(ctx, *rebuild); }});
 
   const std::map<jobs::service::QueryKind, const char*> descriptions = {

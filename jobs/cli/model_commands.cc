@@ -59,8 +59,9 @@ void PrintRebuild(const service::RebuildReport& r) {
   std::printf("queries now use model v%llu\n", r["version"].get<unsigned long long>());
 }
 
-// --distributed: each of the group's settings from its option, else from torchrun's variable.
-Status GroupFromArgsAndEnvironment(const RebuildArgs& args, service::DistributedRebuild* d) {
+}  // namespace
+
+Status ResolveGroup(const GroupArgs& args, service::DistributedRebuild* d) {
   auto from_env = [](const char* name, std::string* value) {
     const char* v = std::getenv(name);
     if (v == nullptr || *v == 0) return false;
@@ -92,11 +93,9 @@ Status GroupFromArgsAndEnvironment(const RebuildArgs& args, service::Distributed
     return Status::InvalidArgument("rank " + std::to_string(d->rank) + " is not in [0, world size " +
                                    std::to_string(d->world_size) + ")");
   }
-  d->timeout_ms = args.group_timeout_s * 1000;
+  d->timeout_ms = args.timeout_s * 1000;
   return Status::OK();
 }
-
-}  // namespace
 
 Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   service::RebuildOptions options;
@@ -106,7 +105,7 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   options.device = ctx.device;
   options.write_lock_wait_ms = kWriteLockWaitMs;
   MOSAIC_RETURN_IF_ERROR(service::ParseHnswMode(args.hnsw, &options.hnsw));
-  if (args.distributed) MOSAIC_RETURN_IF_ERROR(GroupFromArgsAndEnvironment(args, &options.distributed));
+  if (args.distributed) MOSAIC_RETURN_IF_ERROR(ResolveGroup(args.group, &options.distributed));
   Progress training(ctx.progress, "rebuild"), hnsw(ctx.progress, "hnsw");
   int first_epoch = -1;
   options.on_step = [&](int epoch, int epochs, int64_t step, int64_t steps, double loss) {

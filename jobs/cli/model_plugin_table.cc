@@ -1,5 +1,6 @@
 // The table that libmosaic_model_jobs.so hands to the `mosaic` binary (jobs/cli/model_plugin.h):
 // each entry is the service call it names, wrapped once in the error boundary.
+#include <chrono>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -66,6 +67,20 @@ Status NewRanker(const nlohmann::json& options, std::unique_ptr<fusion::Baseline
   o.train.epochs = options.value("epochs", o.train.epochs);
   o.use_kg = options.value("kg", true);
   if (!o.use_kg) o.name = "Mosaic (no KG)";
+  if (options.contains("distributed")) {  // `mosaic eval --distributed`: joins the group now
+    const nlohmann::json& d = options["distributed"];
+    fusion::TrainingGroupOptions g;
+    g.master_addr = d.value("master_addr", g.master_addr);
+    g.master_port = d.value("master_port", g.master_port);
+    g.rank = d.value("rank", g.rank);
+    g.world_size = d.value("world_size", g.world_size);
+    g.timeout = std::chrono::milliseconds(d.value("timeout_ms", int64_t(g.timeout.count())));
+    try {
+      if (g.world_size > 1) o.train.group = fusion::TrainingGroup::Join(g);
+    } catch (const std::runtime_error& e) {
+      return Status::IOError(e.what());
+    }
+  }
   *ranker = fusion::MakeKgatRanker(o);
   return Status::OK();
   MOSAIC_API_END();
