@@ -32,8 +32,8 @@ int BlasSize(size_t n) {
   return int(n);
 }
 
-// Row-major C [m x n] = A [m x k] . B^T, B row-major [n x k].
-void GemmTransposedB(const double* a, const double* b, double* c, size_t m, size_t n, size_t k) {
+// Row-major C [m x n] = A [m x k] . op(B): B row-major [k x n], or with `transposed_b` [n x k].
+void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_t k, bool transposed_b = false) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     std::fill(c, c + m * n, 0.0);
@@ -41,20 +41,8 @@ void GemmTransposedB(const double* a, const double* b, double* c, size_t m, size
   }
   const int im = BlasSize(m), in = BlasSize(n), ik = BlasSize(k);
   const double one = 1.0, zero = 0.0;
-  // Column-major, C^T [n x m] = B [n x k] . A^T [k x m]; B's row-major array is B^T column-major.
-  dgemm_("T", "N", &in, &im, &ik, &one, b, &ik, a, &ik, &zero, c, &in);
-}
-
-// Row-major C [m x n] = A [m x k] . B [k x n].
-void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_t k) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    std::fill(c, c + m * n, 0.0);
-    return;
-  }
-  const int im = BlasSize(m), in = BlasSize(n), ik = BlasSize(k);
-  const double one = 1.0, zero = 0.0;
-  dgemm_("N", "N", &in, &im, &ik, &one, b, &in, a, &ik, &zero, c, &in);
+  // Column-major, C^T [n x m] = op(B)^T A^T; a row-major array is its transpose column-major.
+  dgemm_(transposed_b ? "T" : "N", "N", &in, &im, &ik, &one, b, transposed_b ? &ik : &in, a, &ik, &zero, c, &in);
 }
 
 // The KG's one-hot features with inverse-item-frequency weights; item i's features are
@@ -67,32 +55,14 @@ struct WeightedKg {
 
 WeightedKg BuildWeightedKg(const EvalData& data) {
   WeightedKg f;
-  const uint64_t nodes = uint64_t(data.num_items) + data.num_entities;
-  std::vector<std::pair<uint32_t, uint64_t>> pairs;
-  for (const auto& t : data.kg_triples) {
-    if (t.head < data.num_items) pairs.emplace_back(t.head, (uint64_t(t.relation) * nodes + t.tail) * 2);
-    if (t.tail < data.num_items) pairs.emplace_back(t.tail, (uint64_t(t.relation) * nodes + t.head) * 2 + 1);
-  }
-  std::sort(pairs.begin(), pairs.end());
-  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
-  std::vector<uint64_t> keys;
-  for (const auto& p : pairs) keys.push_back(p.second);
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  f.num_features = keys.size();
-  f.offsets.assign(size_t(data.num_items) + 1, 0);
-  std::vector<uint32_t> df(keys.size(), 0);
-  for (const auto& p : pairs) {
-    ++f.offsets[p.first + 1];
-    const uint32_t id = uint32_t(std::lower_bound(keys.begin(), keys.end(), p.second) - keys.begin());
-    f.ids.push_back(id);
-    ++df[id];
-  }
+  KgOneHots one_hots = BuildKgOneHots(data);
+  f.num_features = one_hots.num_features;
+  f.offsets = std::move(one_hots.offsets);
+  f.ids = std::move(one_hots.ids);
+  std::vector<uint32_t> df(f.num_features, 0);
+  for (uint32_t id : f.ids) ++df[id];
   size_t linked = 0;
-  for (uint32_t i = 0; i < data.num_items; ++i) {
-    linked += f.offsets[i + 1] > 0;
-    f.offsets[i + 1] += f.offsets[i];
-  }
+  for (uint32_t i = 0; i < data.num_items; ++i) linked += f.offsets[i + 1] > f.offsets[i];
   f.value.resize(f.ids.size());
   for (uint32_t i = 0; i < data.num_items; ++i) {
     double norm2 = 0.0;
@@ -203,7 +173,7 @@ class ContentKernel : public Baseline {
     for (const auto& m : p.modal) {
       const std::vector<double> rows = Rows(m, p.support);
       p.cosine.emplace_back(n * n);
-      GemmTransposedB(rows.data(), rows.data(), p.cosine.back().data(), n, n, m.dim);
+      Gemm(rows.data(), rows.data(), p.cosine.back().data(), n, n, m.dim, /*transposed_b=*/true);
       std::vector<uint8_t> has(n);
       for (size_t a = 0; a < n; ++a) has[a] = m.has[p.support[a]];
       p.has.push_back(std::move(has));
@@ -319,22 +289,13 @@ class ContentKernel : public Baseline {
       return;
     }
     // The held-out items of MakeContentRidge for the same seed.
-    std::vector<uint32_t> held = p.train_items;
-    SplitMix64 rng(StreamSeed(seed_, kHoldOutStream, 0));
-    PartialShuffle(held.begin(), held.end(), hold, rng);
-    held.resize(hold);
-    std::sort(held.begin(), held.end());
-    std::vector<uint8_t> is_held(num_items_, 0);
-    for (uint32_t i : held) is_held[i] = 1;
-    const Interactions rest = BuildInteractions(data, train, is_held);
     const uint32_t max_rank = ranks.back();
-    const CfFactors cf = Svd(rest, num_users_, num_items_, max_rank);
-    std::vector<std::vector<uint32_t>> relevant(num_users_);
-    for (uint32_t u = 0; u < num_users_; ++u) {
-      for (uint32_t i : p.x.items_of[u]) {
-        if (is_held[i]) relevant[u].push_back(i);
-      }
-    }
+    const PseudoCold pc = HoldOut(data, train, p.x, p.train_items, hold, seed_, max_rank);
+    const std::vector<uint32_t>& held = pc.held;
+    const std::vector<uint8_t>& is_held = pc.is_held;
+    const Interactions& rest = pc.rest;
+    const CfFactors& cf = pc.cf;
+    const std::vector<std::vector<uint32_t>>& relevant = pc.relevant;
     std::vector<size_t> fit_positions, held_positions;
     std::vector<uint32_t> scored;  // held items with content, in held_positions' order
     for (size_t a = 0; a < p.support.size(); ++a) {
@@ -397,7 +358,7 @@ class ContentKernel : public Baseline {
         const DenseFeatures& f = p.modal[m];
         const std::vector<double> left = Rows(f, items), right = Rows(f, p.support);
         c.assign(rows * n, 0.0);
-        GemmTransposedB(left.data(), right.data(), c.data(), rows, n, f.dim);
+        Gemm(left.data(), right.data(), c.data(), rows, n, f.dim, /*transposed_b=*/true);
         ParallelRows(rows, [&](size_t r) {
           if (!f.has[items[r]]) return;
           for (size_t x = 0; x < n; ++x) {

@@ -294,8 +294,8 @@ DenseFeatures BuildDense(const ModalityMatrix& m, uint32_t num_items) {
   return f;
 }
 
-KgFeatures BuildKg(const EvalData& data) {
-  KgFeatures f;
+KgOneHots BuildKgOneHots(const EvalData& data) {
+  KgOneHots f;
   const uint64_t nodes = uint64_t(data.num_items) + data.num_entities;
   // (item, key), key = (relation * nodes + neighbour) * 2 + direction (0 forward, 1 backward).
   std::vector<std::pair<uint32_t, uint64_t>> pairs;
@@ -318,6 +318,15 @@ KgFeatures BuildKg(const EvalData& data) {
     f.ids.push_back(uint32_t(std::lower_bound(keys.begin(), keys.end(), p.second) - keys.begin()));
   }
   for (uint32_t i = 0; i < data.num_items; ++i) f.offsets[i + 1] += f.offsets[i];
+  return f;
+}
+
+KgFeatures BuildKg(const EvalData& data) {
+  KgFeatures f;
+  KgOneHots one_hots = BuildKgOneHots(data);
+  f.num_features = one_hots.num_features;
+  f.offsets = std::move(one_hots.offsets);
+  f.ids = std::move(one_hots.ids);
   f.value.assign(data.num_items, 0.0);
   for (uint32_t i = 0; i < data.num_items; ++i) {
     const size_t count = f.offsets[i + 1] - f.offsets[i];
@@ -346,6 +355,27 @@ Content BuildContent(const EvalData& data, ContentParts parts) {
     c.has_any[i] = any;
   }
   return c;
+}
+
+PseudoCold HoldOut(const EvalData& data, const std::vector<uint32_t>& train, const Interactions& x,
+                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank) {
+  PseudoCold pc;
+  pc.held = train_items;
+  SplitMix64 rng(StreamSeed(seed, kHoldOutStream, 0));
+  PartialShuffle(pc.held.begin(), pc.held.end(), hold, rng);
+  pc.held.resize(hold);
+  std::sort(pc.held.begin(), pc.held.end());
+  pc.is_held.assign(data.num_items, 0);
+  for (uint32_t i : pc.held) pc.is_held[i] = 1;
+  pc.rest = BuildInteractions(data, train, pc.is_held);
+  pc.cf = Svd(pc.rest, data.num_users, data.num_items, max_rank);
+  pc.relevant.assign(data.num_users, {});
+  for (uint32_t u = 0; u < data.num_users; ++u) {
+    for (uint32_t i : x.items_of[u]) {
+      if (pc.is_held[i]) pc.relevant[u].push_back(i);
+    }
+  }
+  return pc;
 }
 
 }  // namespace content_internal
@@ -648,24 +678,13 @@ class ContentRidge : public Baseline {
       tuning_.chosen = 0;
       return;
     }
-    std::vector<uint32_t> held = train_items;
-    SplitMix64 rng(StreamSeed(seed_, kHoldOutStream, 0));
-    PartialShuffle(held.begin(), held.end(), hold, rng);
-    held.resize(hold);
-    std::sort(held.begin(), held.end());
-    std::vector<uint8_t> is_held(num_items_, 0);
-    for (uint32_t i : held) is_held[i] = 1;
-
     // The pseudo-train: the SVD once at the largest rank, truncated for the smaller ones.
-    const Interactions rest = BuildInteractions(data, train, is_held);
     const uint32_t max_rank = ranks.back();
-    const CfFactors cf = Svd(rest, num_users_, num_items_, max_rank);
-    std::vector<std::vector<uint32_t>> relevant(num_users_);
-    for (uint32_t u = 0; u < num_users_; ++u) {
-      for (uint32_t i : x.items_of[u]) {
-        if (is_held[i]) relevant[u].push_back(i);
-      }
-    }
+    const PseudoCold pc = HoldOut(data, train, x, train_items, hold, seed_, max_rank);
+    const std::vector<uint32_t>& held = pc.held;
+    const std::vector<uint8_t>& is_held = pc.is_held;
+    const CfFactors& cf = pc.cf;
+    const std::vector<std::vector<uint32_t>>& relevant = pc.relevant;
     std::vector<size_t> positions;  // the support without the held-out items
     std::vector<uint32_t> support;
     for (size_t k = 0; k < grams.items.size(); ++k) {

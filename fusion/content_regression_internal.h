@@ -68,11 +68,34 @@ struct DenseFeatures {
   std::vector<uint8_t> has;  ///< per item: a non-zero present row
 };
 
+// The KG's (relation, neighbour, direction) one-hot features of the items: a triple (h, r, t) gives
+// an item h the feature (r, t, forward) and an item t the feature (r, h, backward). Item i's
+// features are ids[offsets[i] .. offsets[i + 1]), ascending; ids are dense in [0, num_features).
+struct KgOneHots {
+  size_t num_features = 0;
+  std::vector<uint32_t> offsets;
+  std::vector<uint32_t> ids;
+};
+KgOneHots BuildKgOneHots(const EvalData& data);
+
 // Throws std::invalid_argument when a modality's arrays are out of line with num_items or hold a
 // non-finite value, or a KG triple is out of range.
 void CheckContent(const EvalData& data);
 
 // The modality's present, non-zero rows L2-normalised.
 DenseFeatures BuildDense(const ModalityMatrix& m, uint32_t num_items);
+
+// The pseudo-cold validation of the content models (MakeContentRidge, MakeContentKernel): `hold` of
+// the training items drawn by a partial Fisher-Yates shuffle seeded from (seed, kHoldOutStream), the
+// training matrix without them and its SVD at `max_rank`, and each user's held-out training items.
+struct PseudoCold {
+  std::vector<uint32_t> held;                   ///< ascending
+  std::vector<uint8_t> is_held;                 ///< per item
+  Interactions rest;                            ///< the training matrix without the held-out items
+  CfFactors cf;                                 ///< Svd(rest, max_rank)
+  std::vector<std::vector<uint32_t>> relevant;  ///< per user: held-out items of theirs
+};
+PseudoCold HoldOut(const EvalData& data, const std::vector<uint32_t>& train, const Interactions& x,
+                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank);
 
 }  // namespace mosaic::fusion::content_internal
