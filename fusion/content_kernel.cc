@@ -232,6 +232,7 @@ class ContentKernel : public Baseline {
   std::vector<double> Solve(const Parts& p, const std::vector<size_t>& positions, const Point& at,
                             const std::vector<double>& y, size_t cols) const {
     const size_t s = positions.size();
+    if (s == 0) return {};  // no training item with content: every prediction is 0
     std::vector<double> m = KernelBlock(p, positions, positions, at);
     for (size_t x = 0; x < s; ++x) m[x * s + x] += at.lambda;
     std::vector<double> b(s * cols);

@@ -131,6 +131,17 @@ TEST(ContentKernelTest, RejectsInvalidInput) {
   ASSERT_EQ(model->tuning()->grid.size(), 1u);
   EXPECT_EQ(Score(*model, 1).size(), 3u);
   EXPECT_THROW(Score(*model, 2), std::invalid_argument);
+
+  // No content at all (no modality, no KG): nothing to regress from, every item scores alike.
+  EvalData bare = Empty(3, 12);
+  for (uint32_t u = 0; u < 3; ++u) {
+    for (uint32_t i = u; i < 12; i += 2) bare.interactions.push_back({u, i, 1});
+  }
+  auto blind = MakeContentKernel("Mosaic v2", true, 1);
+  blind->Fit(bare, AllIndices(bare), {});
+  const auto s = Score(*blind, 0);
+  ASSERT_EQ(s.size(), 12u);
+  for (float x : s) EXPECT_EQ(x, s[0]);
 }
 
 }  // namespace

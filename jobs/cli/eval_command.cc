@@ -230,12 +230,10 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
     models->push_back(fusion::MakeMostPopular());
     models->push_back(fusion::MakeItemKnn());
     models->push_back(fusion::MakeBprMf(64, seed));
-    if (args.protocol != "ctr") {
-      // The peers tuned on the validation split (issue 14).
-      models->push_back(fusion::MakeTunedItemKnn());
-      models->push_back(fusion::MakeTunedRp3Beta());
-      models->push_back(fusion::MakeTunedEase());
-    }
+    // The peers tuned on the validation split (issue 14); on CTR, on the validation positives.
+    models->push_back(fusion::MakeTunedItemKnn());
+    models->push_back(fusion::MakeTunedRp3Beta());
+    models->push_back(fusion::MakeTunedEase());
   }
   if (content_peers && !args.only_model) {
     models->push_back(fusion::MakeAttributePopularity());
@@ -246,7 +244,7 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
     if (have_text) models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kText, seed));
     models->push_back(fusion::MakeContentRidge(fusion::ContentParts::kKg, seed));
   }
-  if (args.model_kind != "v1" && args.protocol != "ctr") AddSecondVersion(args, data, seed, content_peers, models);
+  if (args.model_kind != "v1") AddSecondVersion(args, data, seed, content_peers, models);
   // LibTorch's rows come from the model library: --no-model leaves them all out, LightGCN too.
   if (args.no_model || args.model_kind == "v2") return Status::OK();
   const ModelPlugin* plugin = nullptr;
