@@ -2,6 +2,7 @@
 // prints, and acceptance runs on the shared datasets (skipped when they are absent).
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -217,6 +218,30 @@ TEST(CliEval, ProtocolsPrintEveryBaselineAndDumpRepeatableSplits) {
 // --kg-control: the split and the KG-linked subset stay those of the intact data; the KG rows fit
 // on the controlled KG, so KGOverlap ranks differently with its KG removed; the cold rows carry the
 // linked subset's figures beside the others.
+// --model-kind picks the model versions' rows, --only-model leaves the peers out.
+TEST(CliEval, ModelKindAndOnlyModelChooseTheRows) {
+  TempDir tmp;
+  const std::string data = WriteTinyMovieLens(tmp);
+  auto rows = [&](const std::string& args) {
+    nlohmann::json j = RunJson("--json --no-text eval --data " + Q(data) + " --dataset movielens --seed 3 " + args);
+    std::vector<std::string> names;
+    for (const auto& row : j["rows"]) names.push_back(row["model"]);
+    return names;
+  };
+  EXPECT_EQ(rows("--protocol cold --model-kind v2 --only-model"),
+            (std::vector<std::string>{"Mosaic v2", "Mosaic v2 (no KG)", "Mosaic v2 (KG shuffled)"}));
+  // Warm: the content kernel beside EASE^R and their blend, after the peers; no LibTorch row.
+  const auto warm = rows("--protocol warm --model-kind v2 --no-model");
+  ASSERT_GE(warm.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(warm.end() - 2, warm.end()),
+            (std::vector<std::string>{"Mosaic v2 content", "Mosaic v2"}));
+  EXPECT_NE(std::find(warm.begin(), warm.end(), "EASE"), warm.end());
+  EXPECT_EQ(std::find(warm.begin(), warm.end(), "Mosaic"), warm.end());
+  CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol warm --model-kind v3");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--model-kind"), std::string::npos) << r.err;
+}
+
 TEST(CliEval, KgControlKeepsTheSplitAndChangesTheKgRows) {
   TempDir tmp;
   const std::string data = WriteTinyMovieLens(tmp);
