@@ -200,7 +200,8 @@ class ContentKernel : public Baseline {
   bool HasKg(const Parts& p) const { return !p.kg_gram.empty(); }
 
   std::vector<double> WTexts(const Parts& p) const {
-    return HasKg(p) ? std::vector<double>{0.5, 0.75, 0.9} : std::vector<double>{1.0};
+    // w_text 1 leaves the KG out: the KG must earn its weight on validation.
+    return HasKg(p) ? std::vector<double>{0.5, 0.75, 0.9, 1.0} : std::vector<double>{1.0};
   }
 
   double ModalKernel(double cosine, double g) const { return g == 0 ? cosine : std::exp(g * (cosine - 1.0)); }

@@ -38,10 +38,10 @@ TEST(ContentKernelTest, TunesOnPseudoColdItemsAndRanksTheUsersGroupFirst) {
   model->Fit(data, train, {});
   const Tuning* tuning = model->tuning();
   ASSERT_NE(tuning, nullptr);
-  // 3 g x 3 w_text x 3 lambda x ranks {16, 29} (capped at 30 users - 1) x 5 popularity weights.
-  ASSERT_EQ(tuning->grid.size(), 270u);
+  // 3 g x 4 w_text x 3 lambda x ranks {16, 29} (capped at 30 users - 1) x 5 popularity weights.
+  ASSERT_EQ(tuning->grid.size(), 360u);
   EXPECT_EQ(tuning->grid.front().setting, "g=0 w_text=0.5 lambda=0.1 rank=16 pop=0");
-  EXPECT_EQ(tuning->grid.back().setting, "g=8 w_text=0.9 lambda=10 rank=29 pop=2");
+  EXPECT_EQ(tuning->grid.back().setting, "g=8 w_text=1 lambda=10 rank=29 pop=2");
   double best = -1;
   size_t first_best = 0;
   for (size_t g = 0; g < tuning->grid.size(); ++g) {
