@@ -47,18 +47,13 @@ void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_
 
 // The KG's one-hot features with inverse-item-frequency weights; item i's features are
 // ids[offsets[i] .. offsets[i + 1]) with values value[same range] (its row L2-normalised).
-struct WeightedKg {
-  size_t num_features = 0;
-  std::vector<uint32_t> offsets, ids;
-  std::vector<double> value;
+struct WeightedKg : KgOneHots {
+  std::vector<double> value;  ///< parallel to ids
 };
 
 WeightedKg BuildWeightedKg(const EvalData& data) {
   WeightedKg f;
-  KgOneHots one_hots = BuildKgOneHots(data);
-  f.num_features = one_hots.num_features;
-  f.offsets = std::move(one_hots.offsets);
-  f.ids = std::move(one_hots.ids);
+  static_cast<KgOneHots&>(f) = BuildKgOneHots(data);
   std::vector<uint32_t> df(f.num_features, 0);
   for (uint32_t id : f.ids) ++df[id];
   size_t linked = 0;

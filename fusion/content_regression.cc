@@ -215,11 +215,8 @@ CfFactors Svd(const Interactions& x, uint32_t num_users, uint32_t num_items, uin
 
 
 // The KG's one-hot features, each item's row L2-normalised: every feature of item i has value[i].
-struct KgFeatures {
-  size_t num_features = 0;
-  std::vector<uint32_t> offsets;  ///< item i's features are ids[offsets[i] .. offsets[i + 1])
-  std::vector<uint32_t> ids;      ///< ascending within an item
-  std::vector<double> value;      ///< per item: 1 / sqrt(its feature count), 0 without features
+struct KgFeatures : KgOneHots {
+  std::vector<double> value;  ///< per item: 1 / sqrt(its feature count), 0 without features
 };
 
 // The parts a model regresses from, with their kernel weights.
@@ -323,10 +320,7 @@ KgOneHots BuildKgOneHots(const EvalData& data) {
 
 KgFeatures BuildKg(const EvalData& data) {
   KgFeatures f;
-  KgOneHots one_hots = BuildKgOneHots(data);
-  f.num_features = one_hots.num_features;
-  f.offsets = std::move(one_hots.offsets);
-  f.ids = std::move(one_hots.ids);
+  static_cast<KgOneHots&>(f) = BuildKgOneHots(data);
   f.value.assign(data.num_items, 0.0);
   for (uint32_t i = 0; i < data.num_items; ++i) {
     const size_t count = f.offsets[i + 1] - f.offsets[i];
