@@ -78,6 +78,7 @@ struct Parts {
   WeightedKg kg;                      ///< num_features 0 without the KG
   std::vector<uint32_t> train_items;  ///< items with a training interaction
   std::vector<uint32_t> support;      ///< train items with a feature, ascending
+  std::vector<std::vector<double>> support_rows;  ///< per modality: the support's rows, n x dim
   std::vector<std::vector<double>> cosine;  ///< per modality: cos over support (0 where one lacks it)
   std::vector<std::vector<uint8_t>> has;    ///< per modality: support position has it
   std::vector<double> kg_gram;              ///< <kg(a), kg(b)> over support; empty without the KG
@@ -166,7 +167,7 @@ class ContentKernel : public Baseline {
     }
     const size_t n = p.support.size();
     for (const auto& m : p.modal) {
-      const std::vector<double> rows = Rows(m, p.support);
+      const std::vector<double>& rows = p.support_rows.emplace_back(Rows(m, p.support));
       p.cosine.emplace_back(n * n);
       Gemm(rows.data(), rows.data(), p.cosine.back().data(), n, n, m.dim, /*transposed_b=*/true);
       std::vector<uint8_t> has(n);
@@ -262,14 +263,7 @@ class ContentKernel : public Baseline {
   }
 
   void Tune(const EvalData& data, const std::vector<uint32_t>& train, const Parts& p) {
-    size_t active_users = 0;
-    for (const auto& row : p.x.items_of) active_users += !row.empty();
-    const uint32_t cap = uint32_t(std::max<size_t>(1, std::min(active_users, p.train_items.size())) - 1);
-    std::vector<uint32_t> ranks;
-    for (uint32_t r : {16u, 32u, 64u, 128u}) {
-      const uint32_t capped = std::max(1u, std::min(r, cap));
-      if (ranks.empty() || ranks.back() != capped) ranks.push_back(capped);
-    }
+    const std::vector<uint32_t> ranks = RankGrid(p.x, p.train_items.size());
     const std::vector<double> gs = {0, 4, 8}, lambdas = {0.1, 1, 10}, pops = {0, 0.25, 0.5, 1, 2};
     const std::vector<double> w_texts = WTexts(p);
     auto setting = [&](const Point& at, uint32_t rank, double pop) {
@@ -353,9 +347,9 @@ class ContentKernel : public Baseline {
       k.assign(rows * n, 0.0);
       for (size_t m = 0; m < p.modal.size(); ++m) {
         const DenseFeatures& f = p.modal[m];
-        const std::vector<double> left = Rows(f, items), right = Rows(f, p.support);
+        const std::vector<double> left = Rows(f, items);
         c.assign(rows * n, 0.0);
-        Gemm(left.data(), right.data(), c.data(), rows, n, f.dim, /*transposed_b=*/true);
+        Gemm(left.data(), p.support_rows[m].data(), c.data(), rows, n, f.dim, /*transposed_b=*/true);
         ParallelRows(rows, [&](size_t r) {
           if (!f.has[items[r]]) return;
           for (size_t x = 0; x < n; ++x) {
@@ -366,10 +360,7 @@ class ContentKernel : public Baseline {
       if (HasKg(p)) KgBlock(p.kg, holders, items, n, 1.0 - chosen_.w_text, k.data());
       Gemm(k.data(), a.data(), &pred[begin * cols], rows, cols, n);
     }
-    users_.assign(size_t(num_users_) * rank_, 0.0);
-    for (uint32_t u = 0; u < num_users_; ++u) {
-      std::copy_n(&cf.users[size_t(u) * rank_], rank_, &users_[size_t(u) * rank_]);
-    }
+    users_ = cf.users;  // num_users x rank_: the SVD was taken at rank_
     qhat_.assign(size_t(num_items_) * rank_, 0.0);
     std::vector<double> pop(num_items_);
     for (uint32_t i = 0; i < num_items_; ++i) {

@@ -351,6 +351,18 @@ Content BuildContent(const EvalData& data, ContentParts parts) {
   return c;
 }
 
+std::vector<uint32_t> RankGrid(const Interactions& x, size_t train_items) {
+  size_t active_users = 0;
+  for (const auto& row : x.items_of) active_users += !row.empty();
+  const uint32_t cap = uint32_t(std::max<size_t>(1, std::min(active_users, train_items)) - 1);
+  std::vector<uint32_t> ranks;
+  for (uint32_t r : {16u, 32u, 64u, 128u}) {
+    const uint32_t capped = std::max(1u, std::min(r, cap));
+    if (ranks.empty() || ranks.back() != capped) ranks.push_back(capped);
+  }
+  return ranks;
+}
+
 PseudoCold HoldOut(const EvalData& data, const std::vector<uint32_t>& train, const Interactions& x,
                    const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank) {
   PseudoCold pc;
@@ -645,14 +657,7 @@ class ContentRidge : public Baseline {
     const std::vector<uint32_t>& train_items = p.train_items;
     const Content& content = p.content;
     const Grams& grams = p.grams;
-    size_t active_users = 0;
-    for (const auto& row : x.items_of) active_users += !row.empty();
-    const uint32_t cap = uint32_t(std::max<size_t>(1, std::min(active_users, train_items.size())) - 1);
-    std::vector<uint32_t> ranks;
-    for (uint32_t r : {16u, 32u, 64u, 128u}) {
-      const uint32_t capped = std::max(1u, std::min(r, cap));
-      if (ranks.empty() || ranks.back() != capped) ranks.push_back(capped);
-    }
+    const std::vector<uint32_t> ranks = RankGrid(x, train_items.size());
     const std::vector<double> lambdas = {0.1, 1.0, 10.0, 100.0, 1000.0};
     const std::vector<double> w_texts =
         parts_ == ContentParts::kAll ? std::vector<double>{0.25, 0.5, 0.75} : std::vector<double>{0.5};

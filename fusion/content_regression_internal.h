@@ -85,6 +85,10 @@ void CheckContent(const EvalData& data);
 // The modality's present, non-zero rows L2-normalised.
 DenseFeatures BuildDense(const ModalityMatrix& m, uint32_t num_items);
 
+// The rank grid of the content models: {16, 32, 64, 128}, each capped at max(1, min(active users,
+// training items) - 1), duplicates after capping dropped.
+std::vector<uint32_t> RankGrid(const Interactions& x, size_t train_items);
+
 // The pseudo-cold validation of the content models (MakeContentRidge, MakeContentKernel): `hold` of
 // the training items drawn by a partial Fisher-Yates shuffle seeded from (seed, kHoldOutStream), the
 // training matrix without them and its SVD at `max_rank`, and each user's held-out training items.
