@@ -106,9 +106,22 @@ void KgBlock(const WeightedKg& kg, const std::vector<std::vector<std::pair<uint3
   });
 }
 
-class ContentKernel : public Baseline {
+double ModalKernel(double cosine, double g) { return g == 0 ? cosine : std::exp(g * (cosine - 1.0)); }
+
+class KernelImpl : public ContentKernel {
  public:
-  ContentKernel(std::string name, bool use_kg, uint64_t seed) : name_(std::move(name)), use_kg_(use_kg), seed_(seed) {}
+  KernelImpl(std::string name, bool use_kg, uint64_t seed) : name_(std::move(name)), use_kg_(use_kg), seed_(seed) {}
+  KernelImpl(std::string name, bool use_kg, const KernelPoint& point)
+      : name_(std::move(name)), use_kg_(use_kg), seed_(0), fixed_(true) {
+    chosen_ = {point.g, point.w_text, point.lambda};
+    rank_ = point.rank;
+    pop_weight_ = point.pop;
+  }
+
+  const ContentKernelState& state() const override { return Fitted(), state_; }
+  const std::vector<double>& cf_items() const override { return Fitted(), q_; }
+  const std::vector<double>& predicted() const override { return Fitted(), qhat_; }
+  const std::vector<double>& pop_z() const override { return Fitted(), pop_z_; }
 
   std::string name() const override { return name_; }
 
@@ -120,13 +133,18 @@ class ContentKernel : public Baseline {
     num_users_ = data.num_users;
     num_items_ = data.num_items;
     Parts p = Prepare(data, train);
-    Tune(data, train, p);
-    Refit(p);
+    if (fixed_) {
+      if (!use_kg_ || p.kg_gram.empty()) chosen_.w_text = 1.0;
+      tuning_.grid.push_back({Setting(chosen_, rank_, pop_weight_), 0, 0});
+    } else {
+      Tune(data, train, p);
+    }
+    Refit(data, p);
     fitted_ = true;
   }
 
   void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
-    if (!fitted_) throw std::logic_error(name_ + ": ScoreUser before Fit");
+    Fitted();
     if (user >= num_users_) {
       throw std::invalid_argument(name_ + ": user " + std::to_string(user) + " >= " + std::to_string(num_users_));
     }
@@ -200,7 +218,14 @@ class ContentKernel : public Baseline {
     return HasKg(p) ? std::vector<double>{0.5, 0.75, 0.9, 1.0} : std::vector<double>{1.0};
   }
 
-  double ModalKernel(double cosine, double g) const { return g == 0 ? cosine : std::exp(g * (cosine - 1.0)); }
+  void Fitted() const {
+    if (!fitted_) throw std::logic_error(name_ + ": used before Fit");
+  }
+
+  static std::string Setting(const Point& at, uint32_t rank, double pop) {
+    return "g=" + FormatNumber(at.g) + " w_text=" + FormatNumber(at.w_text) + " lambda=" + FormatNumber(at.lambda) +
+           " rank=" + std::to_string(rank) + " pop=" + FormatNumber(pop);
+  }
 
   // K(rows, cols) from the support Grams, positions into the support; row-major |rows| x |cols|.
   std::vector<double> KernelBlock(const Parts& p, const std::vector<size_t>& rows, const std::vector<size_t>& cols,
@@ -266,10 +291,7 @@ class ContentKernel : public Baseline {
     const std::vector<uint32_t> ranks = RankGrid(p.x, p.train_items.size());
     const std::vector<double> gs = {0, 4, 8}, lambdas = {0.1, 1, 10}, pops = {0, 0.25, 0.5, 1, 2};
     const std::vector<double> w_texts = WTexts(p);
-    auto setting = [&](const Point& at, uint32_t rank, double pop) {
-      return "g=" + FormatNumber(at.g) + " w_text=" + FormatNumber(at.w_text) + " lambda=" + FormatNumber(at.lambda) +
-             " rank=" + std::to_string(rank) + " pop=" + FormatNumber(pop);
-    };
+    const auto& setting = Setting;
     const size_t m = p.train_items.size();
     const size_t hold = size_t(std::llround(0.2 * double(m)));
     if (hold == 0 || hold >= m) {
@@ -329,7 +351,7 @@ class ContentKernel : public Baseline {
     }
   }
 
-  void Refit(const Parts& p) {
+  void Refit(const EvalData& data, const Parts& p) {
     const CfFactors cf = Svd(p.x, num_users_, num_items_, rank_);
     const size_t n = p.support.size(), cols = rank_ + 1;
     std::vector<size_t> all(n);
@@ -361,16 +383,64 @@ class ContentKernel : public Baseline {
       Gemm(k.data(), a.data(), &pred[begin * cols], rows, cols, n);
     }
     users_ = cf.users;  // num_users x rank_: the SVD was taken at rank_
+    q_ = cf.items;
     qhat_.assign(size_t(num_items_) * rank_, 0.0);
     std::vector<double> pop(num_items_);
     for (uint32_t i = 0; i < num_items_; ++i) {
       std::copy_n(&pred[size_t(i) * cols], rank_, &qhat_[size_t(i) * rank_]);
       pop[i] = pred[size_t(i) * cols + rank_];
     }
-    pop_z_ = Standardised(pop);
+    double mean = 0, sd = 1;
+    pop_z_ = Standardised(pop, &mean, &sd);
+    KeepState(data, p, a, mean, sd);
   }
 
-  static std::vector<double> Standardised(const std::vector<double>& v) {
+  // What PlaceByContent needs, from the refit.
+  void KeepState(const EvalData& data, const Parts& p, const std::vector<double>& a, double pop_mean, double pop_sd) {
+    ContentKernelState& s = state_;
+    s = ContentKernelState{};
+    s.point = {chosen_.g, chosen_.w_text, chosen_.lambda, rank_, pop_weight_};
+    const size_t n = p.support.size();
+    size_t m = 0;
+    for (const auto& [name, matrix] : data.modalities) {
+      s.modalities.push_back(name);
+      s.dims.push_back(uint32_t(matrix.dim));
+      s.support_rows.emplace_back(p.support_rows[m].begin(), p.support_rows[m].end());
+      s.support_has.push_back(p.has[m]);
+      ++m;
+    }
+    const uint64_t nodes = uint64_t(data.num_items) + data.num_entities;
+    std::vector<uint32_t> df(p.kg.num_features, 0);
+    for (uint32_t id : p.kg.ids) ++df[id];
+    size_t linked = 0;
+    for (uint32_t i = 0; i < data.num_items; ++i) linked += p.kg.offsets[i + 1] > p.kg.offsets[i];
+    for (size_t f = 0; f < p.kg.num_features; ++f) {
+      const uint64_t key = p.kg.keys[f];
+      s.kg_keys.push_back({uint32_t(key / 2 / nodes), uint32_t((key / 2) % nodes), uint8_t(key & 1)});
+      s.kg_idf.push_back(float(std::log(1.0 + double(linked) / double(df[f]))));
+    }
+    s.support_kg_offsets.push_back(0);
+    for (uint32_t i : p.support) {
+      for (size_t k = p.kg.offsets[i]; k < p.kg.offsets[i + 1]; ++k) {
+        s.support_kg_ids.push_back(p.kg.ids[k]);
+        s.support_kg_values.push_back(float(p.kg.value[k]));
+      }
+      s.support_kg_offsets.push_back(uint32_t(s.support_kg_ids.size()));
+    }
+    if (!HasKg(p)) {  // the KG is left out: no feature of it counts
+      s.kg_keys.clear();
+      s.kg_idf.clear();
+      s.support_kg_ids.clear();
+      s.support_kg_values.clear();
+      s.support_kg_offsets.assign(n + 1, 0);
+    }
+    s.coefficients = a;
+    s.pop_mean = pop_mean;
+    s.pop_sd = pop_sd;
+  }
+
+  static std::vector<double> Standardised(const std::vector<double>& v, double* mean_out = nullptr,
+                                          double* sd_out = nullptr) {
     double sum = 0, sum2 = 0;
     for (double x : v) {
       sum += x;
@@ -381,6 +451,8 @@ class ContentKernel : public Baseline {
     if (!(sd > 0)) sd = 1;
     std::vector<double> z(v.size());
     for (size_t i = 0; i < v.size(); ++i) z[i] = (v[i] - mean) / sd;
+    if (mean_out) *mean_out = mean;
+    if (sd_out) *sd_out = sd;
     return z;
   }
 
@@ -421,21 +493,82 @@ class ContentKernel : public Baseline {
   std::string name_;
   bool use_kg_;
   uint64_t seed_;
+  bool fixed_ = false;          ///< fitted at a given point, no grid search
   bool fitted_ = false;
   uint32_t num_users_ = 0, num_items_ = 0;
   Point chosen_{0, 1, 1};     ///< the kernel and ridge of the last tuning
   uint32_t rank_ = 16;        ///< factor columns scored
   double pop_weight_ = 0;     ///< c
   std::vector<double> users_;  ///< P, num_users x rank_
+  std::vector<double> q_;      ///< Q of the refit's SVD, num_items x rank_
   std::vector<double> qhat_;   ///< predicted item factors, num_items x rank_
   std::vector<double> pop_z_;  ///< standardised predicted popularity, per item
+  ContentKernelState state_;
   Tuning tuning_;
 };
 
 }  // namespace
 
-std::unique_ptr<Baseline> MakeContentKernel(std::string name, bool use_kg, uint64_t seed) {
-  return std::make_unique<ContentKernel>(std::move(name), use_kg, seed);
+std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed) {
+  return std::make_unique<KernelImpl>(std::move(name), use_kg, seed);
+}
+
+std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point) {
+  return std::make_unique<KernelImpl>(std::move(name), use_kg, point);
+}
+
+void PlaceByContent(const ContentKernelState& state, const std::vector<const float*>& modality_rows,
+                    const std::vector<uint32_t>& kg, std::vector<double>* factors, double* pop_z) {
+  if (modality_rows.size() != state.modalities.size()) {
+    throw std::invalid_argument("content kernel: " + std::to_string(modality_rows.size()) + " modality rows for " +
+                                std::to_string(state.modalities.size()) + " modalities");
+  }
+  const size_t n = state.support(), rank = state.point.rank, cols = rank + 1;
+  std::vector<double> k(n, 0.0);
+  for (size_t m = 0; m < state.modalities.size(); ++m) {
+    const float* row = modality_rows[m];
+    if (row == nullptr) continue;
+    const size_t dim = state.dims[m];
+    double norm2 = 0;
+    for (size_t d = 0; d < dim; ++d) norm2 += double(row[d]) * row[d];
+    if (!(norm2 > 0) || !std::isfinite(norm2)) continue;
+    const double inv = 1.0 / std::sqrt(norm2);
+    for (size_t x = 0; x < n; ++x) {
+      if (!state.support_has[m][x]) continue;
+      const float* s = &state.support_rows[m][x * dim];
+      double c = 0;
+      for (size_t d = 0; d < dim; ++d) c += double(row[d]) * s[d];
+      k[x] += state.point.w_text * ModalKernel(c * inv, state.point.g);
+    }
+  }
+  std::vector<uint32_t> ids(kg);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  double norm2 = 0;
+  for (uint32_t id : ids) {
+    if (id >= state.kg_idf.size()) throw std::invalid_argument("content kernel: KG feature " + std::to_string(id) + " out of range");
+    norm2 += double(state.kg_idf[id]) * state.kg_idf[id];
+  }
+  if (norm2 > 0 && state.point.w_text < 1.0) {
+    std::vector<double> mine(state.kg_idf.size(), 0.0);  // sparse in practice; dense for a simple lookup
+    for (uint32_t id : ids) mine[id] = state.kg_idf[id] / std::sqrt(norm2);
+    for (size_t x = 0; x < n; ++x) {
+      double dot = 0;
+      for (size_t e = state.support_kg_offsets[x]; e < state.support_kg_offsets[x + 1]; ++e) {
+        dot += mine[state.support_kg_ids[e]] * state.support_kg_values[e];
+      }
+      k[x] += (1.0 - state.point.w_text) * dot;
+    }
+  }
+  factors->assign(rank, 0.0);
+  double pop = 0;
+  for (size_t x = 0; x < n; ++x) {
+    if (k[x] == 0) continue;
+    const double* a = &state.coefficients[x * cols];
+    for (size_t c = 0; c < rank; ++c) (*factors)[c] += k[x] * a[c];
+    pop += k[x] * a[rank];
+  }
+  *pop_z = (pop - state.pop_mean) / state.pop_sd;
 }
 
 }  // namespace mosaic::fusion

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fusion/baselines.h"
 #include "fusion/eval_data.h"
@@ -44,6 +45,64 @@ namespace mosaic::fusion {
 // Cost: one Cholesky factorisation per (g, w_text, lambda) over ~0.8 n training items with
 // content, then one over n; the Grams in double (8 n^2 bytes per modality and for the KG).
 // Throws as MakeContentRidge's Fit and ScoreUser do.
-std::unique_ptr<Baseline> MakeContentKernel(std::string name, bool use_kg, uint64_t seed);
+// One point of the kernel's grid.
+struct KernelPoint {
+  double g = 0;         ///< RBF width of the modality kernels (0: linear)
+  double w_text = 1;    ///< the modalities' share of the kernel (1: the KG left out)
+  double lambda = 1;    ///< ridge
+  uint32_t rank = 16;   ///< factor columns predicted and scored
+  double pop = 0;       ///< c, the predicted popularity's weight
+};
+
+// A KG feature of an item: the triple (item, relation, node) walked forward, or (node, relation,
+// item) walked backward. Numbered as EvalData numbers them until a caller re-keys them (a model
+// version stores them by store ids).
+struct KgFeatureKey {
+  uint32_t relation = 0;
+  uint32_t node = 0;  ///< item index, or num_items + entity index
+  uint8_t backward = 0;
+};
+
+// What a fitted kernel needs to place an item it never saw: the support (the training items with a
+// feature), their features, and the dual coefficients.
+struct ContentKernelState {
+  KernelPoint point;
+  std::vector<std::string> modalities;               ///< names, EvalData::modalities' order
+  std::vector<uint32_t> dims;                        ///< their widths
+  std::vector<std::vector<float>> support_rows;      ///< per modality: [support x dim], L2-normalised, 0 where absent
+  std::vector<std::vector<uint8_t>> support_has;     ///< per modality: the support item has it
+  std::vector<KgFeatureKey> kg_keys;                 ///< the KG features met in the training items
+  std::vector<float> kg_idf;                         ///< their weights, ln(1 + N / df)
+  std::vector<uint32_t> support_kg_offsets;          ///< support + 1 offsets into the two below
+  std::vector<uint32_t> support_kg_ids;              ///< indices into kg_keys
+  std::vector<float> support_kg_values;              ///< idf, each support item's row L2-normalised
+  std::vector<double> coefficients;                  ///< [support x (rank + 1)]
+  double pop_mean = 0, pop_sd = 1;                   ///< of the predicted popularity over the fitted items
+
+  size_t support() const { return support_kg_offsets.empty() ? 0 : support_kg_offsets.size() - 1; }
+};
+
+// The content kernel with what its fit learnt, for the served model (fusion/second_version.h).
+class ContentKernel : public Baseline {
+ public:
+  // After Fit: the state, the chosen point, the SVD's item factors Q and the predicted Qhat
+  // ([num_items x rank] each), and each item's standardised predicted popularity.
+  virtual const ContentKernelState& state() const = 0;
+  virtual const std::vector<double>& cf_items() const = 0;
+  virtual const std::vector<double>& predicted() const = 0;
+  virtual const std::vector<double>& pop_z() const = 0;
+};
+
+std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed);
+
+// The same fitted at `point`, with no grid search (tuning() reports that point alone).
+std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point);
+
+// An item's predicted factors [rank] and standardised predicted popularity from its content, as Fit
+// predicts them for the items it was fitted with: `modality_rows` parallel to state.modalities (raw
+// rows of their widths, nullptr where absent), `kg` indices into state.kg_keys (unknown features are
+// the caller's to drop; repeats count once).
+void PlaceByContent(const ContentKernelState& state, const std::vector<const float*>& modality_rows,
+                    const std::vector<uint32_t>& kg, std::vector<double>* factors, double* pop_z);
 
 }  // namespace mosaic::fusion

@@ -308,6 +308,7 @@ KgOneHots BuildKgOneHots(const EvalData& data) {
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   f.num_features = keys.size();
+  f.keys = keys;
   f.offsets.assign(size_t(data.num_items) + 1, 0);
   f.ids.reserve(pairs.size());
   for (const auto& p : pairs) {  // sorted by item, then key: ids ascend within an item

@@ -73,6 +73,7 @@ struct DenseFeatures {
 // features are ids[offsets[i] .. offsets[i + 1]), ascending; ids are dense in [0, num_features).
 struct KgOneHots {
   size_t num_features = 0;
+  std::vector<uint64_t> keys;  ///< per feature: (relation * nodes + neighbour) * 2 + backward, ascending
   std::vector<uint32_t> offsets;
   std::vector<uint32_t> ids;
 };

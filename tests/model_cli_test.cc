@@ -537,5 +537,68 @@ TEST_F(ModelCli, NewPlaysMoveATrainedListenersList) {
   EXPECT_EQ(RunMosaic(S + "check").exit_code, 0);
 }
 
+
+// Issue 15: the second version through the product's commands. `rebuild --model-kind v2` fits it in
+// closed form; a listener imported after it is served from their plays (not the popularity list,
+// their own genre first); a song imported after it is placed by its content and KG links in the
+// same command, and ranks among its genre's new songs for that genre's listeners; --explain names
+// the plays behind a result; and the options that only the first version has are refused.
+TEST_F(ModelCli, SecondVersionServesLatecomersAndPlacesNewSongs) {
+  const std::string store = MakeStore("s");
+  const std::string S = "--store " + Quote(store) + " ";
+  for (const char* refused : {"rebuild --model-kind v2 --epochs 3", "rebuild --model-kind v2 --resume",
+                              "rebuild --model-kind v3"}) {
+    const CommandResult r = RunMosaic(S + refused);
+    EXPECT_NE(r.exit_code, 0) << refused;
+  }
+  const nlohmann::json rebuilt = RunJson(S + "rebuild --model-kind v2 --json");
+  EXPECT_EQ(rebuilt["version"], 1);
+  EXPECT_EQ(rebuilt["kind"], "v2");
+  EXPECT_GT(rebuilt["second_version"]["ease_rank"].get<int>(), 0);
+  for (const char* stage : {"snapshot", "fit", "representations", "write"}) EXPECT_TRUE(rebuilt["stages"].contains(stage));
+
+  WriteFile(tmp_ / "late.tsv", "user\titem\tweight\n"
+                               "late1\t" + Song(1, 0, 0) + "\t3\nlate1\t" + Song(1, 0, 1) + "\t1\nlate1\t" + Song(1, 2, 2) + "\t2\n");
+  ASSERT_EQ(RunMosaic(S + "import --format interactions " + Quote(tmp_ / "late.tsv")).exit_code, 0);
+  const nlohmann::json late = RunJson(S + "recommend --user late1 --exclude-seen -k 5 --explain --json");
+  EXPECT_TRUE(late["user_from_history"].get<bool>()) << late.dump();
+  EXPECT_TRUE(late["personalised"].get<bool>()) << late.dump();
+  ASSERT_EQ(late["results"].size(), 5u) << late.dump();
+  EXPECT_EQ(late["results"][0]["key"].get<std::string>().substr(0, 7), "song-1-") << late.dump(1);
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [key, n] : CatalogueListeners()) by_count.push_back({-n, key});
+  std::sort(by_count.begin(), by_count.end());
+  std::vector<std::string> keys, popular;
+  for (const auto& r : late["results"]) keys.push_back(r["key"]);
+  for (const auto& [n, key] : by_count) {
+    if (key != Song(1, 0, 0) && key != Song(1, 0, 1) && key != Song(1, 2, 2) && popular.size() < 5) popular.push_back(key);
+  }
+  EXPECT_NE(keys, popular);
+  std::string reasons;
+  for (const auto& t : late["results"][0]["explain"]) reasons += t.get<std::string>() + "\n";
+  EXPECT_NE(reasons.find("you played Song 1"), std::string::npos) << late.dump(1);
+
+  // A new song of Artist 01 (genre 0), placed by the import itself.
+  WriteFile(tmp_ / "new.jsonl", nlohmann::json({{"id", "new-song"}, {"kind", "music"}, {"title", "New Song"},
+                                                {"artist", Artist(0, 1)}, {"genre", "Genre 0"}}).dump() + "\n");
+  const nlohmann::json imported =
+      RunJson(S + "--no-text import --format jsonl " + Quote(tmp_ / "new.jsonl") + " --json");
+  EXPECT_EQ(imported["placed"]["items"], 1) << imported.dump();
+  for (const char* user : {"u0", "u4"}) {
+    const nlohmann::json j = RunJson(S + "recommend --user " + user + " --new-only -k 100 --explain --json");
+    int rank = -1;
+    for (const auto& r : j["results"]) {
+      if (r["key"] == "new-song") rank = r["rank"].get<int>();
+    }
+    EXPECT_GE(rank, 1) << j.dump();
+    EXPECT_LE(rank, kArtists + 1) << user << ": " << j.dump(1);  // among its genre's new songs
+  }
+  const nlohmann::json similar = RunJson(S + "similar --item " + Song(0, 0, 0) + " -k 3 --explain --json");
+  ASSERT_EQ(similar["results"].size(), 3u);
+  EXPECT_FALSE(similar["results"][0]["explain"].empty()) << similar.dump(1);
+  EXPECT_EQ(RunJson(S + "audience --item " + Song(0, 0, 0) + " -k 4 --json")["results"].size(), 4u);
+  EXPECT_EQ(RunMosaic(S + "check").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace mosaic

@@ -19,6 +19,7 @@
 #include "fusion/fold_in.h"
 #include "fusion/kg_control.h"
 #include "fusion/metrics.h"
+#include "fusion/second_version.h"
 #include "fusion/split.h"
 #include "graph/text_features.h"
 #include "jobs/service/snapshot.h"
@@ -213,6 +214,14 @@ void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64
     if (ease) models->push_back(fusion::MakeBlend("Mosaic v2" + suffix, ease, fitted_first, weights));
   };
   add("", true, false);
+  // What `mosaic rebuild --model-kind v2` builds and serves (fusion/second_version.h): it chooses its
+  // own EASE^R lambda and blend weight, and its scores are dot products. On the cold protocol its
+  // ranking of items without plays is the content kernel's, so the row would repeat "Mosaic v2".
+  if (args.protocol != "cold") {
+    fusion::SecondVersionOptions served;
+    served.seed = seed;
+    models->push_back(fusion::MakeServedSecondVersion("Mosaic v2 (served)", served));
+  }
   if (args.ablation || content_peers) {
     add(" (no KG)", false, false);
     if (args.kg_control == "intact") add(" (KG shuffled)", true, true);

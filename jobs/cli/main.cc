@@ -185,8 +185,12 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
 
   auto rebuild = std::make_shared<jobs::RebuildArgs>();
   auto* rebuild_cmd = app.add_subcommand(
-      "rebuild", "Train the graph-attention model on a snapshot of the store and switch queries to the new version");
-  rebuild_cmd->add_option("--epochs", rebuild->epochs, "Training epochs (default 80)");
+      "rebuild", "Train the model on a snapshot of the store and switch queries to the new version");
+  rebuild_cmd->add_option("--model-kind", rebuild->model_kind,
+                          "v1: the graph-attention model (default); v2: EASE^R's item-item term beside a content "
+                          "kernel for new items, fitted in closed form (docs/results.md says where each wins)")
+      ->check(CLI::IsMember({"v1", "v2"}));
+  rebuild_cmd->add_option("--epochs", rebuild->epochs, "Training epochs (default 80; v1 only)");
   rebuild_cmd->add_option("--seed", rebuild->seed, "Seed of initialisation, sampling and dropout (default 2026)");
   rebuild_cmd->add_flag("--resume", rebuild->resume,
                         "Continue an interrupted rebuild from its last checkpoint (its seed and epochs; "

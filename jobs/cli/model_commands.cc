@@ -18,7 +18,30 @@ std::string Name(const service::NodeRef& n) {
   return graph::EscapeControl(n.label.empty() ? (n.key.empty() ? "?" : n.key) : n.label);
 }
 
+void PrintSecondVersion(const service::RebuildReport& r) {
+  const auto& c = r["counts"];
+  const auto& v = r["second_version"];
+  const auto& k = v["content"];
+  std::printf("fitted model v%llu (second version) on %s users, %s items, %s interactions, %s KG triples\n",
+              r["version"].get<unsigned long long>(), WithThousands(c["users"]).c_str(),
+              WithThousands(c["items"]).c_str(), WithThousands(c["interactions"]).c_str(),
+              WithThousands(c["kg_triples"]).c_str());
+  std::printf("EASE^R lambda %g at rank %d, blend weight %g; content kernel g %g, w_text %g%s, lambda %g, rank %d, "
+              "popularity %g\n",
+              v["ease_lambda"].get<double>(), v["ease_rank"].get<int>(), v["blend_weight"].get<double>(),
+              k["g"].get<double>(), k["w_text"].get<double>(), k["w_text"].get<double>() >= 1 ? " (the KG left out)" : "",
+              k["lambda"].get<double>(), k["rank"].get<int>(), k["pop"].get<double>());
+  const auto& stages = r["stages"];
+  std::printf("time: %.2f s (snapshot %.2f, fit %.2f, representations %.2f, write %.2f)\n", r["seconds"].get<double>(),
+              stages["snapshot"].get<double>(), stages["fit"].get<double>(), stages["representations"].get<double>(),
+              stages["write"].get<double>());
+  const size_t late = r["late_items_placed"];
+  if (late > 0) std::printf("placed %zu items ingested during the rebuild\n", late);
+  std::printf("queries now use model v%llu\n", r["version"].get<unsigned long long>());
+}
+
 void PrintRebuild(const service::RebuildReport& r) {
+  if (r.value("kind", std::string("v1")) == "v2") return PrintSecondVersion(r);
   const auto& c = r["counts"];
   const int first = r["resumed_from_epoch"];
   std::printf("trained model v%llu: %d epochs%s on %s users, %s items, %s entities, %s interactions, %s KG triples (%s)\n",
@@ -99,6 +122,7 @@ Status ResolveGroup(const GroupArgs& args, service::DistributedRebuild* d) {
 
 Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
   service::RebuildOptions options;
+  options.model_kind = args.model_kind;
   options.epochs = args.epochs;
   options.seed = args.seed;
   options.resume = args.resume;
@@ -115,6 +139,9 @@ Status RunRebuild(const Context& ctx, const RebuildArgs& args) {
                   static_cast<long long>(step), static_cast<long long>(steps), loss);
     training.Update(double(epoch - first_epoch) + double(step) / double(std::max<int64_t>(steps, 1)),
                     double(epochs - first_epoch), detail);
+  };
+  options.on_fit_stage = [&](int done, int total, const char* stage) {
+    training.Update(double(done), double(total), stage);
   };
   options.on_hnsw = [&](int64_t done, int64_t total) {
     training.Finish();

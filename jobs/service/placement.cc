@@ -2,13 +2,62 @@
 
 #include <torch/torch.h>
 
+#include <unordered_map>
+
 namespace mosaic::jobs::service {
 
 using store::NodeId;
 using store::NodeKind;
 
-Status InferItems(const store::ReadView& view, const LoadedModel& m, fusion::Kgat& kgat,
+namespace {
+
+// The second version's placement: its content kernel on the item's modality vectors and on its KG
+// features, (relation, neighbour, direction) in store ids as the version keyed them.
+Status PlaceByContent(const store::ReadView& view, const fusion::SecondVersion& v, const std::vector<NodeId>& items,
+                      at::Tensor* reps) {
+  const fusion::ContentKernelState& state = v.content;
+  std::unordered_map<uint64_t, uint32_t> feature;  // (relation, node) << 1 | backward -> index
+  feature.reserve(state.kg_keys.size());
+  auto key = [](uint32_t relation, uint32_t node, bool backward) {
+    return ((uint64_t(relation) << 32 | node) << 1) | uint64_t(backward);
+  };
+  for (size_t k = 0; k < state.kg_keys.size(); ++k) {
+    const fusion::KgFeatureKey& f = state.kg_keys[k];
+    feature.emplace(key(f.relation, f.node, f.backward), uint32_t(k));
+  }
+  *reps = torch::zeros({int64_t(items.size()), int64_t(v.dim())}, torch::kFloat);
+  std::vector<float> item, projection;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::vector<store::FeatureVector> vectors(state.modalities.size());
+    std::vector<const float*> rows(state.modalities.size(), nullptr);
+    for (size_t m = 0; m < state.modalities.size(); ++m) {
+      Status s = view.GetFeature(items[i], state.modalities[m], &vectors[m]);
+      if (s.IsNotFound()) continue;
+      MOSAIC_RETURN_IF_ERROR(s);
+      if (vectors[m].values.size() != state.dims[m]) continue;  // another extractor version: absent, not wrong
+      rows[m] = vectors[m].values.data();
+    }
+    std::vector<uint32_t> kg;
+    auto add = [&](NodeId other, store::RelationId relation, bool backward) {
+      auto f = feature.find(key(relation, other, backward));
+      if (f != feature.end()) kg.push_back(f->second);
+      return true;
+    };
+    MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(items[i], [&](const store::Edge& e) { return add(e.dst, e.relation, false); }));
+    MOSAIC_RETURN_IF_ERROR(view.ForEachInEdge(items[i], [&](const store::Edge& e) { return add(e.src, e.relation, true); }));
+    v.Place(rows, kg, &item, &projection);
+    std::copy(item.begin(), item.end(), (*reps)[int64_t(i)].data_ptr<float>());
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status InferItems(const store::ReadView& view, const LoadedModel& m, fusion::Kgat* kgat_module,
                   const std::vector<NodeId>& items, at::Tensor* reps) {
+  if (m.is_second_version()) return PlaceByContent(view, *m.second, items, reps);
+  if (kgat_module == nullptr) return Status::InvalidArgument("placement: the version's module is not loaded");
+  fusion::Kgat& kgat = *kgat_module;
   const int64_t n = int64_t(items.size());
   fusion::ModalityTensors mt;
   const auto names = kgat->ModalityNames();
@@ -100,7 +149,7 @@ Status StoredModelPlacer::Place(store::Store* store, const std::vector<NodeId>& 
   }
   if (todo.empty()) return Status::OK();
   at::Tensor reps;
-  MOSAIC_RETURN_IF_ERROR(InferItems(*view, *model_, *kgat_, todo, &reps));
+  MOSAIC_RETURN_IF_ERROR(InferItems(*view, *model_, kgat_.get(), todo, &reps));
   MOSAIC_RETURN_IF_ERROR(PersistPlacements(store, model_->version, ToPlacements(todo, reps), "placed"));
   report->placed = todo.size();
   return Status::OK();

@@ -24,7 +24,9 @@ struct Placement {
 // Representations [items.size(), total_dim] of `items` (none a row of `model`) from their content and
 // their edges in both directions to rows of `model`; edges to nodes or relations the version does not
 // know are left out, and so are features of another width than the version's (another extractor).
-Status InferItems(const store::ReadView& view, const LoadedModel& model, fusion::Kgat& kgat,
+// A second version places by its content kernel (its KG features in place of edges; `kgat` unused,
+// may be null); the first needs its module.
+Status InferItems(const store::ReadView& view, const LoadedModel& model, fusion::Kgat* kgat,
                   const std::vector<store::NodeId>& items, at::Tensor* reps);
 
 // The rows of `reps` as placements of `items` (same order).

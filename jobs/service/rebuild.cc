@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -10,6 +11,7 @@
 
 #include "fusion/fold_in.h"
 #include "fusion/item_index.h"
+#include "fusion/second_version.h"
 #include "fusion/trainer.h"
 #include "fusion/training_group.h"
 #include "graph/catalogue.h"
@@ -184,7 +186,8 @@ nlohmann::json ChooseFoldIn(const Snapshot& snap, const ModelVersionData& data, 
 // of the items created since the snapshot (they are not rows of the new version). *version and
 // *late receive what was written.
 Status WriteVersion(const std::string& store_dir, const RebuildOptions& o, const Snapshot& snap,
-                    fusion::Kgat& model, ModelVersionData* data, uint64_t* version, size_t* late) {
+                    fusion::Kgat* model, std::shared_ptr<const fusion::SecondVersion> second, ModelVersionData* data,
+                    uint64_t* version, size_t* late) {
   store::OpenOptions open;
   open.wait_for_lock_ms = o.write_lock_wait_ms;
   open.on_wait = o.on_wait_for_lock;
@@ -206,8 +209,9 @@ Status WriteVersion(const std::string& store_dir, const RebuildOptions& o, const
     m.reps = data->reps;
     m.nodes = data->nodes;
     m.relations = data->relations;
+    m.second = second;
     m.Index();
-    model->to(torch::kCPU);
+    if (model) (*model)->to(torch::kCPU);
     at::Tensor reps;
     MOSAIC_RETURN_IF_ERROR(InferItems(*view, m, model, late_items, &reps));
     placements = ToPlacements(late_items, reps);
@@ -284,6 +288,107 @@ Status PlanGroupRun(const std::string& store_dir, const RebuildOptions& o, uint6
   return Status::OK();
 }
 
+// The second version: fitted on every play of the snapshot, written as a version queries use as
+// they use the first (jobs/service/version.h).
+Status RebuildSecondVersion(const std::string& store_dir, const RebuildOptions& o, const Snapshot& snap,
+                            Clock::time_point start, double snapshot_seconds, const nlohmann::json& counts,
+                            RebuildReport* report) {
+  const fusion::EvalData& d = snap.data;
+  const auto fit_start = Clock::now();
+  fusion::SecondVersionOptions options;
+  options.seed = o.seed;
+  options.on_stage = o.on_fit_stage;
+  fusion::SecondVersionReport fitted;
+  auto second = std::make_shared<fusion::SecondVersion>();
+  try {
+    *second = fusion::FitSecondVersion(d, fusion::AllInteractions(d), {}, options, &fitted);
+  } catch (const std::invalid_argument& e) {  // data the second version cannot take
+    return Status::InvalidArgument(std::string(e.what()) + "; nothing was written, the current version stays");
+  } catch (const std::exception& e) {  // fusion reports a failed factorisation by exception
+    return Status::Internal(std::string("second version: ") + e.what() + "; nothing was written, the current version stays");
+  }
+  const double fit_seconds = Since(fit_start);
+
+  const auto reps_start = Clock::now();
+  const int64_t U = d.num_users, I = d.num_items, dim = int64_t(second->dim());
+  // Its KG features keyed by store ids: a node n of EvalData (item, then entity) is row U + n.
+  for (fusion::KgFeatureKey& key : second->content.kg_keys) {
+    key.relation = snap.kg_relations[key.relation];
+    key.node = snap.nodes[size_t(U) + key.node];
+  }
+  ModelVersionData data;
+  data.config.num_users = U;
+  data.config.num_items = I;
+  data.config.num_entities = 0;
+  data.config.num_relations = 2 * int64_t(snap.kg_relations.size()) + 2;
+  data.config.dim = dim;
+  data.config.layer_dims = {};
+  data.config.seed = o.seed;
+  for (const auto& [name, m] : d.modalities) data.config.modality_dims[name] = m.dim;
+  data.reps = torch::empty({U + I, dim}, torch::kFloat);
+  {
+    std::vector<std::vector<uint32_t>> items_of(static_cast<size_t>(U));
+    for (const auto& x : d.interactions) items_of[x.user].push_back(x.item);
+    const size_t pd = second->projection_dim();
+    std::vector<float> rows;
+    for (int64_t u = 0; u < U; ++u) {
+      std::vector<uint32_t>& items = items_of[size_t(u)];
+      std::sort(items.begin(), items.end());
+      items.erase(std::unique(items.begin(), items.end()), items.end());
+      rows.resize(items.size() * pd);
+      for (size_t x = 0; x < items.size(); ++x) std::copy_n(&second->projection[size_t(items[x]) * pd], pd, &rows[x * pd]);
+      const std::vector<float> user = second->User(rows.data(), items.size());
+      std::copy(user.begin(), user.end(), data.reps[u].data_ptr<float>());
+    }
+    if (I > 0) std::memcpy(data.reps[U].data_ptr<float>(), second->items.data(), second->items.size() * sizeof(float));
+  }
+  data.weights = second->Save();
+  data.nodes.assign(snap.nodes.begin(), snap.nodes.begin() + U + I);
+  data.relations = VersionRelations(snap);
+  data.history = VersionHistory(snap);
+  const double reps_seconds = Since(reps_start);
+
+  const auto hnsw_start = Clock::now();
+  const nlohmann::json hnsw = BuildHnsw(o, &data);
+  const double hnsw_seconds = Since(hnsw_start);
+
+  auto chosen = [](const fusion::Tuning& t) {
+    return nlohmann::json{{"setting", t.grid[t.chosen].setting}, {"recall20", t.grid[t.chosen].valid_recall20}};
+  };
+  const fusion::KernelPoint& p = second->content.point;
+  const nlohmann::json about = {
+      {"ease_lambda", second->ease_lambda},
+      {"blend_weight", second->blend_weight},
+      {"ease_rank", second->ease_rank},
+      {"content", {{"g", p.g}, {"w_text", p.w_text}, {"lambda", p.lambda}, {"rank", p.rank}, {"pop", p.pop}}},
+      {"validation", {{"ease", chosen(fitted.ease)}, {"content", chosen(fitted.content)}, {"blend", chosen(fitted.blend)}}}};
+  data.manifest = {{"kind", "v2"},
+                   {"created", IsoTime()},
+                   {"seed", o.seed},
+                   {"counts", counts},
+                   {"node_id_limit", snap.node_id_limit},
+                   {"cold_items", snap.cold_items},
+                   {"second_version", about}};
+  if (!hnsw.is_null()) data.manifest["hnsw"] = hnsw;
+  const auto write_start = Clock::now();
+  uint64_t version = 0;
+  size_t late = 0;
+  MOSAIC_RETURN_IF_ERROR(WriteVersion(store_dir, o, snap, nullptr, second, &data, &version, &late));
+  const double write_seconds = Since(write_start);
+  *report = {{"version", version},
+             {"kind", "v2"},
+             {"seed", o.seed},
+             {"seconds", Since(start)},
+             {"stages",
+              {{"snapshot", snapshot_seconds}, {"fit", fit_seconds}, {"representations", reps_seconds},
+               {"hnsw", hnsw_seconds}, {"write", write_seconds}}},
+             {"hnsw", hnsw},
+             {"second_version", about},
+             {"counts", counts},
+             {"late_items_placed", late}};
+  return Status::OK();
+}
+
 }  // namespace
 
 Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion::TrainingGraph* graph) {
@@ -294,6 +399,14 @@ Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion
 
 Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildReport* report) {
   if (o.epochs < 0) return Status::InvalidArgument("--epochs must not be negative (0 = the default)");
+  if (o.model_kind != "v1" && o.model_kind != "v2") {
+    return Status::InvalidArgument("--model-kind must be v1 or v2, not '" + o.model_kind + "'");
+  }
+  const bool second = o.model_kind == "v2";
+  if (second && (o.resume || o.epochs > 0 || o.distributed.enabled)) {
+    return Status::InvalidArgument(
+        "--model-kind v2 is fitted in closed form: it has no epochs, so no --epochs, --resume or --distributed");
+  }
   const auto start = Clock::now();
   Snapshot snap;
   fusion::TrainingGraph graph;
@@ -312,6 +425,7 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
   const nlohmann::json counts = {{"users", graph.num_users},          {"items", graph.num_items},
                                  {"entities", graph.num_entities},    {"interactions", graph.interactions.size()},
                                  {"kg_triples", graph.triples.size()}, {"kg_relations", graph.num_kg_relations}};
+  if (second) return RebuildSecondVersion(store_dir, o, snap, start, snapshot_seconds, counts, report);
 
   Run run;
   std::shared_ptr<fusion::TrainingGroup> group;
@@ -388,7 +502,7 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
   const auto write_start = Clock::now();
   uint64_t version = 0;
   size_t late = 0;
-  MOSAIC_RETURN_IF_ERROR(WriteVersion(store_dir, o, snap, trainer.model(), &data, &version, &late));
+  MOSAIC_RETURN_IF_ERROR(WriteVersion(store_dir, o, snap, &trainer.model(), nullptr, &data, &version, &late));
   const double write_seconds = Since(write_start);
   std::error_code ec;
   fs::remove_all(CheckpointFile(store_dir).parent_path(), ec);  // the version is written: nothing to resume

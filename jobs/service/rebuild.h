@@ -42,6 +42,7 @@ struct DistributedRebuild {
 };
 
 struct RebuildOptions {
+  std::string model_kind = "v1";   ///< v1: the graph-attention model; v2: fusion/second_version.h
   int epochs = 0;                  ///< 0: the trainer's default (or the resumed run's)
   uint64_t seed = 2026;            ///< initialisation, sampling and dropout
   bool resume = false;             ///< continue from the last checkpoint
@@ -52,6 +53,7 @@ struct RebuildOptions {
   /// After each training step: epoch (0-based), epochs, step (1-based), steps, last epoch's BPR loss.
   std::function<void(int, int, int64_t, int64_t, double)> on_step;
   std::function<void(int64_t done, int64_t total)> on_hnsw;  ///< while the HNSW graph is built
+  std::function<void(int done, int total, const char* stage)> on_fit_stage;  ///< v2: before each stage of its fit
   DistributedRebuild distributed;  ///< off: this process alone
 };
 
@@ -60,7 +62,10 @@ struct RebuildOptions {
 // write}, hnsw (its parameters or null), seconds_per_epoch, transr_triples, transr_triples_per_second,
 // final_loss, losses, counts {users, items, entities, interactions, kg_triples, kg_relations},
 // late_items_placed; distributed {rank, world_size, bytes_allreduced_per_step, allreduce_seconds} for a
-// group. A rank other than 0 reports {rank, world_size, epochs_run, seconds_per_epoch, distributed}
+// group. A second version reports kind "v2", version, seed, seconds, stages {snapshot, fit,
+// representations, hnsw, write}, hnsw, second_version {ease_lambda, blend_weight, ease_rank,
+// content (the kernel's point), validation {ease, content, blend: Recall@20 of the chosen points}},
+// counts and late_items_placed. A rank other than 0 reports {rank, world_size, epochs_run, seconds_per_epoch, distributed}
 // and version 0: it writes nothing.
 using RebuildReport = nlohmann::json;
 
@@ -71,7 +76,8 @@ Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion
 // for a resume that does not fit; the store's errors otherwise. On error the current version stays.
 // In a group: every rank must get the same snapshot (InvalidArgument on all ranks otherwise), a
 // rank that stops or fails makes the others fail with Aborted naming the group, and only rank 0
-// writes; a resume is planned by rank 0 from its checkpoint and sent to the others.
+// writes; a resume is planned by rank 0 from its checkpoint and sent to the others. The second
+// version has no epochs: InvalidArgument for it with --resume, --epochs or a group.
 Status Rebuild(const std::string& store_dir, const RebuildOptions& options, RebuildReport* report);
 
 }  // namespace mosaic::jobs::service

@@ -22,6 +22,9 @@ namespace {
 // The most items a query folds in (~5 ms at Last.FM's width, d = 176).
 constexpr size_t kMaxFoldInItems = 2000;
 
+// The most plays the second version sums for a user (its newest columns): ~10 ms at Last.FM's width.
+constexpr size_t kMaxHistoryItems = 20000;
+
 // Popularity for users with no plays: a play counts half as much per this much time before the
 // latest (30 days: a catalogue's "popular lately"). Plays without a time count as the latest.
 constexpr double kPopularityHalfLifeSeconds = 30.0 * 24 * 3600;
@@ -91,7 +94,7 @@ Status ServingModel::LoadColumns(const store::ReadView& view) {
   }
   MOSAIC_RETURN_IF_ERROR(AddColumns(version_items, m.reps.narrow(0, U, I), false));
   cold_ = std::move(cold);
-  {
+  if (!m.is_second_version()) {  // the second version computes users from their plays itself
     // The fold-in reads the version's item rows in place (LoadCurrentModel's reps: CPU float, contiguous).
     const float* item_rows = m.reps.data_ptr<float>() + U * dim;
     fusion::FoldInSettings settings;  // versions written before the fold-in was tuned keep the defaults
@@ -177,7 +180,7 @@ Status ServingModel::Place(const store::ReadView& view, const std::vector<NodeId
   at::Tensor reps;
   {
     std::lock_guard<std::mutex> lock(kgat_mu_);
-    MOSAIC_RETURN_IF_ERROR(InferItems(view, m_, *kgat_, todo, &reps));
+    MOSAIC_RETURN_IF_ERROR(InferItems(view, m_, kgat_.get(), todo, &reps));
   }
   reps = Rows(reps);
   if (placed) *placed = ToPlacements(todo, reps);
@@ -326,7 +329,12 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
     }
   }
   for (Hit& hit : out.hits) hit.node = Describe(view, hit.node.id);
-  if (query.explain) {
+  if (query.explain && m.is_second_version()) {
+    MOSAIC_RETURN_IF_ERROR(AddSecondVersionReasons(view, query, subject, user, &out));
+    for (size_t r = 0; r < out.hits.size() && r < why_explored.size(); ++r) {
+      if (!why_explored[r].empty()) out.hits[r].reasons.insert(out.hits[r].reasons.begin(), why_explored[r]);
+    }
+  } else if (query.explain) {
     MOSAIC_RETURN_IF_ERROR(AddReasons(view, query, subject, &out));
     for (size_t r = 0; r < out.hits.size() && r < why_explored.size(); ++r) {
       if (!why_explored[r].empty()) out.hits[r].reasons.insert(out.hits[r].reasons.begin(), why_explored[r]);
@@ -372,7 +380,23 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
   if (query.new_only) filter.allowed = &allowed;
   if (query.exclude_seen) filter.excluded = &seen;
   std::vector<float> q(size_t(items_->dim()));
-  if (trained) {
+  if (m.is_second_version() && !frozen_users_) {
+    // Every user from their plays as the store has them now: exact, no fold-in.
+    if (seen.empty()) {
+      found->personalised = false;
+      return SearchPopular(view, query.k, query.new_only ? &allowed : nullptr, top);
+    }
+    const size_t trained_items =
+        trained && m.has_history()
+            ? size_t(m.history_offsets[size_t(row->second) + 1] - m.history_offsets[size_t(row->second)])
+            : 0;
+    const std::vector<int64_t> used =
+        seen.size() > kMaxHistoryItems ? std::vector<int64_t>(seen.end() - long(kMaxHistoryItems), seen.end()) : seen;
+    const std::vector<float> rows = ProjectionRows(used);
+    q = m.second->User(rows.data(), used.size());
+    found->from_history = !trained;
+    found->since_version = seen.size() > trained_items ? seen.size() - trained_items : 0;
+  } else if (trained) {
     const at::Tensor r = Rows(m.reps[row->second]);
     std::copy(r.data_ptr<float>(), r.data_ptr<float>() + r.numel(), q.begin());
     if (m.has_history() && !frozen_users_) {
@@ -523,6 +547,24 @@ Status ServingModel::Explore(const store::ReadView& view, const Query& query, co
   return Status::OK();
 }
 
+std::vector<float> ServingModel::ProjectionRows(const std::vector<int64_t>& columns) const {
+  const fusion::SecondVersion& v = *m_.second;
+  const size_t pd = v.projection_dim(), d = v.dim(), er = v.ease_rank, cr = v.content_rank;
+  std::vector<float> rows(columns.size() * pd, 0.0f), item(d);
+  for (size_t x = 0; x < columns.size(); ++x) {
+    const int64_t c = columns[x];
+    float* row = &rows[x * pd];
+    if (c < m_.num_items()) {
+      std::copy_n(&v.projection[size_t(c) * pd], pd, row);
+      continue;
+    }
+    // Placed since the version: [0 | Qhat | 0], Qhat read back from its vector (centred and weighted there).
+    items_->Row(c, item.data());
+    for (size_t k = 0; k < cr; ++k) row[er + k] = float(item[er + k] / v.cold_weight) + v.content_mean[k];
+  }
+  return rows;
+}
+
 std::vector<float> ServingModel::FoldIn(const std::vector<int64_t>& columns) const {
   const size_t d = size_t(items_->dim());
   std::vector<float> rows(columns.size() * d);
@@ -558,6 +600,79 @@ Status ServingModel::SearchForItem(const Query& query, int64_t column, fusion::T
     fusion::SearchFilter filter;
     filter.excluded = &self;
     *top = normed_->Search(q.data(), k, filter);
+  }
+  return Status::OK();
+}
+
+Status ServingModel::AddSecondVersionReasons(const store::ReadView& view, const Query& query, NodeId subject,
+                                             const UserSearch& user, QueryResult* result) {
+  const fusion::SecondVersion& v = *m_.second;
+  const size_t d = v.dim();
+  std::vector<float> item(d), other(d);
+  const fusion::KernelPoint& point = v.content.point;
+  char text[256];
+  const std::string placement =
+      point.w_text >= 1 ? "placed by its content alone (text; this version gives the KG no weight: validation "
+                          "found it did not help)"
+                        : "placed by its content: text " + std::to_string(int(std::lround(point.w_text * 100))) +
+                              "%, KG links " + std::to_string(int(std::lround((1 - point.w_text) * 100))) + "%";
+  if (query.kind != QueryKind::kRecommend) {
+    // similar and audience: how close the two vectors are, part by part.
+    const int64_t self = ColumnOf(subject);
+    for (Hit& hit : result->hits) {
+      if (query.kind == QueryKind::kSimilar && self >= 0) {
+        const int64_t c = ColumnOf(hit.node.id);
+        if (c < 0) continue;
+        items_->Row(self, item.data());
+        items_->Row(c, other.data());
+        auto cosine = [&](size_t from, size_t to) {
+          double dot = 0, a = 0, b = 0;
+          for (size_t k = from; k < to; ++k) {
+            dot += double(item[k]) * other[k];
+            a += double(item[k]) * item[k];
+            b += double(other[k]) * other[k];
+          }
+          return a > 0 && b > 0 ? dot / std::sqrt(a * b) : 0.0;
+        };
+        std::snprintf(text, sizeof text, "listened to by the same people: %.2f (item-item cosine); alike in content: %.2f",
+                      cosine(0, v.ease_rank), cosine(v.ease_rank, v.ease_rank + v.content_rank));
+        hit.reasons.push_back(text);
+      }
+      if (hit.placed) hit.reasons.push_back(placement);
+    }
+    return Status::OK();
+  }
+  if (user.vector.empty() || user.seen.empty()) return Status::OK();
+  const std::vector<int64_t>& seen = user.seen;
+  const std::vector<float> rows = ProjectionRows(seen);
+  std::vector<NodeId> seen_ids(seen.size());
+  {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    for (size_t x = 0; x < seen.size(); ++x) seen_ids[x] = columns_[size_t(seen[x])];
+  }
+  constexpr size_t kReasonsPerHit = 3;
+  for (Hit& hit : result->hits) {
+    const int64_t c = ColumnOf(hit.node.id);
+    if (c < 0) continue;
+    items_->Row(c, item.data());
+    const auto parts = v.Contributions(rows.data(), seen.size(), item.data());
+    std::vector<size_t> order(parts.size());
+    for (size_t x = 0; x < order.size(); ++x) order[x] = x;
+    auto total = [&](size_t x) { return parts[x].ease + parts[x].content; };
+    const size_t n = std::min(kReasonsPerHit, order.size());
+    std::partial_sort(order.begin(), order.begin() + long(n), order.end(),
+                      [&](size_t a, size_t b) { return total(a) > total(b); });
+    for (size_t r = 0; r < n && total(order[r]) > 0; ++r) {
+      const size_t x = order[r];
+      const NodeRef played = Describe(view, seen_ids[x]);
+      const std::string name = played.label.empty() ? played.key : played.label;
+      std::snprintf(text, sizeof text, "you played %s: +%.2f (listeners in common %+.2f, content %+.2f)", name.c_str(),
+                    total(x), parts[x].ease, parts[x].content);
+      hit.reasons.push_back(text);
+    }
+    if (hit.placed || !v.has_plays[size_t(std::min<int64_t>(c, int64_t(v.num_items) - 1))] || c >= int64_t(v.num_items)) {
+      hit.reasons.push_back("new: " + placement);
+    }
   }
   return Status::OK();
 }

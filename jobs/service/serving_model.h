@@ -109,6 +109,13 @@ class ServingModel {
   void FoldInNewPlays(const std::vector<int64_t>& before, const std::vector<int64_t>& now, std::vector<float>* q) const;
   Status SearchForItem(const Query& query, int64_t column, fusion::TopK* top);
   Status AddReasons(const store::ReadView& view, const Query& query, store::NodeId subject, QueryResult* result);
+  // The second version's reasons: for recommend, the user's plays that add most to each result (their
+  // item-item and content terms); for similar, how close the two items are in each part; and, for
+  // items placed by content, what placed them.
+  Status AddSecondVersionReasons(const store::ReadView& view, const Query& query, store::NodeId subject,
+                                 const UserSearch& user, QueryResult* result);
+  // The second version's projection rows of `columns` (fusion::SecondVersion::User's input).
+  std::vector<float> ProjectionRows(const std::vector<int64_t>& columns) const;
 
   LoadedModel m_;
   std::unique_ptr<fusion::Kgat> kgat_;        ///< for placement and explanations

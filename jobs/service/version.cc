@@ -212,6 +212,20 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
   if (blob.size() != size_t(rows) * 4) return Status::Corruption(where + "nodes does not have one id per row");
   m->nodes.resize(size_t(rows));
   if (rows > 0) std::memcpy(m->nodes.data(), blob.data(), blob.size());
+  m->second.reset();
+  const std::string kind = m->manifest.value("kind", std::string("v1"));
+  if (kind == "v2") {
+    try {
+      m->second = std::make_shared<const fusion::SecondVersion>(fusion::SecondVersion::Load(m->weights));
+    } catch (const std::exception& e) {  // fusion reports a damaged record by exception
+      return Status::Corruption(where + "weights: " + e.what());
+    }
+    if (int64_t(m->second->num_items) != m->config.num_items || int64_t(m->second->dim()) != dim) {
+      return Status::Corruption(where + "the second version's model does not fit its reps");
+    }
+  } else if (kind != "v1") {
+    return Status::Corruption(where + "unknown model kind '" + kind + "'");
+  }
   m->Index();
   return Status::OK();
 }
@@ -236,6 +250,10 @@ void LoadedModel::Index() {
 }
 
 Status LoadModelWeights(const LoadedModel& m, std::unique_ptr<fusion::Kgat>* kgat) {
+  if (m.is_second_version()) {
+    kgat->reset();
+    return Status::OK();
+  }
   try {
     *kgat = std::make_unique<fusion::Kgat>(fusion::LoadWeights(m.config, m.weights, "cpu"));
   } catch (const std::exception& e) {  // fusion reports weights that do not fit by exception

@@ -23,6 +23,12 @@
 // in as many batches as needed; the manifest and the current-model pointer go in the last batch, so a
 // half-written version is never current and queries switch from one complete version to the next.
 //
+// The second version (`rebuild --model-kind v2`, fusion/second_version.h) is written in the same
+// records: manifest "kind" "v2"; "config" a KgatConfig that only counts (users, items, no entities,
+// relations; dim the vectors' width, no layers); "weights" fusion::SecondVersion::Save with its KG
+// feature keys in store ids (relation, node); "reps" the user rows (each from its history) and the
+// item vectors; "nodes" users and items only. Its users are computed from their plays at query time.
+//
 // Items created after the snapshot get their representation from the current version at ingest time
 // (Kgat::InferItems) as the item feature "model": FeatureVector{extractor "mosaic-kgat", version = the
 // model version, values = the representation}. Queries use only those whose version is current.
@@ -39,6 +45,7 @@
 #include <vector>
 
 #include "fusion/kgat.h"
+#include "fusion/second_version.h"
 #include "jobs/service/snapshot.h"
 #include "store/status.h"
 #include "store/store.h"
@@ -91,6 +98,9 @@ struct LoadedModel {
                                            ///< (ItemIndex::LoadHnsw over the item rows, in row order)
   std::vector<uint32_t> history_offsets;   ///< user row u's items at the snapshot are history_items
   std::vector<uint32_t> history_items;     ///< [offsets[u], offsets[u+1]); both empty for older versions
+  std::shared_ptr<const fusion::SecondVersion> second;  ///< the second version's model; null for the first
+
+  bool is_second_version() const { return second != nullptr; }
 
   // Whether the version says which items each user had (so later plays can be told apart).
   bool has_history() const { return !history_offsets.empty(); }
@@ -110,8 +120,8 @@ struct LoadedModel {
 // `mosaic rebuild`" before the first rebuild, Corruption when a record is missing or malformed.
 Status LoadCurrentModel(const store::ReadView& view, LoadedModel* model);
 
-// The version's module with its weights, on the CPU in eval mode. Corruption when the stored weights do
-// not fit the stored configuration.
+// The version's module with its weights, on the CPU in eval mode (null for a second version, which
+// has no module). Corruption when the stored weights do not fit the stored configuration.
 Status LoadModelWeights(const LoadedModel& model, std::unique_ptr<fusion::Kgat>* kgat);
 
 // Puts `values`, the representation of item `item` computed with model `version` after its training,

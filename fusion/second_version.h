@@ -1,0 +1,143 @@
+// The model's second version (issue 15) in the form it is served: every score a dot product of a
+// user vector computed at query time from the user's plays and a fixed item vector, so that the
+// server's item index, HNSW graph, similar-items and audience queries work on it unchanged, and a
+// user who arrived after the rebuild (or played since) is served exactly, with no fold-in.
+//
+// It blends, as `mosaic eval --model-kind v2` measured them:
+//   * EASE^R's item-item term (Steck, WWW 2019) for items with plays. Its off-diagonal part has
+//     rank at most min(users, items), so it is factored exactly, then cut to `max_ease_rank`:
+//     x_u B(., i) = sum over u's items j of W_j . E_i (items u did not play);
+//   * the content kernel (fusion/content_kernel.h) for every item: predicted SVD factors Qhat_i and
+//     popularity; a user's SVD factors are the sum of their items' Q_j (P = X Q).
+// Each part's scores are standardised over the items for the user, as MakeBlend does, and
+//   score(u, i) = z_ease(u, i) + w z_content(u, i)
+// for every item, w chosen on validation: the served lists are the blend `mosaic eval` measures. An
+// item without plays has EASE^R score 0, the same for all of them, so among new items the content
+// alone orders them; where validation chose w = 0 they take the grid's smallest positive weight
+// (cold_weight), so that they keep that order.
+// Item vector, centred over the fitted items so that a dot product is the standardised score itself:
+// [E_i - mean E | v (Qhat_i - mean Qhat) | v popz_i | 1], v = w with plays and cold_weight without.
+// User vector from the played items' projection rows [W_j | Q_j | E_j] ([0 | Qhat_j | 0] for an item
+// without plays) and the covariances of both parts; the last column corrects EASE^R's mean and
+// spread for the played items' own terms W_j . E_j (B has a zero diagonal), so that the blend is the
+// one measured, not an approximation of it (up to the cut of EASE^R's rank).
+//
+// Plain arrays, LAPACK and BLAS, no store and no LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fusion/baselines.h"
+#include "fusion/content_kernel.h"
+#include "fusion/eval_data.h"
+
+namespace mosaic::fusion {
+
+// EASE^R's off-diagonal B factored as W E^T, W and E [num_items x rank] row-major: for an item i
+// that user u did not play, x_u B(., i) = sum over u's items j of W_j . E_i. Exact at rank
+// min(active users, active items); cut to `max_rank` by the top singular directions. Items without
+// training interactions have zero rows.
+struct EaseFactors {
+  uint32_t rank = 0;
+  std::vector<float> w;  ///< projection rows
+  std::vector<float> e;  ///< item rows
+};
+
+// Fits EASE^R at `lambda` on the binary matrix of data.interactions[train] and factors it as above
+// (through the users x users system when there are fewer active users than items, else the items x
+// items one). Throws std::invalid_argument for lambda <= 0 or max_rank == 0, std::runtime_error when
+// LAPACK fails.
+EaseFactors FactorEase(const EvalData& data, const std::vector<uint32_t>& train, double lambda, uint32_t max_rank);
+
+struct SecondVersionOptions {
+  uint64_t seed = 2026;                 ///< hold-outs
+  bool use_kg = true;                   ///< the content kernel may use the KG (validation decides its weight)
+  uint32_t max_ease_rank = 512;         ///< where EASE^R's factors are cut (screened on validation)
+  uint32_t max_ease_side = 20000;       ///< EASE^R solves a min(users, items)-sized system: refused beyond
+  std::vector<double> blend_weights = {0, 0.05, 0.1, 0.25, 0.5, 1};  ///< w, chosen on validation
+  /// Before each stage of the fit (done of total stages) and once at the end (total of total).
+  std::function<void(int done, int total, const char* stage)> on_stage;
+};
+
+// What the fit chose, and what it scored on validation.
+struct SecondVersionReport {
+  Tuning ease;     ///< lambda
+  Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
+  Tuning blend;    ///< w
+  double seconds = 0;
+};
+
+class SecondVersion {
+ public:
+  uint32_t num_items = 0;
+  uint32_t ease_rank = 0;                ///< columns of the EASE^R part
+  uint32_t content_rank = 0;             ///< columns of Qhat
+  double ease_lambda = 0;
+  double blend_weight = 0;               ///< w
+  double cold_weight = 0;                ///< the content's weight for items without plays (> 0)
+  std::vector<float> items;              ///< [num_items x dim()]
+  std::vector<float> projection;         ///< [num_items x projection_dim()]: [W_j | Q_j | E_j]
+  std::vector<uint8_t> has_plays;        ///< per item: trained with plays (else placed by content alone)
+  std::vector<double> ease_covariance;   ///< [ease_rank^2]: of E_i over the fitted items
+  std::vector<float> ease_mean;          ///< [ease_rank]: the mean E_i
+  std::vector<double> content_covariance;  ///< [(content_rank + 1)^2]: of [Qhat_i | popz_i]
+  std::vector<float> content_mean;       ///< [content_rank]: the mean Qhat_i, taken off every item vector
+  ContentKernelState content;            ///< places items it was not fitted with
+
+ private:
+  // A history's sums and the spreads that standardise its two parts.
+  struct UserScales {
+    std::vector<double> a, p;   ///< sums of W_j and of Q_j
+    double sd_ease = 1, sd_factors = 1, sd_content = 1;
+    double mean_shift = 0;      ///< EASE^R's mean over the items less its centred mean, in sd_ease units
+  };
+  UserScales Scales(const float* rows, size_t count) const;
+
+ public:
+
+  size_t dim() const { return size_t(ease_rank) + content_rank + 2; }
+  size_t projection_dim() const { return 2 * size_t(ease_rank) + content_rank; }
+
+  // The item vector and projection row of an item placed by its content (PlaceByContent's
+  // arguments): [-mean E | cold_weight (Qhat - mean Qhat) | cold_weight popz | 1] and [0 | Qhat | 0].
+  void Place(const std::vector<const float*>& modality_rows, const std::vector<uint32_t>& kg, std::vector<float>* item,
+             std::vector<float>* projection_row) const;
+
+  // A user's vector from the projection rows of their played items (row-major [count x
+  // projection_dim()], each item once). Zeros for an empty history.
+  std::vector<float> User(const float* rows, size_t count) const;
+
+  // How much each played item (a row as User takes them) adds to `item`'s score (an item vector): its
+  // EASE^R term and its content term. The score is their sum plus the history's popularity and mean
+  // terms, which no single play owns.
+  struct Contribution {
+    double ease = 0;
+    double content = 0;
+  };
+  std::vector<Contribution> Contributions(const float* rows, size_t count, const float* item) const;
+
+  // Binary serialisation (the version's "weights" record). Load throws std::runtime_error for
+  // bytes that are not a whole, consistent model.
+  std::string Save() const;
+  static SecondVersion Load(const std::string& bytes);
+};
+
+// Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
+// fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
+// the choice, and every model is refitted on the whole of `train` at the chosen points. The content
+// kernel chooses its own point on its pseudo-cold hold-out. Throws std::invalid_argument when both
+// the active users and the active items outnumber max_ease_side (EASE^R's dense system would not
+// fit: 8 bytes times its side squared), and as the models it fits do.
+SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
+                               const std::vector<uint32_t>& valid, const SecondVersionOptions& options,
+                               SecondVersionReport* report);
+
+// The served second version as a peer of the harness ("Mosaic v2 (served)"): Fit is FitSecondVersion,
+// ScoreUser the served dot products (a user from their training items).
+std::unique_ptr<Baseline> MakeServedSecondVersion(std::string name, SecondVersionOptions options);
+
+}  // namespace mosaic::fusion

@@ -1,0 +1,186 @@
+// The served form of the model's second version (fusion/second_version.h): EASE^R's factors are
+// exact at full rank through either side, a placed item gets the vector the fit gave it, the served
+// scores are the blend the harness measures, and the record round-trips and refuses damage.
+#include "fusion/second_version.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "tests/eval_fixtures.h"
+
+namespace mosaic::fusion {
+namespace {
+
+// EASE^R's score of every item a user did not play, from the factors.
+double FactoredScore(const EaseFactors& f, const std::vector<uint32_t>& played, uint32_t item) {
+  double s = 0;
+  for (uint32_t j : played) {
+    for (uint32_t k = 0; k < f.rank; ++k) s += double(f.w[size_t(j) * f.rank + k]) * f.e[size_t(item) * f.rank + k];
+  }
+  return s;
+}
+
+void ExpectExactAtFullRank(uint32_t users, uint32_t items) {
+  std::vector<uint32_t> train, cold;
+  const EvalData data = Synthetic(users, items, 3, &train, &cold);
+  auto ease = MakeEase(20.0);
+  ease->Fit(data, train, {});
+  const EaseFactors f = FactorEase(data, train, 20.0, 10000);
+  std::vector<std::vector<uint32_t>> played(users);
+  for (uint32_t t : train) played[data.interactions[t].user].push_back(data.interactions[t].item);
+  double worst = 0;
+  for (uint32_t u = 0; u < users; ++u) {
+    const std::vector<float> exact = Score(*ease, u);
+    for (uint32_t i = 0; i < items; ++i) {
+      if (std::find(played[u].begin(), played[u].end(), i) != played[u].end()) continue;
+      worst = std::max(worst, std::fabs(FactoredScore(f, played[u], i) - exact[i]));
+    }
+  }
+  EXPECT_LT(worst, 1e-4) << users << " users, " << items << " items, rank " << f.rank;
+}
+
+TEST(SecondVersionTest, EaseFactorsAreExactAtFullRankThroughEitherSide) {
+  ExpectExactAtFullRank(12, 60);  // fewer users: through the users x users system
+  ExpectExactAtFullRank(80, 30);  // fewer items: through the items x items one
+}
+
+TEST(SecondVersionTest, TheCutKeepsTheRankAskedFor) {
+  std::vector<uint32_t> train, cold;
+  const EvalData data = Synthetic(30, 90, 3, &train, &cold);
+  const EaseFactors f = FactorEase(data, train, 20.0, 5);
+  EXPECT_EQ(f.rank, 5u);
+  EXPECT_EQ(f.w.size(), 90u * 5);
+  EXPECT_THROW(FactorEase(data, train, 0.0, 5), std::invalid_argument);
+  EXPECT_THROW(FactorEase(data, train, 1.0, 0), std::invalid_argument);
+  SecondVersionOptions small;
+  small.max_ease_side = 20;  // 30 users and 72 items with plays
+  EXPECT_THROW(FitSecondVersion(data, train, {}, small, nullptr), std::invalid_argument);
+}
+
+class FittedSecondVersion : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = Synthetic(30, 120, 3, &train_, &cold_);
+    model_ = FitSecondVersion(data_, train_, {}, SecondVersionOptions(), &report_);
+  }
+  EvalData data_;
+  std::vector<uint32_t> train_, cold_;
+  SecondVersionReport report_;
+  SecondVersion model_;
+};
+
+TEST_F(FittedSecondVersion, PlacingAnItemByItsContentGivesTheFittedVector) {
+  ASSERT_FALSE(cold_.empty());
+  const ContentKernelState& s = model_.content;
+  ASSERT_EQ(s.modalities, std::vector<std::string>{"text"});
+  // The cold items' KG features, as a caller finds them from the item's triples.
+  for (uint32_t item : cold_) {
+    EXPECT_FALSE(model_.has_plays[item]);
+    std::vector<uint32_t> kg;
+    for (const auto& t : data_.kg_triples) {
+      for (size_t k = 0; k < s.kg_keys.size(); ++k) {
+        const KgFeatureKey& key = s.kg_keys[k];
+        if ((t.head == item && !key.backward && key.relation == t.relation && key.node == t.tail) ||
+            (t.tail == item && key.backward && key.relation == t.relation && key.node == t.head)) {
+          kg.push_back(uint32_t(k));
+        }
+      }
+    }
+    std::vector<float> vec, proj;
+    model_.Place({data_.modalities.at("text").Row(item)}, kg, &vec, &proj);
+    ASSERT_EQ(vec.size(), model_.dim());
+    for (size_t k = 0; k < vec.size(); ++k) EXPECT_NEAR(vec[k], model_.items[item * model_.dim() + k], 1e-4) << item;
+    for (size_t k = 0; k < proj.size(); ++k) {
+      EXPECT_NEAR(proj[k], model_.projection[item * model_.projection_dim() + k], 1e-4) << item;
+    }
+  }
+}
+
+TEST_F(FittedSecondVersion, ServedScoresRankUsersGroupFirstAndAUserFromHistoryNeedsNoRow) {
+  EXPECT_GT(model_.ease_rank, 0u);
+  EXPECT_EQ(report_.blend.grid.size(), 6u);
+  // A user who was never fitted: the projection rows of two items of group 1.
+  const size_t pd = model_.projection_dim(), d = model_.dim();
+  std::vector<float> rows(2 * pd);
+  std::copy_n(&model_.projection[1 * pd], pd, &rows[0]);
+  std::copy_n(&model_.projection[4 * pd], pd, &rows[pd]);
+  const std::vector<float> user = model_.User(rows.data(), 2);
+  auto score = [&](uint32_t i) {
+    double s = 0;
+    for (size_t k = 0; k < d; ++k) s += double(user[k]) * model_.items[i * d + k];
+    return s;
+  };
+  double own = 0, other = 0, own_cold = 0, other_cold = 0;
+  int n_own = 0, n_other = 0, n_own_cold = 0, n_other_cold = 0;
+  for (uint32_t i = 0; i < data_.num_items; ++i) {
+    if (i == 1 || i == 4) continue;
+    const bool mine = i % 3 == 1, is_cold = !model_.has_plays[i];
+    (is_cold ? (mine ? own_cold : other_cold) : (mine ? own : other)) += score(i);
+    ++(is_cold ? (mine ? n_own_cold : n_other_cold) : (mine ? n_own : n_other));
+  }
+  EXPECT_GT(own / n_own, other / n_other);
+  EXPECT_GT(own_cold / n_own_cold, other_cold / n_other_cold);
+  const std::vector<float> nobody = model_.User(nullptr, 0);
+  for (float x : nobody) EXPECT_EQ(x, 0.0f);
+}
+
+TEST_F(FittedSecondVersion, TheRecordRoundTripsAndRefusesDamage) {
+  const std::string bytes = model_.Save();
+  const SecondVersion back = SecondVersion::Load(bytes);
+  EXPECT_EQ(back.items, model_.items);
+  EXPECT_EQ(back.projection, model_.projection);
+  EXPECT_EQ(back.content.coefficients, model_.content.coefficients);
+  EXPECT_EQ(back.Save(), bytes);
+  EXPECT_THROW(SecondVersion::Load(bytes.substr(0, bytes.size() - 3)), std::runtime_error);
+  EXPECT_THROW(SecondVersion::Load(bytes + "x"), std::runtime_error);
+  EXPECT_THROW(SecondVersion::Load("not a model"), std::runtime_error);
+  std::string bad = bytes;
+  bad[8] ^= 0x7f;  // num_items no longer fits the arrays
+  EXPECT_THROW(SecondVersion::Load(bad), std::runtime_error);
+}
+
+TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
+  std::vector<uint32_t> train, cold;
+  const EvalData data = Synthetic(24, 90, 3, &train, &cold);
+  SecondVersionOptions options;
+  options.blend_weights = {0.5};
+  auto served = MakeServedSecondVersion("Mosaic v2 (served)", options);
+  served->Fit(data, train, {});
+  ASSERT_NE(served->tuning(), nullptr);
+  EXPECT_NE(served->tuning()->grid[0].setting.find("weight=0.5"), std::string::npos);
+  // On every item the user did not play (with plays or not) the served score is z_ease + 0.5
+  // z_content: the blend of the exact models at the chosen points, standardised over every item as
+  // MakeBlend does.
+  const std::string& setting = served->tuning()->grid[0].setting;
+  const double lambda = std::stod(setting.substr(setting.find("lambda=") + 7));
+  auto ease = MakeEase(lambda);
+  ease->Fit(data, train, {});
+  KernelPoint point;
+  auto value = [&](const std::string& name) { return std::stod(setting.substr(setting.find(" " + name + "=") + name.size() + 2)); };
+  point.g = value("g");
+  point.w_text = value("w_text");
+  point.lambda = value("lambda");
+  point.rank = uint32_t(value("rank"));
+  point.pop = value("pop");
+  auto kernel = MakeContentKernelAt("kernel", true, point);
+  kernel->Fit(data, train, {});
+  auto blend = MakeBlend("blend", ease.get(), kernel.get(), {0.5});
+  blend->Fit(data, train, {});
+  std::vector<uint8_t> has_plays(90, 0);
+  for (uint32_t t : train) has_plays[data.interactions[t].item] = 1;
+  for (uint32_t u = 0; u < 24; ++u) {
+    const std::vector<float> s = Score(*served, u), b = Score(*blend, u);
+    std::vector<uint8_t> mine(90, 0);
+    for (uint32_t t : train) {
+      if (data.interactions[t].user == u) mine[data.interactions[t].item] = 1;
+    }
+    for (uint32_t i = 0; i < 90; ++i) {
+      if (!mine[i]) EXPECT_NEAR(s[i], b[i], 1e-3) << "user " << u << " item " << i << (has_plays[i] ? "" : " (no plays)");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mosaic::fusion
