@@ -5,10 +5,19 @@
 # per-stage seconds, seconds per epoch, TransR triples/s, its total wall time and the ratio of the
 # rebuild's wall time to the import's.
 #
-#   bench/rebuild.sh [--ranks 1,2] [BUILD_DIR]  (needs ../shared/datasets; EPOCHS=N (default: the model's, 80,
-#                                                or 3 with --ranks), DEVICE=cpu|cuda|auto)
+#   bench/rebuild.sh [--ranks 1,2] [--scale 2,4] [BUILD_DIR]  (needs ../shared/datasets; EPOCHS=N (default: the
+#                                          model's, 80, or 3 with --ranks), DEVICE=cpu|cuda|auto)
 # Item texts are encoded when the text model is present (the model then reads them, as in use);
 # NO_TEXT=1 leaves them out.
+#
+# After the first version, `rebuild --model-kind v2` of the same store (the second version, fitted
+# in closed form: no epochs), with its wall time and fit stages beside the first version's.
+#
+# --scale: the same catalogue with the plays tiled: each listener copied N times under new ids, every
+# copy after the first with a tenth of its plays dropped (a fixed hash of user, artist and copy), so
+# that the copies are perturbed, not identical. For 1x and each factor: interactions, the first
+# version's seconds per epoch (3 epochs) and the second version's fit seconds, each as a ratio to
+# 1x beside the ratio of interactions.
 #
 # --ranks: after the single-process rebuild, `rebuild --distributed` with each number of ranks as
 # processes on this machine (loopback), one compute thread per rank (OMP_NUM_THREADS=1, so that the
@@ -20,7 +29,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 ranks=""
-if [ "${1:-}" = "--ranks" ]; then ranks=$2; shift 2; fi
+scale=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ranks) ranks=$2; shift 2 ;;
+    --scale) scale=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 mosaic=${1:-$here/build}/jobs/mosaic
 data=$here/../shared/datasets
 lk=$data/lastfm-kgcn; het=$data/hetrec2011-lastfm-2k
@@ -55,6 +71,42 @@ jq -r '.stages | "stages: snapshot \(.snapshot|.*100|round/100) s, training \(.t
 jq -r '"seconds per epoch: \(.seconds_per_epoch|.*1000|round/1000)   TransR: \(.transr_triples_per_second|round) triples/s   final BPR loss \(.final_loss.bpr|.*10000|round/10000)"' "$r"
 awk -v r="$rebuild_s" -v i="$import_s" \
   'BEGIN{printf "rebuild wall time: %.2f s (process included); peer, importing the same files: %.2f s; ratio %.1fx\n", r, i, r/i}'
+
+# The second version of the same store.
+t3=$(now)
+"$mosaic" --store "$s" rebuild --model-kind v2 --json >"$tmp/rebuild2.json"
+t4=$(now)
+v2_s=$(awk -v a="$t3" -v b="$t4" 'BEGIN{print b-a}')
+r2=$tmp/rebuild2.json
+echo
+echo "second version (rebuild --model-kind v2), same store:"
+jq -r '.second_version | "chosen: EASE^R lambda \(.ease_lambda), rank \(.ease_rank), blend weight \(.blend_weight); kernel g \(.content.g), w_text \(.content.w_text), lambda \(.content.lambda), rank \(.content.rank), pop \(.content.pop)"' "$r2"
+jq -r '.second_version.fit_stages[] | "  \(.stage): \(.seconds|.*100|round/100) s"' "$r2"
+awk -v a="$v2_s" -v b="$rebuild_s" -v e="$(jq .seconds_per_epoch "$r")" \
+  'BEGIN{printf "second version wall time: %.2f s (process included); first version %.2f s (%.3f s/epoch); ratio %.2fx\n", a, b, e, a/b}'
+
+if [ -n "$scale" ]; then
+  echo
+  echo "plays tiled (listeners copied, each copy after the first with a tenth of its plays dropped):"
+  printf "%-6s %14s %10s %16s %10s %16s %10s\n" scale interactions ratio "v1 s/epoch" ratio "v2 fit s" ratio
+  base_x=""; base_e=""; base_f=""
+  for f in 1 ${scale//,/ }; do
+    st=$tmp/scaled$f
+    awk -v f="$f" 'NR == 1 { print; next }
+      { for (k = 0; k < f; k++) { if (k > 0 && ($1 * 31 + $2 * 17 + k * 7) % 10 == 0) continue
+          printf "%d\t%s\t%s\n", $1 + k * 1000000, $2, $3 } }' "$lk/user_artists.dat" >"$tmp/plays$f.dat"
+    [ -f "$het/artists.dat" ] && "$mosaic" --store "$st" "${text[@]}" import --format hetrec-artists "$het/artists.dat" >/dev/null
+    "$mosaic" --store "$st" "${text[@]}" import --format kg "$lk/kg.txt" --links "$lk/item_index2entity_id.txt" >/dev/null
+    "$mosaic" --store "$st" "${text[@]}" import --format lastfm-plays "$tmp/plays$f.dat" >/dev/null
+    "$mosaic" --store "$st" --device "$device" rebuild --epochs 3 --json >"$tmp/s1_$f.json"
+    "$mosaic" --store "$st" rebuild --model-kind v2 --json >"$tmp/s2_$f.json"
+    x=$(jq .counts.interactions "$tmp/s1_$f.json"); e=$(jq .seconds_per_epoch "$tmp/s1_$f.json"); fit=$(jq .stages.fit "$tmp/s2_$f.json")
+    [ -z "$base_x" ] && { base_x=$x; base_e=$e; base_f=$fit; }
+    awk -v f="$f" -v x="$x" -v e="$e" -v fit="$fit" -v bx="$base_x" -v be="$base_e" -v bf="$base_f" \
+      'BEGIN{printf "%-6s %14d %9.2fx %16.3f %9.2fx %16.2f %9.2fx\n", f "x", x, x/bx, e, e/be, fit, fit/bf}'
+    rm -rf "$st"
+  done
+fi
 
 [ -n "$ranks" ] || exit 0
 

@@ -110,7 +110,8 @@ double ModalKernel(double cosine, double g) { return g == 0 ? cosine : std::exp(
 
 class KernelImpl : public ContentKernel {
  public:
-  KernelImpl(std::string name, bool use_kg, uint64_t seed) : name_(std::move(name)), use_kg_(use_kg), seed_(seed) {}
+  KernelImpl(std::string name, bool use_kg, uint64_t seed, KernelGrid grid)
+      : name_(std::move(name)), use_kg_(use_kg), seed_(seed), grid_(std::move(grid)) {}
   KernelImpl(std::string name, bool use_kg, const KernelPoint& point)
       : name_(std::move(name)), use_kg_(use_kg), seed_(0), fixed_(true) {
     chosen_ = {point.g, point.w_text, point.lambda};
@@ -289,8 +290,13 @@ class KernelImpl : public ContentKernel {
 
   void Tune(const EvalData& data, const std::vector<uint32_t>& train, const Parts& p) {
     const std::vector<uint32_t> ranks = RankGrid(p.x, p.train_items.size());
-    const std::vector<double> gs = {0, 4, 8}, lambdas = {0.1, 1, 10}, pops = {0, 0.25, 0.5, 1, 2};
-    const std::vector<double> w_texts = WTexts(p);
+    auto or_default = [](const std::vector<double>& given, std::vector<double> otherwise) {
+      return given.empty() ? otherwise : given;
+    };
+    const std::vector<double> gs = or_default(grid_.gs, {0, 4, 8}), lambdas = or_default(grid_.lambdas, {0.1, 1, 10}),
+                              pops = or_default(grid_.pops, {0, 0.25, 0.5, 1, 2});
+    std::vector<double> w_texts = WTexts(p);
+    if (!grid_.w_texts.empty() && HasKg(p)) w_texts = grid_.w_texts;
     const auto& setting = Setting;
     const size_t m = p.train_items.size();
     const size_t hold = size_t(std::llround(0.2 * double(m)));
@@ -493,6 +499,7 @@ class KernelImpl : public ContentKernel {
   std::string name_;
   bool use_kg_;
   uint64_t seed_;
+  KernelGrid grid_;             ///< the search's grid (empty members: the defaults)
   bool fixed_ = false;          ///< fitted at a given point, no grid search
   bool fitted_ = false;
   uint32_t num_users_ = 0, num_items_ = 0;
@@ -509,8 +516,8 @@ class KernelImpl : public ContentKernel {
 
 }  // namespace
 
-std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed) {
-  return std::make_unique<KernelImpl>(std::move(name), use_kg, seed);
+std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed, KernelGrid grid) {
+  return std::make_unique<KernelImpl>(std::move(name), use_kg, seed, std::move(grid));
 }
 
 std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point) {

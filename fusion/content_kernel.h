@@ -93,7 +93,14 @@ class ContentKernel : public Baseline {
   virtual const std::vector<double>& pop_z() const = 0;
 };
 
-std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed);
+// A grid for the kernel's search; empty members take the defaults above. w_texts other than 1 are
+// dropped where the KG is left out or absent.
+struct KernelGrid {
+  std::vector<double> gs, w_texts, lambdas, pops;
+};
+
+std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed,
+                                                 KernelGrid grid = {});
 
 // The same fitted at `point`, with no grid search (tuning() reports that point alone).
 std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point);

@@ -391,11 +391,21 @@ SecondVersion::UserScales SecondVersion::Scales(const float* rows, size_t count)
   return u;
 }
 
-std::vector<float> SecondVersion::User(const float* rows, size_t count) const {
+std::vector<float> SecondVersion::User(const float* rows, size_t count, std::vector<double>* own) const {
   std::vector<float> user(dim(), 0.0f);
+  if (own) own->assign(count, 0.0);
   if (count == 0) return user;
   const UserScales u = Scales(rows, count);
   const uint32_t er = ease_rank, cr = content_rank;
+  if (own) {
+    const size_t pd = projection_dim();
+    for (size_t r = 0; r < count; ++r) {
+      const float* row = rows + r * pd;
+      double c = 0;
+      for (uint32_t k = 0; k < er; ++k) c += double(row[k]) * row[er + cr + k];
+      (*own)[r] = c / u.sd_ease;
+    }
+  }
   for (uint32_t k = 0; k < er; ++k) user[k] = float(u.a[k] / u.sd_ease);
   for (uint32_t k = 0; k < cr; ++k) user[er + k] = float(u.p[k] / u.sd_factors / u.sd_content);
   user[er + cr] = float(content.point.pop / u.sd_content);
@@ -412,8 +422,8 @@ std::vector<SecondVersion::Contribution> SecondVersion::Contributions(const floa
   const uint32_t er = ease_rank, cr = content_rank;
   for (size_t r = 0; r < count; ++r) {
     const float* row = rows + r * pd;
-    double e = 0, c = 0;
-    for (uint32_t k = 0; k < er; ++k) e += double(row[k]) * item[k];
+    double e = 0, c = 0;  // the item vector's EASE^R part is centred: E_i = part + mean
+    for (uint32_t k = 0; k < er; ++k) e += double(row[k]) * (double(item[k]) + ease_mean[k]);
     for (uint32_t k = 0; k < cr; ++k) c += double(row[er + k]) * item[er + k];
     out[r] = {e / u.sd_ease, c / u.sd_factors / u.sd_content};
   }
@@ -528,8 +538,14 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   const auto start = std::chrono::steady_clock::now();
   const int stages = valid.empty() ? 5 : 4;
   int stage = 0;
+  std::vector<std::pair<std::string, double>> timings;
+  auto stage_start = start;
   auto next = [&](const char* what) {
-    if (options.on_stage) options.on_stage(stage, stages, what);
+    const auto now = std::chrono::steady_clock::now();
+    if (!timings.empty()) timings.back().second = std::chrono::duration<double>(now - stage_start).count();
+    stage_start = now;
+    if (what != nullptr) timings.emplace_back(what, 0.0);
+    if (options.on_stage) options.on_stage(stage, stages, what ? what : "done");
     ++stage;
   };
   {
@@ -564,7 +580,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   const double lambda = SettingValue(ease_tuning.grid[ease_tuning.chosen].setting, "lambda");
 
   next("the content kernel's grid on pseudo-cold items");
-  std::unique_ptr<ContentKernel> kernel = MakeContentKernel("content kernel", options.use_kg, options.seed);
+  std::unique_ptr<ContentKernel> kernel = MakeContentKernel("content kernel", options.use_kg, options.seed, options.kernel_grid);
   kernel->Fit(data, fit, {});
   const Tuning content_tuning = *kernel->tuning();
   next("the blend weight on held-out plays");
@@ -635,8 +651,9 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
     }
     item[er + cr] = float(s * popz[i]);
   }
-  if (options.on_stage) options.on_stage(stages, stages, "done");
+  next(nullptr);
   if (report) {
+    report->stages = timings;
     report->ease = ease_tuning;
     report->content = content_tuning;
     report->blend = blend_tuning;

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fusion/baselines.h"
@@ -59,6 +60,10 @@ struct SecondVersionOptions {
   uint32_t max_ease_rank = 512;         ///< where EASE^R's factors are cut (screened on validation)
   uint32_t max_ease_side = 20000;       ///< EASE^R solves a min(users, items)-sized system: refused beyond
   std::vector<double> blend_weights = {0, 0.05, 0.1, 0.25, 0.5, 1};  ///< w, chosen on validation
+  /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
+  /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
+  /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.
+  KernelGrid kernel_grid = {{4, 8}, {0.75, 0.9, 1}, {1, 10}, {}};
   /// Before each stage of the fit (done of total stages) and once at the end (total of total).
   std::function<void(int done, int total, const char* stage)> on_stage;
 };
@@ -69,6 +74,7 @@ struct SecondVersionReport {
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
   double seconds = 0;
+  std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
 
 class SecondVersion {
@@ -108,8 +114,11 @@ class SecondVersion {
              std::vector<float>* projection_row) const;
 
   // A user's vector from the projection rows of their played items (row-major [count x
-  // projection_dim()], each item once). Zeros for an empty history.
-  std::vector<float> User(const float* rows, size_t count) const;
+  // projection_dim()], each item once). Zeros for an empty history. The dot product scores the items
+  // the user did not play exactly; a played item's own term W_j . E_j is in it too (B's diagonal is
+  // zero, the factors' is not): `own` (optional) receives, per row, what to take off that item's
+  // dot product to get its score.
+  std::vector<float> User(const float* rows, size_t count, std::vector<double>* own = nullptr) const;
 
   // How much each played item (a row as User takes them) adds to `item`'s score (an item vector): its
   // EASE^R term and its content term. The score is their sum plus the history's popularity and mean

@@ -906,6 +906,39 @@ TEST_F(ServeTest, NewListenerIsServedFromTheFirstPlay) {
   ExpectCheckPasses(store);
 }
 
+// Issue 15: the second version behind the same endpoints. After `rebuild --model-kind v2` a POSTed
+// song is placed by the content kernel and leads a listener of its genre's new items, a listener
+// who arrives with one play is served from it, and explanations name that play.
+TEST_F(ServeTest, SecondVersionPlacesPostedItemsAndServesNewListeners) {
+  const std::string store = Store("s");
+  const json rebuilt = RunJson("--store " + Quote(store) + " rebuild --model-kind v2 --json");
+  ASSERT_EQ(rebuilt.value("kind", std::string()), "v2") << rebuilt.dump();
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(store));
+  const int port = server.port();
+  const json item = {{"id", "fresh-song"}, {"kind", "music"}, {"title", "Fresh Song"},
+                     {"artist", SynthArtist(0, 1)}, {"genre", SynthGenre(0)}};
+  const Reply created = Post(port, "/items", item.dump());
+  ASSERT_EQ(created.status, 201) << Show(created);
+  EXPECT_EQ(created.Json().value("model_version", -1), 2) << created.body;
+  EXPECT_TRUE(created.Json().value("placed", false)) << created.body;
+  const Reply fresh = Get(port, "/recommend?user=u0&new_only=1&k=4&explain=1");
+  ASSERT_EQ(fresh.status, 200) << Show(fresh);
+  EXPECT_TRUE(Contains(Keys(fresh.Json()), "fresh-song")) << "a genre-0 listener's 4 best new items: " << fresh.body;
+
+  ASSERT_EQ(Post(port, "/interactions", json({{"user", "zoe"}, {"item", SynthSong(2, 1, 0)}}).dump()).status, 200);
+  const Reply first = Get(port, "/recommend?user=zoe&exclude_seen=1&k=5&explain=1");
+  ASSERT_EQ(first.status, 200) << Show(first);
+  EXPECT_TRUE(first.Json().value("user_from_history", false)) << first.body;
+  const auto top = Keys(first.Json());
+  ASSERT_FALSE(top.empty()) << first.body;
+  EXPECT_EQ(top[0].rfind("song-2-", 0), 0u) << "the first song is not of the genre zoe played: " << first.body;
+  EXPECT_NE(first.body.find("you played"), std::string::npos) << first.body;
+  EXPECT_EQ(Get(port, "/similar?item=fresh-song&k=5&explain=1").status, 200);
+  ASSERT_TRUE(server.Stop());
+  ExpectCheckPasses(store);
+}
+
 // Issue 16: more connections posting plays at once than the server has threads. Plays wait for the
 // writer without a thread, so every one is stored and acknowledged (no 503), reads go on meanwhile,
 // and a request naming an unknown item is refused whole while the requests committed with it are not.

@@ -215,13 +215,11 @@ void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64
   };
   add("", true, false);
   // What `mosaic rebuild --model-kind v2` builds and serves (fusion/second_version.h): it chooses its
-  // own EASE^R lambda and blend weight, and its scores are dot products. On the cold protocol its
-  // ranking of items without plays is the content kernel's, so the row would repeat "Mosaic v2".
-  if (args.protocol != "cold") {
-    fusion::SecondVersionOptions served;
-    served.seed = seed;
-    models->push_back(fusion::MakeServedSecondVersion("Mosaic v2 (served)", served));
-  }
+  // own EASE^R lambda and blend weight on the validation split, searches the content kernel's
+  // smaller product grid, and scores by dot products.
+  fusion::SecondVersionOptions served;
+  served.seed = seed;
+  models->push_back(fusion::MakeServedSecondVersion("Mosaic v2 (served)", served));
   if (args.ablation || content_peers) {
     add(" (no KG)", false, false);
     if (args.kg_control == "intact") add(" (KG shuffled)", true, true);

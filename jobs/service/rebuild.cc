@@ -361,7 +361,12 @@ Status RebuildSecondVersion(const std::string& store_dir, const RebuildOptions& 
       {"blend_weight", second->blend_weight},
       {"ease_rank", second->ease_rank},
       {"content", {{"g", p.g}, {"w_text", p.w_text}, {"lambda", p.lambda}, {"rank", p.rank}, {"pop", p.pop}}},
-      {"validation", {{"ease", chosen(fitted.ease)}, {"content", chosen(fitted.content)}, {"blend", chosen(fitted.blend)}}}};
+      {"validation", {{"ease", chosen(fitted.ease)}, {"content", chosen(fitted.content)}, {"blend", chosen(fitted.blend)}}},
+      {"fit_stages", [&] {
+         nlohmann::json stages = nlohmann::json::array();
+         for (const auto& [name, seconds] : fitted.stages) stages.push_back({{"stage", name}, {"seconds", seconds}});
+         return stages;
+       }()}};
   data.manifest = {{"kind", "v2"},
                    {"created", IsoTime()},
                    {"seed", o.seed},

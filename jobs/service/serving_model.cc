@@ -22,7 +22,8 @@ namespace {
 // The most items a query folds in (~5 ms at Last.FM's width, d = 176).
 constexpr size_t kMaxFoldInItems = 2000;
 
-// The most plays the second version sums for a user (its newest columns): ~10 ms at Last.FM's width.
+// The most plays the second version sums for a user (the last columns: items placed since the version,
+// then the version's in row order): ~10 ms at Last.FM's width.
 constexpr size_t kMaxHistoryItems = 20000;
 
 // Popularity for users with no plays: a play counts half as much per this much time before the
@@ -275,6 +276,11 @@ std::vector<int64_t> ServingModel::ColdColumns() const {
   return cold;
 }
 
+bool ServingModel::IsColdColumn(int64_t column) const {
+  if (column >= m_.num_items()) return true;  // placed since the version
+  return m_.is_second_version() && !m_.second->has_plays[size_t(column)];
+}
+
 int64_t ServingModel::ColumnOf(NodeId item) const {
   std::lock_guard<std::mutex> lock(meta_mu_);
   auto c = column_of_.find(item);
@@ -393,9 +399,30 @@ Status ServingModel::SearchForUser(const store::ReadView& view, const Query& que
     const std::vector<int64_t> used =
         seen.size() > kMaxHistoryItems ? std::vector<int64_t>(seen.end() - long(kMaxHistoryItems), seen.end()) : seen;
     const std::vector<float> rows = ProjectionRows(used);
-    q = m.second->User(rows.data(), used.size());
+    std::vector<double> own;
+    q = m.second->User(rows.data(), used.size(), &own);
     found->from_history = !trained;
     found->since_version = seen.size() > trained_items ? seen.size() - trained_items : 0;
+    if (!query.exclude_seen) {
+      // Played items' dot products overstate their scores by their own terms: search past them, take
+      // the terms off, and keep the best k (a played item can only fall).
+      *top = items_->Search(q.data(), int64_t(query.k + used.size()), filter);
+      for (size_t r = 0; r < top->ids.size(); ++r) {
+        const auto at = std::lower_bound(used.begin(), used.end(), top->ids[r]);
+        if (at != used.end() && *at == top->ids[r]) top->scores[r] -= float(own[size_t(at - used.begin())]);
+      }
+      std::vector<size_t> order(top->ids.size());
+      for (size_t r = 0; r < order.size(); ++r) order[r] = r;
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return top->scores[a] > top->scores[b]; });
+      fusion::TopK kept;
+      for (size_t r = 0; r < order.size() && r < query.k; ++r) {
+        kept.ids.push_back(top->ids[order[r]]);
+        kept.scores.push_back(top->scores[order[r]]);
+      }
+      *top = std::move(kept);
+      found->vector = std::move(q);
+      return Status::OK();
+    }
   } else if (trained) {
     const at::Tensor r = Rows(m.reps[row->second]);
     std::copy(r.data_ptr<float>(), r.data_ptr<float>() + r.numel(), q.begin());
@@ -593,6 +620,51 @@ Status ServingModel::SearchForItem(const Query& query, int64_t column, fusion::T
   if (query.kind == QueryKind::kAudience) {
     items_->Row(column, q.data());
     *top = users_->SearchExact(q.data(), k);
+  } else if (m_.is_second_version() && IsColdColumn(column)) {
+    // Nobody has played it: the items whose listeners its content predicts, by cosine of the content
+    // factors (each item's SVD factors Q_j, or Qhat_j where it has no plays).
+    const fusion::SecondVersion& v = *m_.second;
+    const size_t er = v.ease_rank, cr = v.content_rank, pd = v.projection_dim();
+    const int64_t published = items_->size();
+    std::vector<float> rows;
+    for (int64_t c = 0; c < published; ++c) {
+      if (c < m_.num_items()) {
+        rows.insert(rows.end(), v.projection.begin() + long(size_t(c) * pd + er), v.projection.begin() + long(size_t(c) * pd + er + cr));
+      } else {
+        const std::vector<float> r = ProjectionRows({c});
+        rows.insert(rows.end(), r.begin() + long(er), r.begin() + long(er + cr));
+      }
+    }
+    auto norm = [&](int64_t c) {
+      double s = 0;
+      for (size_t k = 0; k < cr; ++k) s += double(rows[size_t(c) * cr + k]) * rows[size_t(c) * cr + k];
+      return std::sqrt(s);
+    };
+    const double self_norm = norm(column);
+    std::vector<std::pair<float, int64_t>> scored;
+    for (int64_t c = 0; c < published; ++c) {
+      if (c == column) continue;
+      double dot = 0;
+      for (size_t k = 0; k < cr; ++k) dot += double(rows[size_t(column) * cr + k]) * rows[size_t(c) * cr + k];
+      const double n = norm(c) * self_norm;
+      scored.push_back({float(n > 0 ? dot / n : 0.0), c});
+    }
+    const size_t n = std::min<size_t>(size_t(k), scored.size());
+    std::partial_sort(scored.begin(), scored.begin() + long(n), scored.end(),
+                      [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+    *top = fusion::TopK();
+    for (size_t r = 0; r < n; ++r) {
+      top->ids.push_back(scored[r].second);
+      top->scores.push_back(scored[r].first);
+    }
+  } else if (m_.is_second_version()) {
+    // The list of a listener who played this item alone: EASE^R's column for it, and its content.
+    const std::vector<float> row = ProjectionRows({column});
+    q = m_.second->User(row.data(), 1);
+    const std::vector<int64_t> self = {column};
+    fusion::SearchFilter filter;
+    filter.excluded = &self;
+    *top = items_->Search(q.data(), k, filter);
   } else {
     // Cosine: representations do not all have the same length.
     normed_->Row(column, q.data());
@@ -608,7 +680,7 @@ Status ServingModel::AddSecondVersionReasons(const store::ReadView& view, const 
                                              const UserSearch& user, QueryResult* result) {
   const fusion::SecondVersion& v = *m_.second;
   const size_t d = v.dim();
-  std::vector<float> item(d), other(d);
+  std::vector<float> item(d);
   const fusion::KernelPoint& point = v.content.point;
   char text[256];
   const std::string placement =
@@ -617,28 +689,22 @@ Status ServingModel::AddSecondVersionReasons(const store::ReadView& view, const 
                         : "placed by its content: text " + std::to_string(int(std::lround(point.w_text * 100))) +
                               "%, KG links " + std::to_string(int(std::lround((1 - point.w_text) * 100))) + "%";
   if (query.kind != QueryKind::kRecommend) {
-    // similar and audience: how close the two vectors are, part by part.
+    // similar: what a listener of the subject alone would get, part by part; audience: the placement.
     const int64_t self = ColumnOf(subject);
+    const std::vector<float> row = self >= 0 ? ProjectionRows({self}) : std::vector<float>();
     for (Hit& hit : result->hits) {
-      if (query.kind == QueryKind::kSimilar && self >= 0) {
-        const int64_t c = ColumnOf(hit.node.id);
-        if (c < 0) continue;
-        items_->Row(self, item.data());
-        items_->Row(c, other.data());
-        auto cosine = [&](size_t from, size_t to) {
-          double dot = 0, a = 0, b = 0;
-          for (size_t k = from; k < to; ++k) {
-            dot += double(item[k]) * other[k];
-            a += double(item[k]) * item[k];
-            b += double(other[k]) * other[k];
-          }
-          return a > 0 && b > 0 ? dot / std::sqrt(a * b) : 0.0;
-        };
-        std::snprintf(text, sizeof text, "listened to by the same people: %.2f (item-item cosine); alike in content: %.2f",
-                      cosine(0, v.ease_rank), cosine(v.ease_rank, v.ease_rank + v.content_rank));
+      const int64_t c = query.kind == QueryKind::kSimilar ? ColumnOf(hit.node.id) : -1;
+      if (c >= 0 && self >= 0 && IsColdColumn(self)) {
+        std::snprintf(text, sizeof text, "the listeners its content predicts: cosine %.2f with this item's", hit.score);
+        hit.reasons.push_back(text);
+      } else if (c >= 0 && self >= 0) {
+        items_->Row(c, item.data());
+        const auto parts = v.Contributions(row.data(), 1, item.data());
+        std::snprintf(text, sizeof text, "its listeners also play this: %+.2f; alike in content: %+.2f", parts[0].ease,
+                      parts[0].content);
         hit.reasons.push_back(text);
       }
-      if (hit.placed) hit.reasons.push_back(placement);
+      if (hit.placed) hit.reasons.push_back("new: " + placement);
     }
     return Status::OK();
   }
@@ -655,7 +721,9 @@ Status ServingModel::AddSecondVersionReasons(const store::ReadView& view, const 
     const int64_t c = ColumnOf(hit.node.id);
     if (c < 0) continue;
     items_->Row(c, item.data());
-    const auto parts = v.Contributions(rows.data(), seen.size(), item.data());
+    auto parts = v.Contributions(rows.data(), seen.size(), item.data());
+    const auto self = std::lower_bound(seen.begin(), seen.end(), c);
+    if (self != seen.end() && *self == c) parts[size_t(self - seen.begin())].ease = 0;  // not in its score (B_jj = 0)
     std::vector<size_t> order(parts.size());
     for (size_t x = 0; x < order.size(); ++x) order[x] = x;
     auto total = [&](size_t x) { return parts[x].ease + parts[x].content; };

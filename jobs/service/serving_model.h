@@ -76,6 +76,7 @@ class ServingModel {
   Status AddColumns(const std::vector<store::NodeId>& items, const at::Tensor& reps, bool cold);
   std::vector<int64_t> ColdColumns() const;
   int64_t ColumnOf(store::NodeId item) const;  ///< -1 when not a published column
+  bool IsColdColumn(int64_t column) const;     ///< placed since the version, or without plays in it
 
   // What SearchForUser learnt of the user besides the list.
   struct UserSearch {
