@@ -13,7 +13,7 @@
 #
 #   bench/explore.sh [BUILD_DIR]
 #
-# EPOCHS (rebuild; default the rebuild's), NO_TEXT=1 imports and serves without the text model,
+# MODEL_KIND=v1|v2 (rebuild --model-kind; default v1), EPOCHS (rebuild, v1; default the rebuild's), NO_TEXT=1 imports and serves without the text model,
 # MOSAIC_BENCH_STORE=DIR keeps the rebuilt starting store there and reuses it when it exists (the
 # split is deterministic), TRUTHS="later ease" picks the ground truths.
 #
@@ -35,8 +35,8 @@ else
   "$mosaic" --store "$s" "${text[@]}" import --format movielens-tags "$tmp/tags.csv" >/dev/null
   "$mosaic" --store "$s" "${text[@]}" import --format movielens-ratings "$tmp/train.csv" >/dev/null
   t0=$(date +%s)
-  "$mosaic" --store "$s" --json rebuild ${EPOCHS:+--epochs "$EPOCHS"} >"$tmp/rebuild.json"
-  echo "rebuild on the first 80%: $(( $(date +%s) - t0 )) s, $(jq -c '{version, epochs}' "$tmp/rebuild.json")"
+  "$mosaic" --store "$s" --json rebuild ${MODEL_KIND:+--model-kind "$MODEL_KIND"} ${EPOCHS:+--epochs "$EPOCHS"} >"$tmp/rebuild.json"
+  echo "rebuild on the first 80%: $(( $(date +%s) - t0 )) s, $(jq -c '{version, kind, epochs}' "$tmp/rebuild.json")"
   if [ -n "${MOSAIC_BENCH_STORE:-}" ]; then cp -a "$s" "$MOSAIC_BENCH_STORE"; fi
 fi
 catalogue=$(( $(wc -l <"$tmp/movies.csv") - 1 ))

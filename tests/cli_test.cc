@@ -229,12 +229,13 @@ TEST(CliEval, ModelKindAndOnlyModelChooseTheRows) {
     return names;
   };
   EXPECT_EQ(rows("--protocol cold --model-kind v2 --only-model"),
-            (std::vector<std::string>{"Mosaic v2", "Mosaic v2 (no KG)", "Mosaic v2 (KG shuffled)"}));
-  // Warm: the content kernel beside EASE^R and their blend, after the peers; no LibTorch row.
+            (std::vector<std::string>{"Mosaic v2", "Mosaic v2 (served)", "Mosaic v2 (no KG)", "Mosaic v2 (KG shuffled)"}));
+  // Warm: the content kernel beside EASE^R, their blend, and what `rebuild --model-kind v2` serves,
+  // after the peers; no LibTorch row.
   const auto warm = rows("--protocol warm --model-kind v2 --no-model");
-  ASSERT_GE(warm.size(), 3u);
-  EXPECT_EQ(std::vector<std::string>(warm.end() - 2, warm.end()),
-            (std::vector<std::string>{"Mosaic v2 content", "Mosaic v2"}));
+  ASSERT_GE(warm.size(), 4u);
+  EXPECT_EQ(std::vector<std::string>(warm.end() - 3, warm.end()),
+            (std::vector<std::string>{"Mosaic v2 content", "Mosaic v2", "Mosaic v2 (served)"}));
   EXPECT_NE(std::find(warm.begin(), warm.end(), "EASE"), warm.end());
   EXPECT_EQ(std::find(warm.begin(), warm.end(), "Mosaic"), warm.end());
   CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol warm --model-kind v3");
