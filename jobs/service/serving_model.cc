@@ -335,13 +335,9 @@ Status ServingModel::Run(const store::ReadView& view, const Query& query, QueryR
     }
   }
   for (Hit& hit : out.hits) hit.node = Describe(view, hit.node.id);
-  if (query.explain && m.is_second_version()) {
-    MOSAIC_RETURN_IF_ERROR(AddSecondVersionReasons(view, query, subject, user, &out));
-    for (size_t r = 0; r < out.hits.size() && r < why_explored.size(); ++r) {
-      if (!why_explored[r].empty()) out.hits[r].reasons.insert(out.hits[r].reasons.begin(), why_explored[r]);
-    }
-  } else if (query.explain) {
-    MOSAIC_RETURN_IF_ERROR(AddReasons(view, query, subject, &out));
+  if (query.explain) {
+    MOSAIC_RETURN_IF_ERROR(m.is_second_version() ? AddSecondVersionReasons(view, query, subject, user, &out)
+                                                 : AddReasons(view, query, subject, &out));
     for (size_t r = 0; r < out.hits.size() && r < why_explored.size(); ++r) {
       if (!why_explored[r].empty()) out.hits[r].reasons.insert(out.hits[r].reasons.begin(), why_explored[r]);
     }
