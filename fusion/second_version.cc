@@ -532,6 +532,30 @@ SecondVersion SecondVersion::Load(const std::string& bytes) {
   return v;
 }
 
+std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>& train,
+                              const SecondVersionOptions& options) {
+  std::vector<uint8_t> user_seen(data.num_users, 0), item_seen(data.num_items, 0);
+  size_t users = 0, items = 0;
+  for (uint32_t t : train) {
+    if (t >= data.interactions.size()) throw std::invalid_argument("second version: a training index is out of range");
+    const Interaction& x = data.interactions[t];
+    if (x.user >= data.num_users || x.item >= data.num_items) {
+      throw std::invalid_argument("second version: a user or item is out of range");
+    }
+    users += !user_seen[x.user];
+    items += !item_seen[x.item];
+    user_seen[x.user] = item_seen[x.item] = 1;
+  }
+  const std::string counts = std::to_string(users) + " users and " + std::to_string(items) + " items with plays";
+  if (std::min(users, items) > options.max_ease_side) {
+    return "EASE^R needs min(users, items) with plays <= " + std::to_string(options.max_ease_side) + ", and there are " + counts;
+  }
+  if (items > options.max_kernel_items) {
+    return "the content kernel needs at most " + std::to_string(options.max_kernel_items) + " items with plays, and there are " + counts;
+  }
+  return "";
+}
+
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
                                const std::vector<uint32_t>& valid, const SecondVersionOptions& options,
                                SecondVersionReport* report) {
@@ -548,24 +572,8 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
     if (options.on_stage) options.on_stage(stage, stages, what ? what : "done");
     ++stage;
   };
-  {
-    std::vector<uint8_t> user_seen(data.num_users, 0), item_seen(data.num_items, 0);
-    size_t users = 0, items = 0;
-    for (uint32_t t : train) {
-      if (t >= data.interactions.size()) throw std::invalid_argument("second version: a training index is out of range");
-      const Interaction& x = data.interactions[t];
-      if (x.user >= data.num_users || x.item >= data.num_items) throw std::invalid_argument("second version: a user or item is out of range");
-      users += !user_seen[x.user];
-      items += !item_seen[x.item];
-      user_seen[x.user] = item_seen[x.item] = 1;
-    }
-    if (std::min(users, items) > options.max_ease_side) {
-      throw std::invalid_argument("second version: EASE^R needs min(users, items) with plays <= " +
-                                  std::to_string(options.max_ease_side) + ", and this data has " +
-                                  std::to_string(users) + " users and " + std::to_string(items) +
-                                  " items with plays: use the first version (--model-kind v1)");
-    }
-  }
+  const std::string too_large = SecondVersionFits(data, train, options);
+  if (!too_large.empty()) throw std::invalid_argument("second version: " + too_large);
   std::vector<uint32_t> fit, choose;
   if (valid.empty()) {
     HoldOutPlays(data, train, options.seed, &fit, &choose);

@@ -59,6 +59,7 @@ struct SecondVersionOptions {
   bool use_kg = true;                   ///< the content kernel may use the KG (validation decides its weight)
   uint32_t max_ease_rank = 512;         ///< where EASE^R's factors are cut (screened on validation)
   uint32_t max_ease_side = 20000;       ///< EASE^R solves a min(users, items)-sized system: refused beyond
+  uint32_t max_kernel_items = 20000;    ///< the kernel's Grams are items-with-plays squared: refused beyond
   std::vector<double> blend_weights = {0, 0.05, 0.1, 0.25, 0.5, 1};  ///< w, chosen on validation
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
@@ -138,9 +139,15 @@ class SecondVersion {
 // Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
 // fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
-// kernel chooses its own point on its pseudo-cold hold-out. Throws std::invalid_argument when both
-// the active users and the active items outnumber max_ease_side (EASE^R's dense system would not
-// fit: 8 bytes times its side squared), and as the models it fits do.
+// kernel chooses its own point on its pseudo-cold hold-out. Throws std::invalid_argument with
+// SecondVersionFits' reason when the data is too large, and as the models it fits do.
+// Whether the second version can be fitted on data.interactions[train] in memory: EASE^R's dense
+// system (8 bytes times min(users, items with plays) squared) within max_ease_side, and the kernel's
+// Grams (items with plays squared) within max_kernel_items. Empty when it fits, else the reason.
+// Throws std::invalid_argument for an index, user or item out of range.
+std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>& train,
+                              const SecondVersionOptions& options);
+
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
                                const std::vector<uint32_t>& valid, const SecondVersionOptions& options,
                                SecondVersionReport* report);

@@ -597,6 +597,9 @@ TEST_F(ModelCli, SecondVersionServesLatecomersAndPlacesNewSongs) {
   ASSERT_EQ(similar["results"].size(), 3u);
   EXPECT_FALSE(similar["results"][0]["explain"].empty()) << similar.dump(1);
   EXPECT_EQ(RunJson(S + "audience --item " + Song(0, 0, 0) + " -k 4 --json")["results"].size(), 4u);
+  // The default kind is auto: the second version where it fits; --epochs asks for the first.
+  EXPECT_EQ(RunJson(S + "rebuild --json")["kind"], "v2");
+  EXPECT_EQ(RunJson(S + "rebuild --epochs 1 --json")["kind"], "v1");
   EXPECT_EQ(RunMosaic(S + "check").exit_code, 0);
 }
 

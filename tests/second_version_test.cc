@@ -56,7 +56,12 @@ TEST(SecondVersionTest, TheCutKeepsTheRankAskedFor) {
   EXPECT_THROW(FactorEase(data, train, 1.0, 0), std::invalid_argument);
   SecondVersionOptions small;
   small.max_ease_side = 20;  // 30 users and 72 items with plays
+  EXPECT_NE(SecondVersionFits(data, train, small).find("EASE^R needs"), std::string::npos);
   EXPECT_THROW(FitSecondVersion(data, train, {}, small, nullptr), std::invalid_argument);
+  small.max_ease_side = 20000;
+  small.max_kernel_items = 50;
+  EXPECT_NE(SecondVersionFits(data, train, small).find("content kernel"), std::string::npos);
+  EXPECT_EQ(SecondVersionFits(data, train, SecondVersionOptions()), "");
 }
 
 class FittedSecondVersion : public ::testing::Test {

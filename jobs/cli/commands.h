@@ -157,7 +157,7 @@ Status LoadEvalData(const store::ReadView& view, fusion::EvalData* data);
 
 // mosaic rebuild
 struct RebuildArgs {
-  std::string model_kind = "v1";  ///< v1: graph-attention model; v2: EASE^R + content kernel (fusion/second_version.h)
+  std::string model_kind = "v1";  ///< v1, v2 or auto (service::RebuildOptions); the CLI's default is auto
   int epochs = 0;             ///< 0 = the trainer's default
   uint64_t seed = 2026;       ///< initialisation, sampling and dropout seed
   bool resume = false;        ///< continue from the last checkpoint of an interrupted rebuild

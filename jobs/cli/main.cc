@@ -186,10 +186,13 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   auto rebuild = std::make_shared<jobs::RebuildArgs>();
   auto* rebuild_cmd = app.add_subcommand(
       "rebuild", "Train the model on a snapshot of the store and switch queries to the new version");
-  rebuild_cmd->add_option("--model-kind", rebuild->model_kind,
-                          "v1: the graph-attention model (default); v2: EASE^R's item-item term beside a content "
-                          "kernel for new items, fitted in closed form (docs/results.md says where each wins)")
-      ->check(CLI::IsMember({"v1", "v2"}));
+  rebuild->model_kind = "auto";
+  auto* model_kind = rebuild_cmd->add_option(
+      "--model-kind", rebuild->model_kind,
+      "v2: EASE^R's item-item term beside a content kernel for new items, fitted in closed form; v1: the "
+      "graph-attention model; auto (default): v2 where it fits in memory (20,000 items with plays), else v1. "
+      "--epochs, --resume and --distributed train v1 (docs/results.md says where each wins)")
+      ->check(CLI::IsMember({"v1", "v2", "auto"}));
   rebuild_cmd->add_option("--epochs", rebuild->epochs, "Training epochs (default 80; v1 only)");
   rebuild_cmd->add_option("--seed", rebuild->seed, "Seed of initialisation, sampling and dropout (default 2026)");
   rebuild_cmd->add_flag("--resume", rebuild->resume,
@@ -201,7 +204,13 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   rebuild_cmd->add_flag("--distributed", rebuild->distributed,
                         "Train data-parallel in a group of processes over Gloo; rank 0 writes the version");
   AddGroupOptions(rebuild_cmd, &rebuild->group);
-  out->push_back({rebuild_cmd, [&ctx, rebuild] { return jobs::RunRebuild(ctx, *rebuild); }});
+  out->push_back({rebuild_cmd, [&ctx, rebuild, model_kind] {
+                    // Options only the first version has choose it, unless a kind was asked for.
+                    if (model_kind->count() == 0 && (rebuild->epochs != 0 || rebuild->resume || rebuild->distributed)) {
+                      rebuild->model_kind = "v1";
+                    }
+                    return jobs::RunRebuild(ctx, *rebuild);
+                  }});
 
   const std::map<jobs::service::QueryKind, const char*> descriptions = {
       {jobs::service::QueryKind::kRecommend, "Top items for a user, from the current model"},

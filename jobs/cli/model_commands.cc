@@ -42,6 +42,7 @@ void PrintSecondVersion(const service::RebuildReport& r) {
 
 void PrintRebuild(const service::RebuildReport& r) {
   if (r.value("kind", std::string("v1")) == "v2") return PrintSecondVersion(r);
+  if (r.contains("kind_reason")) std::printf("first version: %s\n", r["kind_reason"].get<std::string>().c_str());
   const auto& c = r["counts"];
   const int first = r["resumed_from_epoch"];
   std::printf("trained model v%llu: %d epochs%s on %s users, %s items, %s entities, %s interactions, %s KG triples (%s)\n",

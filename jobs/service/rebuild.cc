@@ -404,10 +404,10 @@ Status TakeTrainingGraph(const store::ReadView& view, Snapshot* snapshot, fusion
 
 Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildReport* report) {
   if (o.epochs < 0) return Status::InvalidArgument("--epochs must not be negative (0 = the default)");
-  if (o.model_kind != "v1" && o.model_kind != "v2") {
-    return Status::InvalidArgument("--model-kind must be v1 or v2, not '" + o.model_kind + "'");
+  if (o.model_kind != "v1" && o.model_kind != "v2" && o.model_kind != "auto") {
+    return Status::InvalidArgument("--model-kind must be v1, v2 or auto, not '" + o.model_kind + "'");
   }
-  const bool second = o.model_kind == "v2";
+  bool second = o.model_kind == "v2";
   if (second && (o.resume || o.epochs > 0 || o.distributed.enabled)) {
     return Status::InvalidArgument(
         "--model-kind v2 is fitted in closed form: it has no epochs, so no --epochs, --resume or --distributed");
@@ -430,6 +430,11 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
   const nlohmann::json counts = {{"users", graph.num_users},          {"items", graph.num_items},
                                  {"entities", graph.num_entities},    {"interactions", graph.interactions.size()},
                                  {"kg_triples", graph.triples.size()}, {"kg_relations", graph.num_kg_relations}};
+  std::string first_because;  // auto: why the first version
+  if (o.model_kind == "auto") {
+    first_because = fusion::SecondVersionFits(snap.data, fusion::AllInteractions(snap.data), fusion::SecondVersionOptions());
+    second = first_because.empty();
+  }
   if (second) return RebuildSecondVersion(store_dir, o, snap, start, snapshot_seconds, counts, report);
 
   Run run;
@@ -533,6 +538,8 @@ Status Rebuild(const std::string& store_dir, const RebuildOptions& o, RebuildRep
              {"counts", counts},
              {"late_items_placed", late}};
   if (group) (*report)["distributed"] = distributed;
+  (*report)["kind"] = "v1";
+  if (!first_because.empty()) (*report)["kind_reason"] = "the second version does not fit: " + first_because;
   return Status::OK();
 }
 

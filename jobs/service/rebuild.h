@@ -42,7 +42,9 @@ struct DistributedRebuild {
 };
 
 struct RebuildOptions {
-  std::string model_kind = "v1";   ///< v1: the graph-attention model; v2: fusion/second_version.h
+  /// v1: the graph-attention model; v2: fusion/second_version.h; auto: v2 where it fits in memory
+  /// (fusion::SecondVersionFits), else v1 (the report's "kind" says which, and why when v1)
+  std::string model_kind = "v1";
   int epochs = 0;                  ///< 0: the trainer's default (or the resumed run's)
   uint64_t seed = 2026;            ///< initialisation, sampling and dropout
   bool resume = false;             ///< continue from the last checkpoint
