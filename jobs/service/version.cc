@@ -215,14 +215,20 @@ Status LoadCurrentModel(const store::ReadView& view, LoadedModel* m) {
   m->second.reset();
   const std::string kind = m->manifest.value("kind", std::string("v1"));
   if (kind == "v2") {
+    fusion::SecondVersion v;
     try {
-      m->second = std::make_shared<const fusion::SecondVersion>(fusion::SecondVersion::Load(m->weights));
+      v = fusion::SecondVersion::Load(m->weights);
     } catch (const std::exception& e) {  // fusion reports a damaged record by exception
       return Status::Corruption(where + "weights: " + e.what());
     }
-    if (int64_t(m->second->num_items) != m->config.num_items || int64_t(m->second->dim()) != dim) {
+    if (int64_t(v.num_items) != m->config.num_items || int64_t(v.dim()) != dim) {
       return Status::Corruption(where + "the second version's model does not fit its reps");
     }
+    // Its item vectors are the reps' item rows, and the record is parsed: neither is kept twice.
+    v.items.clear();
+    v.items.shrink_to_fit();
+    std::string().swap(m->weights);
+    m->second = std::make_shared<const fusion::SecondVersion>(std::move(v));
   } else if (kind != "v1") {
     return Status::Corruption(where + "unknown model kind '" + kind + "'");
   }

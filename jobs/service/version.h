@@ -98,7 +98,9 @@ struct LoadedModel {
                                            ///< (ItemIndex::LoadHnsw over the item rows, in row order)
   std::vector<uint32_t> history_offsets;   ///< user row u's items at the snapshot are history_items
   std::vector<uint32_t> history_items;     ///< [offsets[u], offsets[u+1]); both empty for older versions
-  std::shared_ptr<const fusion::SecondVersion> second;  ///< the second version's model; null for the first
+  /// The second version's model (null for the first). Loaded without its item vectors (the reps' item
+  /// rows are they) and with `weights` emptied once parsed.
+  std::shared_ptr<const fusion::SecondVersion> second;
 
   bool is_second_version() const { return second != nullptr; }
 
