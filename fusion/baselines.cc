@@ -798,16 +798,6 @@ RankingMetrics MeasureOnValidation(const Baseline& model, uint32_t num_items, co
       [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
 }
 
-// Scores standardised over the items (mean 0, sd 1; all zeros when constant).
-void Standardise(std::vector<float>* scores) {
-  double sum = 0, squares = 0;
-  for (float x : *scores) sum += x;
-  const double mean = scores->empty() ? 0 : sum / double(scores->size());
-  for (float x : *scores) squares += (x - mean) * (x - mean);
-  const double sd = scores->empty() ? 0 : std::sqrt(squares / double(scores->size()));
-  for (float& x : *scores) x = sd > 0 ? float((x - mean) / sd) : 0.0f;
-}
-
 class Blend : public Baseline {
  public:
   Blend(std::string name, const Baseline* first, const Baseline* second, std::vector<double> weights)
@@ -936,6 +926,15 @@ RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
   }
   for (auto& th : pool) th.join();
   return RankingEvaluator::Merge(parts).Result();
+}
+
+void Standardise(std::vector<float>* scores) {
+  double sum = 0, squares = 0;
+  for (float x : *scores) sum += x;
+  const double mean = scores->empty() ? 0 : sum / double(scores->size());
+  for (float x : *scores) squares += (x - mean) * (x - mean);
+  const double sd = scores->empty() ? 0 : std::sqrt(squares / double(scores->size()));
+  for (float& x : *scores) x = sd > 0 ? float((x - mean) / sd) : 0.0f;
 }
 
 std::unique_ptr<Baseline> MakeMostPopular() { return std::make_unique<MostPopular>(); }

@@ -79,6 +79,9 @@ RankingMetrics RankUsers(const Baseline& model, uint32_t num_users,
                          const std::function<const std::vector<uint32_t>&(uint32_t)>& relevant,
                          std::vector<double>* per_user_recall20 = nullptr);
 
+// Scores standardised over the items (mean 0, sd 1; all zeros when constant), as MakeBlend uses them.
+void Standardise(std::vector<float>* scores);
+
 // score(u, i) = z1(u, i) + w z2(u, i), z the scores of `first` and `second` standardised over the
 // items for the user; w chosen among `weights` (in order; ties to the earlier) on the validation
 // split of Fit, the first one when it is empty. Both models must be fitted before this one (they

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -31,8 +33,12 @@ namespace {
 
 using namespace content_internal;
 
-// The stream of fusion/random.h that draws the blend's hold-out ("Ver2").
+// The streams of fusion/random.h that draw the blend's hold-out ("Ver2") and the pseudo-few-shot
+// one ("Few2").
 constexpr uint64_t kHoldOutPlaysStream = 0x56657232;
+constexpr uint64_t kFewPlaysStream = 0x46657732;
+// An item needs more plays than the most a pseudo-few-shot item keeps, so that some are held out.
+constexpr size_t kFewPlaysKeptMax = 5;
 
 // Eigenpairs of the symmetric column-major n x n matrix `a` (destroyed), ascending; indices il..iu
 // (1-based) or all when il == 0.
@@ -238,6 +244,150 @@ void HoldOutPlays(const EvalData& data, const std::vector<uint32_t>& train, uint
   std::sort(held->begin(), held->end());
 }
 
+// The pseudo-few-shot hold-out of `fit`: a `share` of the items with more than kFewPlaysKeptMax
+// plays (drawn with `seed`) each keep 0 to kFewPlaysKeptMax of them, drawn uniformly, as an item
+// early in its life has; their other plays are `held`.
+void HoldOutFewPlays(const EvalData& data, const std::vector<uint32_t>& fit, double share, uint64_t seed,
+                     std::vector<uint32_t>* kept, std::vector<uint32_t>* held) {
+  std::vector<std::vector<uint32_t>> of(data.num_items);
+  for (uint32_t t : fit) of[data.interactions[t].item].push_back(t);
+  std::vector<uint32_t> eligible;
+  for (uint32_t i = 0; i < data.num_items; ++i) {
+    if (of[i].size() > kFewPlaysKeptMax) eligible.push_back(i);
+  }
+  SplitMix64 pick(StreamSeed(seed, kFewPlaysStream, 0));
+  const size_t take = std::min(eligible.size(), size_t(std::llround(share * double(eligible.size()))));
+  PartialShuffle(eligible.begin(), eligible.end(), take, pick);
+  std::vector<uint8_t> held_out(data.interactions.size(), 0);
+  held->clear();
+  for (size_t x = 0; x < take; ++x) {
+    std::vector<uint32_t>& list = of[eligible[x]];
+    SplitMix64 rng(StreamSeed(seed, kFewPlaysStream, uint64_t(eligible[x]) + 1));
+    const size_t keep = size_t(rng.Below(kFewPlaysKeptMax + 1));
+    PartialShuffle(list.begin(), list.end(), keep, rng);
+    for (size_t k = keep; k < list.size(); ++k) {
+      held_out[list[k]] = 1;
+      held->push_back(list[k]);
+    }
+  }
+  kept->clear();
+  for (uint32_t t : fit) {
+    if (!held_out[t]) kept->push_back(t);
+  }
+  std::sort(held->begin(), held->end());
+}
+
+// Each user's standardised EASE^R and content scores, cached for the users with held-out plays so
+// that every (c, k) of the grid is measured without scoring again.
+struct CachedParts {
+  uint32_t num_items = 0;
+  std::vector<int64_t> row_of;  ///< per user: the row in ease and content, -1 when not cached
+  std::vector<float> ease, content;
+};
+
+CachedParts CacheParts(const Baseline& ease, const Baseline& content, uint32_t num_users, uint32_t num_items,
+                       const std::vector<uint32_t>& users) {
+  CachedParts parts;
+  parts.num_items = num_items;
+  parts.row_of.assign(num_users, -1);
+  for (size_t r = 0; r < users.size(); ++r) parts.row_of[users[r]] = int64_t(r);
+  parts.ease.resize(users.size() * num_items);
+  parts.content.resize(users.size() * num_items);
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<float> scores;
+      for (size_t r = t; r < users.size(); r += threads) {
+        ease.ScoreUser(users[r], &scores);
+        Standardise(&scores);
+        std::copy(scores.begin(), scores.end(), parts.ease.begin() + long(r * num_items));
+        content.ScoreUser(users[r], &scores);
+        Standardise(&scores);
+        std::copy(scores.begin(), scores.end(), parts.content.begin() + long(r * num_items));
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  return parts;
+}
+
+// z_ease + v_i z_content over CachedParts, v_i fixed per item: one point of the (c, k) grid.
+class CountWeightedBlend : public Baseline {
+ public:
+  CountWeightedBlend(const CachedParts* parts, std::vector<float> weights) : parts_(parts), weights_(std::move(weights)) {}
+  std::string name() const override { return "count-weighted blend"; }
+  void Fit(const EvalData&, const std::vector<uint32_t>&, const std::vector<uint32_t>&) override {}
+  void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
+    const int64_t row = user < parts_->row_of.size() ? parts_->row_of[user] : -1;
+    if (row < 0) throw std::logic_error("count-weighted blend: user " + std::to_string(user) + " is not cached");
+    const size_t n = parts_->num_items;
+    const float* e = &parts_->ease[size_t(row) * n];
+    const float* c = &parts_->content[size_t(row) * n];
+    scores->resize(n);
+    for (size_t i = 0; i < n; ++i) (*scores)[i] = e[i] + weights_[i] * c[i];
+  }
+
+ private:
+  const CachedParts* parts_;
+  std::vector<float> weights_;  ///< v_i
+};
+
+// c and k chosen on the pseudo-few-shot hold-out of `fit` with w fixed: EASE^R at `lambda` and the
+// kernel at `point` refitted on the plays kept, then every (c, k) measured on the held-out plays as
+// a tuned peer is on validation. k = 0 (v = w for every item with plays, `default_cold` without)
+// comes first, so that it stays unless another point does better.
+struct FewPlayChoice {
+  double cold_weight = 0;
+  double k = 0;
+  Tuning tuning;
+};
+
+FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint32_t>& fit, double lambda,
+                                   const KernelPoint& point, double w, double default_cold,
+                                   const SecondVersionOptions& options) {
+  FewPlayChoice choice;
+  choice.cold_weight = default_cold;
+  std::vector<uint32_t> kept, held;
+  HoldOutFewPlays(data, fit, options.few_play_share, options.seed, &kept, &held);
+  if (held.empty()) return choice;
+  std::unique_ptr<Baseline> ease = MakeEase(lambda);
+  ease->Fit(data, kept, {});
+  std::unique_ptr<ContentKernel> kernel = MakeContentKernelAt("content kernel", options.use_kg, point);
+  kernel->Fit(data, kept, {});
+  std::vector<uint32_t> users;
+  for (uint32_t t : held) users.push_back(data.interactions[t].user);
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+  const CachedParts parts = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
+  ease.reset();
+  kernel.reset();
+  std::vector<uint64_t> plays(data.num_items, 0);
+  for (uint32_t t : kept) ++plays[data.interactions[t].item];
+  SecondVersion curve;  // only its ContentWeight
+  curve.blend_weight = w;
+  std::vector<GridCandidate> grid;
+  std::vector<std::pair<double, double>> points;  // (c, k) of each candidate
+  auto add = [&](double c, double k) {
+    curve.cold_weight = c;
+    curve.count_k = k;
+    std::vector<float> weights(data.num_items);
+    for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
+    const std::string setting = k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c);
+    grid.push_back({setting, [&parts, weights] { return std::make_unique<CountWeightedBlend>(&parts, weights); }});
+    points.emplace_back(c, k);
+  };
+  add(default_cold, 0);
+  for (double k : options.few_play_ks) {
+    for (double c : options.few_play_weights) add(c, k);
+  }
+  std::unique_ptr<Baseline> tuned = MakeTuned("content weight by play count", std::move(grid));
+  tuned->Fit(data, kept, held);
+  choice.tuning = *tuned->tuning();
+  std::tie(choice.cold_weight, choice.k) = points[choice.tuning.chosen];
+  return choice;
+}
+
 // Little-endian binary fields, for Save and Load.
 class Writer {
  public:
@@ -297,7 +447,8 @@ class Reader {
   size_t at_ = 0;
 };
 
-constexpr uint64_t kMagic = 0x3276434941534f4dULL;  // "MOSAICv2"
+constexpr uint64_t kMagic = 0x3276434941534f4dULL;            // "MOSAICv2": before count_k (k = 0)
+constexpr uint64_t kMagicWithCounts = 0x6b76434941534f4dULL;  // "MOSAICvk": count_k after cold_weight
 
 }  // namespace
 
@@ -324,6 +475,12 @@ EaseFactors FactorEase(const EvalData& data, const std::vector<uint32_t>& train,
     FactorThroughItems(x, items, lambda, max_rank, &f);
   }
   return f;
+}
+
+double SecondVersion::ContentWeight(uint64_t plays) const {
+  if (plays == 0) return cold_weight;
+  if (count_k <= 0) return blend_weight;
+  return blend_weight + (cold_weight - blend_weight) * count_k / (count_k + double(plays));
 }
 
 void SecondVersion::Place(const std::vector<const float*>& modality_rows, const std::vector<uint32_t>& kg,
@@ -432,13 +589,14 @@ std::vector<SecondVersion::Contribution> SecondVersion::Contributions(const floa
 
 std::string SecondVersion::Save() const {
   Writer w;
-  w.Put(kMagic);
+  w.Put(kMagicWithCounts);
   w.Put(num_items);
   w.Put(ease_rank);
   w.Put(content_rank);
   w.Put(ease_lambda);
   w.Put(blend_weight);
   w.Put(cold_weight);
+  w.Put(count_k);
   w.PutVector(items);
   w.PutVector(projection);
   w.PutVector(has_plays);
@@ -474,7 +632,8 @@ std::string SecondVersion::Save() const {
 
 SecondVersion SecondVersion::Load(const std::string& bytes) {
   Reader r(bytes);
-  if (r.Get<uint64_t>() != kMagic) throw std::runtime_error("second version: not a second-version model");
+  const uint64_t magic = r.Get<uint64_t>();
+  if (magic != kMagic && magic != kMagicWithCounts) throw std::runtime_error("second version: not a second-version model");
   SecondVersion v;
   v.num_items = r.Get<uint32_t>();
   v.ease_rank = r.Get<uint32_t>();
@@ -482,6 +641,7 @@ SecondVersion SecondVersion::Load(const std::string& bytes) {
   v.ease_lambda = r.Get<double>();
   v.blend_weight = r.Get<double>();
   v.cold_weight = r.Get<double>();
+  if (magic == kMagicWithCounts) v.count_k = r.Get<double>();
   v.items = r.GetVector<float>();
   v.projection = r.GetVector<float>();
   v.has_plays = r.GetVector<uint8_t>();
@@ -522,7 +682,7 @@ SecondVersion SecondVersion::Load(const std::string& bytes) {
             v.content_mean.size() == v.content_rank && s.point.rank == v.content_rank &&
             s.kg_idf.size() == s.kg_keys.size() && s.coefficients.size() == n * cd &&
             s.support_kg_ids.size() == s.support_kg_values.size() && !s.support_kg_offsets.empty() &&
-            s.support_kg_offsets.back() == s.support_kg_ids.size() && s.pop_sd > 0 && v.cold_weight > 0;
+            s.support_kg_offsets.back() == s.support_kg_ids.size() && s.pop_sd > 0 && v.cold_weight > 0 && v.count_k >= 0;
   for (size_t m = 0; ok && m < s.modalities.size(); ++m) {
     ok = s.support_rows[m].size() == n * s.dims[m] && s.support_has[m].size() == n;
   }
@@ -560,7 +720,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
                                const std::vector<uint32_t>& valid, const SecondVersionOptions& options,
                                SecondVersionReport* report) {
   const auto start = std::chrono::steady_clock::now();
-  const int stages = valid.empty() ? 5 : 4;
+  const int stages = (valid.empty() ? 5 : 4) + (options.few_play_share > 0 ? 1 : 0);
   int stage = 0;
   std::vector<std::pair<std::string, double>> timings;
   auto stage_start = start;
@@ -598,6 +758,19 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   const double weight = SettingValue(blend_tuning.grid[blend_tuning.chosen].setting, "weight");
   blend.reset();
   ease.reset();
+  double default_cold = weight;
+  if (!(default_cold > 0)) {  // new items keep the content's order: the grid's smallest positive weight
+    default_cold = 1.0;
+    for (double x : options.blend_weights) {
+      if (x > 0) default_cold = std::min(default_cold, x);
+    }
+  }
+  FewPlayChoice few_plays;
+  few_plays.cold_weight = default_cold;
+  if (options.few_play_share > 0) {
+    next("the content's weight by play count on pseudo-few-shot items");
+    few_plays = ChooseFewPlayWeights(data, fit, lambda, kernel->state().point, weight, default_cold, options);
+  }
   if (valid.empty()) {  // refit on every play at the chosen point
     next("the content kernel on every play");
     const KernelPoint point = kernel->state().point;
@@ -613,17 +786,14 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   v.content_rank = kernel->state().point.rank;
   v.ease_lambda = lambda;
   v.blend_weight = weight;
-  v.cold_weight = weight;
-  if (!(v.cold_weight > 0)) {  // new items keep the content's order: the grid's smallest positive weight
-    v.cold_weight = 1.0;
-    for (double x : options.blend_weights) {
-      if (x > 0) v.cold_weight = std::min(v.cold_weight, x);
-    }
-  }
+  v.cold_weight = few_plays.cold_weight;
+  v.count_k = few_plays.k;
   v.content = kernel->state();
   const size_t n = data.num_items, er = v.ease_rank, cr = v.content_rank, d = v.dim(), pd = v.projection_dim();
   v.has_plays.assign(n, 0);
-  for (uint32_t t : train) v.has_plays[data.interactions[t].item] = 1;
+  std::vector<uint64_t> plays(n, 0);
+  for (uint32_t t : train) ++plays[data.interactions[t].item];
+  for (size_t i = 0; i < n; ++i) v.has_plays[i] = plays[i] > 0;
   const std::vector<double>& qhat = kernel->predicted();
   const std::vector<double>& q = kernel->cf_items();
   const std::vector<double>& popz = kernel->pop_z();
@@ -645,7 +815,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
     float* item = &v.items[i * d];
     float* proj = &v.projection[i * pd];
     const bool played = v.has_plays[i];
-    const double s = played ? weight : v.cold_weight;
+    const double s = v.ContentWeight(plays[i]);
     for (size_t k = 0; k < er; ++k) {  // E_i = 0 without plays
       item[k] = float(ef.e[i * er + k] - ease_mean[k]);
       if (!played) continue;
@@ -665,6 +835,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
     report->ease = ease_tuning;
     report->content = content_tuning;
     report->blend = blend_tuning;
+    report->few_plays = few_plays.tuning;
     report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return v;
@@ -688,7 +859,8 @@ class ServedSecondVersion : public Baseline {
     }
     const std::string chosen = "lambda=" + FormatNumber(model_.ease_lambda) + " " +
                                report.content.grid[report.content.chosen].setting + " ease_rank=" +
-                               std::to_string(model_.ease_rank) + " ";
+                               std::to_string(model_.ease_rank) + " k=" + FormatNumber(model_.count_k) + " c=" +
+                               FormatNumber(model_.cold_weight) + " ";
     tuning_ = report.blend;
     for (GridPoint& point : tuning_.grid) point.setting = chosen + point.setting;
   }

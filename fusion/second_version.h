@@ -10,13 +10,15 @@
 //   * the content kernel (fusion/content_kernel.h) for every item: predicted SVD factors Qhat_i and
 //     popularity; a user's SVD factors are the sum of their items' Q_j (P = X Q).
 // Each part's scores are standardised over the items for the user, as MakeBlend does, and
-//   score(u, i) = z_ease(u, i) + w z_content(u, i)
-// for every item, w chosen on validation: the served lists are the blend `mosaic eval` measures. An
-// item without plays has EASE^R score 0, the same for all of them, so among new items the content
-// alone orders them; where validation chose w = 0 they take the grid's smallest positive weight
-// (cold_weight), so that they keep that order.
+//   score(u, i) = z_ease(u, i) + v(n_i) z_content(u, i),
+//   v(n) = w + (c - w) k / (k + n) for an item with n training plays, v(0) = c,
+// w chosen on validation as the blend `mosaic eval` measures; c and k on a pseudo-few-shot hold-out
+// (DropoutNet's point: an item with one play is known mostly by its content, and EASE^R's scores of
+// it are noise). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
+// positive weight where w = 0, so that new items (EASE^R score 0 for all of them) keep the
+// content's order.
 // Item vector, centred over the fitted items so that a dot product is the standardised score itself:
-// [E_i - mean E | v (Qhat_i - mean Qhat) | v popz_i | 1], v = w with plays and cold_weight without.
+// [E_i - mean E | v (Qhat_i - mean Qhat) | v popz_i | 1], v = v(n_i).
 // User vector from the played items' projection rows [W_j | Q_j | E_j] ([0 | Qhat_j | 0] for an item
 // without plays) and the covariances of both parts; the last column corrects EASE^R's mean and
 // spread for the played items' own terms W_j . E_j (B has a zero diagonal), so that the blend is the
@@ -61,6 +63,11 @@ struct SecondVersionOptions {
   uint32_t max_ease_side = 20000;       ///< EASE^R solves a min(users, items)-sized system: refused beyond
   uint32_t max_kernel_items = 20000;    ///< the kernel's Grams are items-with-plays squared: refused beyond
   std::vector<double> blend_weights = {0, 0.05, 0.1, 0.25, 0.5, 1};  ///< w, chosen on validation
+  /// The pseudo-few-shot hold-out that chooses c and k: this share of the items with at least 6
+  /// plays keeps 0 to 5 of them (uniformly drawn), the rest held out. 0 skips the stage (k = 0).
+  double few_play_share = 0.2;
+  std::vector<double> few_play_ks = {1, 3, 10, 30};                   ///< k, beside k = 0
+  std::vector<double> few_play_weights = {0.1, 0.25, 0.5, 1, 2, 4};   ///< c
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
   /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.
@@ -74,6 +81,7 @@ struct SecondVersionReport {
   Tuning ease;     ///< lambda
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
+  Tuning few_plays;  ///< c and k on the pseudo-few-shot hold-out (empty when skipped)
   double seconds = 0;
   std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
@@ -85,7 +93,8 @@ class SecondVersion {
   uint32_t content_rank = 0;             ///< columns of Qhat
   double ease_lambda = 0;
   double blend_weight = 0;               ///< w
-  double cold_weight = 0;                ///< the content's weight for items without plays (> 0)
+  double cold_weight = 0;                ///< c, the content's weight for items without plays (> 0)
+  double count_k = 0;                    ///< k: how fast the weight moves from c to w with plays (0: at once)
   std::vector<float> items;              ///< [num_items x dim()]
   std::vector<float> projection;         ///< [num_items x projection_dim()]: [W_j | Q_j | E_j]
   std::vector<uint8_t> has_plays;        ///< per item: trained with plays (else placed by content alone)
@@ -107,6 +116,8 @@ class SecondVersion {
  public:
 
   size_t dim() const { return size_t(ease_rank) + content_rank + 2; }
+  // v(n): the content's weight in the vector of an item with n training plays.
+  double ContentWeight(uint64_t plays) const;
   size_t projection_dim() const { return 2 * size_t(ease_rank) + content_rank; }
 
   // The item vector and projection row of an item placed by its content (PlaceByContent's
@@ -136,11 +147,6 @@ class SecondVersion {
   static SecondVersion Load(const std::string& bytes);
 };
 
-// Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
-// fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
-// the choice, and every model is refitted on the whole of `train` at the chosen points. The content
-// kernel chooses its own point on its pseudo-cold hold-out. Throws std::invalid_argument with
-// SecondVersionFits' reason when the data is too large, and as the models it fits do.
 // Whether the second version can be fitted on data.interactions[train] in memory: EASE^R's dense
 // system (8 bytes times min(users, items with plays) squared) within max_ease_side, and the kernel's
 // Grams (items with plays squared) within max_kernel_items. Empty when it fits, else the reason.
@@ -148,6 +154,13 @@ class SecondVersion {
 std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>& train,
                               const SecondVersionOptions& options);
 
+// Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
+// fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
+// the choice, and every model is refitted on the whole of `train` at the chosen points. The content
+// kernel chooses its own point on its pseudo-cold hold-out; c and k are chosen on a pseudo-few-shot
+// hold-out of the plays that fit (both models refitted without it at their chosen points). Throws
+// std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
+// it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
                                const std::vector<uint32_t>& valid, const SecondVersionOptions& options,
                                SecondVersionReport* report);

@@ -238,6 +238,8 @@ TEST(CliEval, ModelKindAndOnlyModelChooseTheRows) {
             (std::vector<std::string>{"Mosaic v2 content", "Mosaic v2", "Mosaic v2 (served)"}));
   EXPECT_NE(std::find(warm.begin(), warm.end(), "EASE"), warm.end());
   EXPECT_EQ(std::find(warm.begin(), warm.end(), "Mosaic"), warm.end());
+  // Warm with the peers left out: the served row alone (the content is no form of the model there).
+  EXPECT_EQ(rows("--protocol warm --model-kind v2 --only-model"), (std::vector<std::string>{"Mosaic v2 (served)"}));
   CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol warm --model-kind v3");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--model-kind"), std::string::npos) << r.err;

@@ -138,6 +138,12 @@ TEST_F(FittedSecondVersion, TheRecordRoundTripsAndRefusesDamage) {
   EXPECT_EQ(back.projection, model_.projection);
   EXPECT_EQ(back.content.coefficients, model_.content.coefficients);
   EXPECT_EQ(back.Save(), bytes);
+  EXPECT_EQ(back.count_k, model_.count_k);
+  // A record written before count_k existed: the earlier magic and no k, read as k = 0.
+  std::string earlier = bytes;
+  earlier.replace(0, 8, "MOSAICv2");
+  earlier.erase(8 + 3 * 4 + 3 * 8, 8);
+  EXPECT_EQ(SecondVersion::Load(earlier).count_k, 0);
   EXPECT_THROW(SecondVersion::Load(bytes.substr(0, bytes.size() - 3)), std::runtime_error);
   EXPECT_THROW(SecondVersion::Load(bytes + "x"), std::runtime_error);
   EXPECT_THROW(SecondVersion::Load("not a model"), std::runtime_error);
@@ -155,9 +161,9 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
   served->Fit(data, train, {});
   ASSERT_NE(served->tuning(), nullptr);
   EXPECT_NE(served->tuning()->grid[0].setting.find("weight=0.5"), std::string::npos);
-  // On every item the user did not play (with plays or not) the served score is z_ease + 0.5
+  // On every item the user did not play (with plays or not) the served score is z_ease + v(n_i)
   // z_content: the blend of the exact models at the chosen points, standardised over every item as
-  // MakeBlend does.
+  // MakeBlend does, with the content's weight of an item's play count.
   const std::string& setting = served->tuning()->grid[0].setting;
   const double lambda = std::stod(setting.substr(setting.find("lambda=") + 7));
   auto ease = MakeEase(lambda);
@@ -171,12 +177,20 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
   point.pop = value("pop");
   auto kernel = MakeContentKernelAt("kernel", true, point);
   kernel->Fit(data, train, {});
-  auto blend = MakeBlend("blend", ease.get(), kernel.get(), {0.5});
-  blend->Fit(data, train, {});
+  SecondVersion curve;
+  curve.blend_weight = 0.5;
+  curve.cold_weight = value("c");
+  curve.count_k = std::stod(setting.substr(setting.find(" k=") + 3));
+  std::vector<uint64_t> plays(90, 0);
+  for (uint32_t t : train) ++plays[data.interactions[t].item];
   std::vector<uint8_t> has_plays(90, 0);
-  for (uint32_t t : train) has_plays[data.interactions[t].item] = 1;
+  for (uint32_t i = 0; i < 90; ++i) has_plays[i] = plays[i] > 0;
   for (uint32_t u = 0; u < 24; ++u) {
-    const std::vector<float> s = Score(*served, u), b = Score(*blend, u);
+    const std::vector<float> s = Score(*served, u);
+    std::vector<float> b = Score(*ease, u), z_content = Score(*kernel, u);
+    Standardise(&b);
+    Standardise(&z_content);
+    for (uint32_t i = 0; i < 90; ++i) b[i] += float(curve.ContentWeight(plays[i])) * z_content[i];
     std::vector<uint8_t> mine(90, 0);
     for (uint32_t t : train) {
       if (data.interactions[t].user == u) mine[data.interactions[t].item] = 1;
@@ -185,6 +199,40 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
       if (!mine[i]) EXPECT_NEAR(s[i], b[i], 1e-3) << "user " << u << " item " << i << (has_plays[i] ? "" : " (no plays)");
     }
   }
+}
+
+// v(n): c without plays, w with k = 0, and from c towards w as plays come with k > 0.
+TEST(SecondVersionTest, TheContentWeightMovesFromColdToWarmWithPlays) {
+  SecondVersion v;
+  v.blend_weight = 0.1;
+  v.cold_weight = 2;
+  EXPECT_EQ(v.ContentWeight(0), 2);
+  EXPECT_EQ(v.ContentWeight(1), 0.1);  // k = 0
+  v.count_k = 3;
+  EXPECT_EQ(v.ContentWeight(0), 2);
+  EXPECT_NEAR(v.ContentWeight(3), 0.1 + 1.9 / 2, 1e-12);
+  EXPECT_GT(v.ContentWeight(1), v.ContentWeight(2));
+  EXPECT_NEAR(v.ContentWeight(1000000), 0.1, 1e-5);
+}
+
+// The pseudo-few-shot stage measures k = 0 first and then every (c, k); the chosen point is in the
+// model and in the tuning's setting; without the stage k is 0.
+TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCount) {
+  const SecondVersionOptions options;
+  ASSERT_EQ(report_.few_plays.grid.size(), 1 + options.few_play_ks.size() * options.few_play_weights.size());
+  EXPECT_EQ(report_.few_plays.grid[0].setting, "k=0");
+  const std::string& chosen = report_.few_plays.grid[report_.few_plays.chosen].setting;
+  if (model_.count_k > 0) {
+    EXPECT_NE(chosen.find("c="), std::string::npos) << chosen;
+  } else {
+    EXPECT_EQ(chosen, "k=0");
+  }
+  SecondVersionOptions without;
+  without.few_play_share = 0;
+  SecondVersionReport report;
+  const SecondVersion plain = FitSecondVersion(data_, train_, {}, without, &report);
+  EXPECT_TRUE(report.few_plays.grid.empty());
+  EXPECT_EQ(plain.count_k, 0);
 }
 
 }  // namespace

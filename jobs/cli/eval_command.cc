@@ -213,7 +213,9 @@ void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64
     models->push_back(std::move(content));
     if (ease) models->push_back(fusion::MakeBlend("Mosaic v2" + suffix, ease, fitted_first, weights));
   };
-  add("", true, false);
+  // Where warm items are ranked and no EASE^R peer is fitted (--only-model) the content alone is no
+  // form of the model: the served row is.
+  if (ease || content_peers) add("", true, false);
   // What `mosaic rebuild --model-kind v2` builds and serves (fusion/second_version.h): it chooses its
   // own EASE^R lambda and blend weight on the validation split, searches the content kernel's
   // smaller product grid, and scores by dot products.

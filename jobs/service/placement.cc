@@ -13,18 +13,10 @@ namespace {
 
 // The second version's placement: its content kernel on the item's modality vectors and on its KG
 // features, (relation, neighbour, direction) in store ids as the version keyed them.
-Status PlaceByContent(const store::ReadView& view, const fusion::SecondVersion& v, const std::vector<NodeId>& items,
+Status PlaceByContent(const store::ReadView& view, const LoadedModel& m, const std::vector<NodeId>& items,
                       at::Tensor* reps) {
+  const fusion::SecondVersion& v = *m.second;
   const fusion::ContentKernelState& state = v.content;
-  std::unordered_map<uint64_t, uint32_t> feature;  // (relation, node) << 1 | backward -> index
-  feature.reserve(state.kg_keys.size());
-  auto key = [](uint32_t relation, uint32_t node, bool backward) {
-    return ((uint64_t(relation) << 32 | node) << 1) | uint64_t(backward);
-  };
-  for (size_t k = 0; k < state.kg_keys.size(); ++k) {
-    const fusion::KgFeatureKey& f = state.kg_keys[k];
-    feature.emplace(key(f.relation, f.node, f.backward), uint32_t(k));
-  }
   *reps = torch::zeros({int64_t(items.size()), int64_t(v.dim())}, torch::kFloat);
   std::vector<float> item, projection;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -39,8 +31,8 @@ Status PlaceByContent(const store::ReadView& view, const fusion::SecondVersion& 
     }
     std::vector<uint32_t> kg;
     auto add = [&](NodeId other, store::RelationId relation, bool backward) {
-      auto f = feature.find(key(relation, other, backward));
-      if (f != feature.end()) kg.push_back(f->second);
+      auto f = m.kg_feature.find(LoadedModel::KgFeatureKeyOf(relation, other, backward));
+      if (f != m.kg_feature.end()) kg.push_back(f->second);
       return true;
     };
     MOSAIC_RETURN_IF_ERROR(view.ForEachOutEdge(items[i], [&](const store::Edge& e) { return add(e.dst, e.relation, false); }));
@@ -55,7 +47,7 @@ Status PlaceByContent(const store::ReadView& view, const fusion::SecondVersion& 
 
 Status InferItems(const store::ReadView& view, const LoadedModel& m, fusion::Kgat* kgat_module,
                   const std::vector<NodeId>& items, at::Tensor* reps) {
-  if (m.is_second_version()) return PlaceByContent(view, *m.second, items, reps);
+  if (m.is_second_version()) return PlaceByContent(view, m, items, reps);
   if (kgat_module == nullptr) return Status::InvalidArgument("placement: the version's module is not loaded");
   fusion::Kgat& kgat = *kgat_module;
   const int64_t n = int64_t(items.size());

@@ -359,9 +359,14 @@ Status RebuildSecondVersion(const std::string& store_dir, const RebuildOptions& 
   const nlohmann::json about = {
       {"ease_lambda", second->ease_lambda},
       {"blend_weight", second->blend_weight},
+      {"cold_weight", second->cold_weight},
+      {"count_k", second->count_k},
       {"ease_rank", second->ease_rank},
       {"content", {{"g", p.g}, {"w_text", p.w_text}, {"lambda", p.lambda}, {"rank", p.rank}, {"pop", p.pop}}},
-      {"validation", {{"ease", chosen(fitted.ease)}, {"content", chosen(fitted.content)}, {"blend", chosen(fitted.blend)}}},
+      {"validation", {{"ease", chosen(fitted.ease)},
+                      {"content", chosen(fitted.content)},
+                      {"blend", chosen(fitted.blend)},
+                      {"few_plays", fitted.few_plays.grid.empty() ? nlohmann::json() : chosen(fitted.few_plays)}}},
       {"fit_stages", [&] {
          nlohmann::json stages = nlohmann::json::array();
          for (const auto& [name, seconds] : fitted.stages) stages.push_back({{"stage", name}, {"seconds", seconds}});

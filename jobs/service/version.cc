@@ -253,6 +253,14 @@ void LoadedModel::Index() {
       interacted = id;
     }
   }
+  kg_feature.clear();
+  if (second) {
+    const std::vector<fusion::KgFeatureKey>& keys = second->content.kg_keys;
+    kg_feature.reserve(keys.size());
+    for (size_t k = 0; k < keys.size(); ++k) {
+      kg_feature.emplace(KgFeatureKeyOf(keys[k].relation, keys[k].node, keys[k].backward), uint32_t(k));
+    }
+  }
 }
 
 Status LoadModelWeights(const LoadedModel& m, std::unique_ptr<fusion::Kgat>* kgat) {

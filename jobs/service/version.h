@@ -101,8 +101,14 @@ struct LoadedModel {
   /// The second version's model (null for the first). Loaded without its item vectors (the reps' item
   /// rows are they) and with `weights` emptied once parsed.
   std::shared_ptr<const fusion::SecondVersion> second;
+  /// The second version's KG features, KgFeatureKeyOf(relation, node, backward) -> index into
+  /// second->content.kg_keys, so that placing an item does not rebuild the map.
+  std::unordered_map<uint64_t, uint32_t> kg_feature;
 
   bool is_second_version() const { return second != nullptr; }
+  static uint64_t KgFeatureKeyOf(store::RelationId relation, store::NodeId node, bool backward) {
+    return ((uint64_t(relation) << 32 | node) << 1) | uint64_t(backward);
+  }
 
   // Whether the version says which items each user had (so later plays can be told apart).
   bool has_history() const { return !history_offsets.empty(); }
@@ -111,7 +117,8 @@ struct LoadedModel {
   int64_t num_items() const { return config.num_items; }
   bool IsUserRow(int64_t row) const { return row < config.num_users; }
   bool IsItemRow(int64_t row) const { return row >= config.num_users && row < config.num_users + config.num_items; }
-  // Fills row_of, num_kg_relations, kg_relation and interacted from config, nodes and relations.
+  // Fills row_of, num_kg_relations, kg_relation and interacted from config, nodes and relations, and
+  // kg_feature from second.
   void Index();
   // Model relation of a stored triple walked forward (reverse = false) or from tail to head; -1 when
   // the relation is not one of this version's.
