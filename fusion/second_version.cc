@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -333,58 +332,80 @@ class CountWeightedBlend : public Baseline {
   std::vector<float> weights_;  ///< v_i
 };
 
-// c and k chosen on the pseudo-few-shot hold-out of `fit` with w fixed: EASE^R at `lambda` and the
-// kernel at `point` refitted on the plays kept, then every (c, k) measured on the held-out plays as
-// a tuned peer is on validation. k = 0 (v = w for every item with plays, `default_cold` without)
-// comes first, so that it stays unless another point does better.
+// c and k chosen with w fixed: EASE^R at `lambda` and the kernel at `point` refitted on the plays
+// the pseudo-few-shot hold-out of `fit` keeps, then every (c, k) measured as a tuned peer is on
+// validation, ranking every item the user did not keep, on two sets of held-out plays: the
+// pseudo-few-shot items' and `choose` (the plays that chose w, of items at every stage of life).
+// Their mean Recall@20 decides, so that lifting items with few plays is paid for by what it costs
+// the others; the pseudo-few-shot plays alone would reward lifting them above everything. k = 0 (v =
+// w for every item with plays, `default_cold` without) comes first, so that it stays unless
+// another point does better.
 struct FewPlayChoice {
   double cold_weight = 0;
   double k = 0;
-  Tuning tuning;
+  Tuning tuning;  ///< valid_recall20: the mean of the two Recall@20; valid_ndcg20: of the two NDCG@20
 };
 
-FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint32_t>& fit, double lambda,
-                                   const KernelPoint& point, double w, double default_cold,
-                                   const SecondVersionOptions& options) {
+FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint32_t>& fit,
+                                   const std::vector<uint32_t>& choose, double lambda, const KernelPoint& point,
+                                   double w, double default_cold, const SecondVersionOptions& options) {
   FewPlayChoice choice;
   choice.cold_weight = default_cold;
   std::vector<uint32_t> kept, held;
   HoldOutFewPlays(data, fit, options.few_play_share, options.seed, &kept, &held);
-  if (held.empty()) return choice;
+  if (held.empty() || choose.empty()) return choice;
   std::unique_ptr<Baseline> ease = MakeEase(lambda);
   ease->Fit(data, kept, {});
   std::unique_ptr<ContentKernel> kernel = MakeContentKernelAt("content kernel", options.use_kg, point);
   kernel->Fit(data, kept, {});
+  std::vector<std::vector<uint32_t>> kept_of(data.num_users), held_of(data.num_users), choose_of(data.num_users);
+  for (uint32_t t : kept) kept_of[data.interactions[t].user].push_back(data.interactions[t].item);
+  for (uint32_t t : held) held_of[data.interactions[t].user].push_back(data.interactions[t].item);
+  for (uint32_t t : choose) choose_of[data.interactions[t].user].push_back(data.interactions[t].item);
   std::vector<uint32_t> users;
-  for (uint32_t t : held) users.push_back(data.interactions[t].user);
-  std::sort(users.begin(), users.end());
-  users.erase(std::unique(users.begin(), users.end()), users.end());
+  for (uint32_t u = 0; u < data.num_users; ++u) {
+    std::sort(kept_of[u].begin(), kept_of[u].end());
+    if (!held_of[u].empty() || !choose_of[u].empty()) users.push_back(u);
+  }
   const CachedParts parts = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
   ease.reset();
   kernel.reset();
   std::vector<uint64_t> plays(data.num_items, 0);
   for (uint32_t t : kept) ++plays[data.interactions[t].item];
+  auto candidates = [&](uint32_t u, std::vector<uint32_t>* list) {
+    list->clear();
+    const std::vector<uint32_t>& seen = kept_of[u];
+    for (uint32_t i = 0; i < data.num_items; ++i) {
+      if (!std::binary_search(seen.begin(), seen.end(), i)) list->push_back(i);
+    }
+  };
   SecondVersion curve;  // only its ContentWeight
   curve.blend_weight = w;
-  std::vector<GridCandidate> grid;
-  std::vector<std::pair<double, double>> points;  // (c, k) of each candidate
-  auto add = [&](double c, double k) {
+  double best = -1;
+  auto measure = [&](double c, double k) {
     curve.cold_weight = c;
     curve.count_k = k;
     std::vector<float> weights(data.num_items);
     for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
-    const std::string setting = k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c);
-    grid.push_back({setting, [&parts, weights] { return std::make_unique<CountWeightedBlend>(&parts, weights); }});
-    points.emplace_back(c, k);
+    const CountWeightedBlend blend(&parts, std::move(weights));
+    const RankingMetrics few = RankUsers(blend, data.num_users, candidates,
+                                         [&](uint32_t u) -> const std::vector<uint32_t>& { return held_of[u]; });
+    const RankingMetrics all = RankUsers(blend, data.num_users, candidates,
+                                         [&](uint32_t u) -> const std::vector<uint32_t>& { return choose_of[u]; });
+    const double score = (few.recall20 + all.recall20) / 2;
+    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), score,
+                                  (few.ndcg20 + all.ndcg20) / 2});
+    if (score > best) {
+      best = score;
+      choice.tuning.chosen = choice.tuning.grid.size() - 1;
+      choice.cold_weight = c;
+      choice.k = k;
+    }
   };
-  add(default_cold, 0);
+  measure(default_cold, 0);
   for (double k : options.few_play_ks) {
-    for (double c : options.few_play_weights) add(c, k);
+    for (double c : options.few_play_weights) measure(c, k);
   }
-  std::unique_ptr<Baseline> tuned = MakeTuned("content weight by play count", std::move(grid));
-  tuned->Fit(data, kept, held);
-  choice.tuning = *tuned->tuning();
-  std::tie(choice.cold_weight, choice.k) = points[choice.tuning.chosen];
   return choice;
 }
 
@@ -769,7 +790,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   few_plays.cold_weight = default_cold;
   if (options.few_play_share > 0) {
     next("the content's weight by play count on pseudo-few-shot items");
-    few_plays = ChooseFewPlayWeights(data, fit, lambda, kernel->state().point, weight, default_cold, options);
+    few_plays = ChooseFewPlayWeights(data, fit, choose, lambda, kernel->state().point, weight, default_cold, options);
   }
   if (valid.empty()) {  // refit on every play at the chosen point
     next("the content kernel on every play");

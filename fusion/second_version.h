@@ -12,9 +12,10 @@
 // Each part's scores are standardised over the items for the user, as MakeBlend does, and
 //   score(u, i) = z_ease(u, i) + v(n_i) z_content(u, i),
 //   v(n) = w + (c - w) k / (k + n) for an item with n training plays, v(0) = c,
-// w chosen on validation as the blend `mosaic eval` measures; c and k on a pseudo-few-shot hold-out
-// (DropoutNet's point: an item with one play is known mostly by its content, and EASE^R's scores of
-// it are noise). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
+// w chosen on validation as the blend `mosaic eval` measures; c and k on the mean Recall@20 of a
+// pseudo-few-shot hold-out and of the validation plays (DropoutNet's point: an item with one play is
+// known mostly by its content, and EASE^R's scores of it are noise; the validation plays say what
+// lifting such items costs the others). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
 // positive weight where w = 0, so that new items (EASE^R score 0 for all of them) keep the
 // content's order.
 // Item vector, centred over the fitted items so that a dot product is the standardised score itself:
@@ -81,7 +82,7 @@ struct SecondVersionReport {
   Tuning ease;     ///< lambda
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
-  Tuning few_plays;  ///< c and k on the pseudo-few-shot hold-out (empty when skipped)
+  Tuning few_plays;  ///< c and k: mean Recall@20 of the pseudo-few-shot and validation plays (empty when skipped)
   double seconds = 0;
   std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
@@ -157,8 +158,9 @@ std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>&
 // Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
 // fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
-// kernel chooses its own point on its pseudo-cold hold-out; c and k are chosen on a pseudo-few-shot
-// hold-out of the plays that fit (both models refitted without it at their chosen points). Throws
+// kernel chooses its own point on its pseudo-cold hold-out; c and k on the mean Recall@20 of a
+// pseudo-few-shot hold-out of the plays that fit and of the plays that chose w (both models
+// refitted without the first at their chosen points). Throws
 // std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
 // it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
