@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -332,23 +333,26 @@ class CountWeightedBlend : public Baseline {
   std::vector<float> weights_;  ///< v_i
 };
 
-// c and k chosen with w fixed: EASE^R at `lambda` and the kernel at `point` refitted on the plays
-// the pseudo-few-shot hold-out of `fit` keeps, then every (c, k) measured as a tuned peer is on
-// validation, ranking every item the user did not keep, on two sets of held-out plays: the
-// pseudo-few-shot items' and `choose` (the plays that chose w, of items at every stage of life).
-// Their mean Recall@20 decides, so that lifting items with few plays is paid for by what it costs
-// the others; the pseudo-few-shot plays alone would reward lifting them above everything. k = 0 (v =
-// w for every item with plays, `default_cold` without) comes first, so that it stays unless
-// another point does better.
+// c and k chosen with w fixed, on two sets of held-out plays, each ranking every item the user did
+// not fit on:
+//   * warm: the plays that chose w (`choose`), scored by the models that chose it (`warm`, cached)
+//     with v(n) of the items' plays in `fit`;
+//   * few-play: the pseudo-few-shot items' held-out plays, scored by EASE^R at `lambda` and the
+//     kernel at `point` refitted on the plays the hold-out keeps, with v(n) of those.
+// The point kept is the best few-play Recall@20 among those whose warm Recall@20 is within
+// `few_play_warm_tolerance` of k = 0's: lifting items with few plays may not cost the others more.
+// (Their mean, tried first, chose the grid's largest c every time: attempt 5 in docs/results.md.)
+// k = 0 (v = w for every item with plays, `default_cold` without) comes first and stays on a tie.
 struct FewPlayChoice {
   double cold_weight = 0;
   double k = 0;
-  Tuning tuning;  ///< valid_recall20: the mean of the two Recall@20; valid_ndcg20: of the two NDCG@20
+  Tuning tuning;  ///< valid_recall20: few-play Recall@20; valid_ndcg20: warm Recall@20
 };
 
 FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint32_t>& fit,
-                                   const std::vector<uint32_t>& choose, double lambda, const KernelPoint& point,
-                                   double w, double default_cold, const SecondVersionOptions& options) {
+                                   const std::vector<uint32_t>& choose, const CachedParts& warm, double lambda,
+                                   const KernelPoint& point, double w, double default_cold,
+                                   const SecondVersionOptions& options) {
   FewPlayChoice choice;
   choice.cold_weight = default_cold;
   std::vector<uint32_t> kept, held;
@@ -358,54 +362,65 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   ease->Fit(data, kept, {});
   std::unique_ptr<ContentKernel> kernel = MakeContentKernelAt("content kernel", options.use_kg, point);
   kernel->Fit(data, kept, {});
-  std::vector<std::vector<uint32_t>> kept_of(data.num_users), held_of(data.num_users), choose_of(data.num_users);
-  for (uint32_t t : kept) kept_of[data.interactions[t].user].push_back(data.interactions[t].item);
-  for (uint32_t t : held) held_of[data.interactions[t].user].push_back(data.interactions[t].item);
-  for (uint32_t t : choose) choose_of[data.interactions[t].user].push_back(data.interactions[t].item);
+  auto items_of = [&](const std::vector<uint32_t>& plays) {
+    std::vector<std::vector<uint32_t>> of(data.num_users);
+    for (uint32_t t : plays) of[data.interactions[t].user].push_back(data.interactions[t].item);
+    for (auto& list : of) std::sort(list.begin(), list.end());
+    return of;
+  };
+  const auto fit_of = items_of(fit), kept_of = items_of(kept), held_of = items_of(held), choose_of = items_of(choose);
   std::vector<uint32_t> users;
   for (uint32_t u = 0; u < data.num_users; ++u) {
-    std::sort(kept_of[u].begin(), kept_of[u].end());
-    if (!held_of[u].empty() || !choose_of[u].empty()) users.push_back(u);
+    if (!held_of[u].empty()) users.push_back(u);
   }
-  const CachedParts parts = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
+  const CachedParts few = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
   ease.reset();
   kernel.reset();
-  std::vector<uint64_t> plays(data.num_items, 0);
-  for (uint32_t t : kept) ++plays[data.interactions[t].item];
-  auto candidates = [&](uint32_t u, std::vector<uint32_t>* list) {
-    list->clear();
-    const std::vector<uint32_t>& seen = kept_of[u];
-    for (uint32_t i = 0; i < data.num_items; ++i) {
-      if (!std::binary_search(seen.begin(), seen.end(), i)) list->push_back(i);
-    }
+  auto counts = [&](const std::vector<uint32_t>& plays) {
+    std::vector<uint64_t> n(data.num_items, 0);
+    for (uint32_t t : plays) ++n[data.interactions[t].item];
+    return n;
+  };
+  const std::vector<uint64_t> fit_plays = counts(fit), kept_plays = counts(kept);
+  auto unseen = [&](const std::vector<std::vector<uint32_t>>& seen_of) {
+    return [&data, &seen_of](uint32_t u, std::vector<uint32_t>* list) {
+      list->clear();
+      const std::vector<uint32_t>& seen = seen_of[u];
+      for (uint32_t i = 0; i < data.num_items; ++i) {
+        if (!std::binary_search(seen.begin(), seen.end(), i)) list->push_back(i);
+      }
+    };
   };
   SecondVersion curve;  // only its ContentWeight
   curve.blend_weight = w;
-  double best = -1;
-  auto measure = [&](double c, double k) {
-    curve.cold_weight = c;
-    curve.count_k = k;
+  auto recall = [&](const CachedParts& parts, const std::vector<uint64_t>& plays,
+                    const std::vector<std::vector<uint32_t>>& seen_of, const std::vector<std::vector<uint32_t>>& relevant) {
     std::vector<float> weights(data.num_items);
     for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
     const CountWeightedBlend blend(&parts, std::move(weights));
-    const RankingMetrics few = RankUsers(blend, data.num_users, candidates,
-                                         [&](uint32_t u) -> const std::vector<uint32_t>& { return held_of[u]; });
-    const RankingMetrics all = RankUsers(blend, data.num_users, candidates,
-                                         [&](uint32_t u) -> const std::vector<uint32_t>& { return choose_of[u]; });
-    const double score = (few.recall20 + all.recall20) / 2;
-    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), score,
-                                  (few.ndcg20 + all.ndcg20) / 2});
-    if (score > best) {
-      best = score;
-      choice.tuning.chosen = choice.tuning.grid.size() - 1;
-      choice.cold_weight = c;
-      choice.k = k;
-    }
+    return RankUsers(blend, data.num_users, unseen(seen_of),
+                     [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; })
+        .recall20;
   };
-  measure(default_cold, 0);
+  std::vector<std::pair<double, double>> points = {{default_cold, 0}};
   for (double k : options.few_play_ks) {
-    for (double c : options.few_play_weights) measure(c, k);
+    for (double c : options.few_play_weights) points.emplace_back(c, k);
   }
+  for (const auto& [c, k] : points) {
+    curve.cold_weight = c;
+    curve.count_k = k;
+    const double few_recall = recall(few, kept_plays, kept_of, held_of);
+    const double warm_recall = recall(warm, fit_plays, fit_of, choose_of);
+    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), few_recall, warm_recall});
+  }
+  const double floor = choice.tuning.grid[0].valid_ndcg20 * (1 - options.few_play_warm_tolerance);
+  for (size_t g = 1; g < points.size(); ++g) {
+    const GridPoint& p = choice.tuning.grid[g];
+    if (p.valid_ndcg20 >= floor && p.valid_recall20 > choice.tuning.grid[choice.tuning.chosen].valid_recall20) {
+      choice.tuning.chosen = g;
+    }
+  }
+  std::tie(choice.cold_weight, choice.k) = points[choice.tuning.chosen];
   return choice;
 }
 
@@ -777,6 +792,14 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   blend->Fit(data, fit, choose);
   const Tuning blend_tuning = *blend->tuning();
   const double weight = SettingValue(blend_tuning.grid[blend_tuning.chosen].setting, "weight");
+  CachedParts warm;  // the validation users' scores by the models that chose w, for the next stage
+  if (options.few_play_share > 0) {
+    std::vector<uint32_t> users;
+    for (uint32_t t : choose) users.push_back(data.interactions[t].user);
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    warm = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
+  }
   blend.reset();
   ease.reset();
   double default_cold = weight;
@@ -790,7 +813,8 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   few_plays.cold_weight = default_cold;
   if (options.few_play_share > 0) {
     next("the content's weight by play count on pseudo-few-shot items");
-    few_plays = ChooseFewPlayWeights(data, fit, choose, lambda, kernel->state().point, weight, default_cold, options);
+    few_plays = ChooseFewPlayWeights(data, fit, choose, warm, lambda, kernel->state().point, weight, default_cold, options);
+    warm = CachedParts();
   }
   if (valid.empty()) {  // refit on every play at the chosen point
     next("the content kernel on every play");

@@ -12,10 +12,10 @@
 // Each part's scores are standardised over the items for the user, as MakeBlend does, and
 //   score(u, i) = z_ease(u, i) + v(n_i) z_content(u, i),
 //   v(n) = w + (c - w) k / (k + n) for an item with n training plays, v(0) = c,
-// w chosen on validation as the blend `mosaic eval` measures; c and k on the mean Recall@20 of a
-// pseudo-few-shot hold-out and of the validation plays (DropoutNet's point: an item with one play is
-// known mostly by its content, and EASE^R's scores of it are noise; the validation plays say what
-// lifting such items costs the others). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
+// w chosen on validation as the blend `mosaic eval` measures; c and k on a pseudo-few-shot hold-out,
+// as long as the validation plays lose no more than a tolerance (DropoutNet's point: an item with
+// one play is known mostly by its content, and EASE^R's scores of it are noise; the validation plays
+// say what lifting such items costs the others). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
 // positive weight where w = 0, so that new items (EASE^R score 0 for all of them) keep the
 // content's order.
 // Item vector, centred over the fitted items so that a dot product is the standardised score itself:
@@ -69,6 +69,7 @@ struct SecondVersionOptions {
   double few_play_share = 0.2;
   std::vector<double> few_play_ks = {1, 3, 10, 30};                   ///< k, beside k = 0
   std::vector<double> few_play_weights = {0.1, 0.25, 0.5, 1, 2, 4};   ///< c
+  double few_play_warm_tolerance = 0.01;  ///< the validation Recall@20 (relative) lifting few-play items may cost
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
   /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.
@@ -82,7 +83,9 @@ struct SecondVersionReport {
   Tuning ease;     ///< lambda
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
-  Tuning few_plays;  ///< c and k: mean Recall@20 of the pseudo-few-shot and validation plays (empty when skipped)
+  /// c and k (empty when skipped): valid_recall20 is the pseudo-few-shot plays' Recall@20,
+  /// valid_ndcg20 the validation plays' Recall@20 (not an NDCG)
+  Tuning few_plays;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
@@ -158,9 +161,9 @@ std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>&
 // Fits the second version on data.interactions[train]. `valid` chooses lambda and w; when empty, a
 // fifth of the items of each user with at least 5 (drawn with the seed) is held out of `train` for
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
-// kernel chooses its own point on its pseudo-cold hold-out; c and k on the mean Recall@20 of a
-// pseudo-few-shot hold-out of the plays that fit and of the plays that chose w (both models
-// refitted without the first at their chosen points). Throws
+// kernel chooses its own point on its pseudo-cold hold-out; c and k on a pseudo-few-shot hold-out of
+// the plays that fit (both models refitted without it at their chosen points), among the points that
+// cost the plays that chose w at most few_play_warm_tolerance of their Recall@20. Throws
 // std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
 // it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
