@@ -339,14 +339,15 @@ class CountWeightedBlend : public Baseline {
 //     with v(n) of the items' plays in `fit`;
 //   * few-play: the pseudo-few-shot items' held-out plays, scored by EASE^R at `lambda` and the
 //     kernel at `point` refitted on the plays the hold-out keeps, with v(n) of those.
-// The point kept is the best few-play Recall@20 among those whose warm Recall@20 is within
-// `few_play_warm_tolerance` of k = 0's: lifting items with few plays may not cost the others more.
-// (Their mean, tried first, chose the grid's largest c every time: attempt 5 in docs/results.md.)
+// The point kept is the best few-play Recall@20 among those whose warm Recall@20 and NDCG@20 are both
+// within `few_play_warm_tolerance` of k = 0's: lifting items with few plays may not cost the others
+// more. (Their mean, tried first, chose the grid's largest c every time; a guard on Recall@20 alone
+// let NDCG@20 fall 3% on test: attempt 5 in docs/results.md.)
 // k = 0 (v = w for every item with plays, `default_cold` without) comes first and stays on a tie.
 struct FewPlayChoice {
   double cold_weight = 0;
   double k = 0;
-  Tuning tuning;  ///< valid_recall20: few-play Recall@20; valid_ndcg20: warm Recall@20
+  FewPlayTuning tuning;
 };
 
 FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint32_t>& fit,
@@ -393,14 +394,13 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   };
   SecondVersion curve;  // only its ContentWeight
   curve.blend_weight = w;
-  auto recall = [&](const CachedParts& parts, const std::vector<uint64_t>& plays,
-                    const std::vector<std::vector<uint32_t>>& seen_of, const std::vector<std::vector<uint32_t>>& relevant) {
+  auto rank = [&](const CachedParts& parts, const std::vector<uint64_t>& plays,
+                  const std::vector<std::vector<uint32_t>>& seen_of, const std::vector<std::vector<uint32_t>>& relevant) {
     std::vector<float> weights(data.num_items);
     for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
     const CountWeightedBlend blend(&parts, std::move(weights));
     return RankUsers(blend, data.num_users, unseen(seen_of),
-                     [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; })
-        .recall20;
+                     [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
   };
   std::vector<std::pair<double, double>> points = {{default_cold, 0}};
   for (double k : options.few_play_ks) {
@@ -409,14 +409,17 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   for (const auto& [c, k] : points) {
     curve.cold_weight = c;
     curve.count_k = k;
-    const double few_recall = recall(few, kept_plays, kept_of, held_of);
-    const double warm_recall = recall(warm, fit_plays, fit_of, choose_of);
-    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), few_recall, warm_recall});
+    const RankingMetrics few_play = rank(few, kept_plays, kept_of, held_of);
+    const RankingMetrics warm_plays = rank(warm, fit_plays, fit_of, choose_of);
+    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), few_play.recall20,
+                                  warm_plays.recall20, warm_plays.ndcg20});
   }
-  const double floor = choice.tuning.grid[0].valid_ndcg20 * (1 - options.few_play_warm_tolerance);
+  const FewPlayPoint& base = choice.tuning.grid[0];
+  const double keep = 1 - options.few_play_warm_tolerance;
   for (size_t g = 1; g < points.size(); ++g) {
-    const GridPoint& p = choice.tuning.grid[g];
-    if (p.valid_ndcg20 >= floor && p.valid_recall20 > choice.tuning.grid[choice.tuning.chosen].valid_recall20) {
+    const FewPlayPoint& p = choice.tuning.grid[g];
+    if (p.warm_recall20 >= base.warm_recall20 * keep && p.warm_ndcg20 >= base.warm_ndcg20 * keep &&
+        p.few_recall20 > choice.tuning.grid[choice.tuning.chosen].few_recall20) {
       choice.tuning.chosen = g;
     }
   }
@@ -908,6 +911,14 @@ class ServedSecondVersion : public Baseline {
                                FormatNumber(model_.cold_weight) + " ";
     tuning_ = report.blend;
     for (GridPoint& point : tuning_.grid) point.setting = chosen + point.setting;
+    // The few-play stage's grid after the blend's, for the record: its validation figures are the
+    // warm plays', and the pseudo-few-shot Recall@20 is in the setting.
+    for (size_t g = 0; g < report.few_plays.grid.size(); ++g) {
+      const FewPlayPoint& p = report.few_plays.grid[g];
+      tuning_.grid.push_back({"few-play stage" + std::string(g == report.few_plays.chosen ? " (kept)" : "") + ": " +
+                                  p.setting + " few_recall20=" + FormatNumber(p.few_recall20),
+                              p.warm_recall20, p.warm_ndcg20});
+    }
   }
 
   void ScoreUser(uint32_t user, std::vector<float>* scores) const override {

@@ -69,7 +69,8 @@ struct SecondVersionOptions {
   double few_play_share = 0.2;
   std::vector<double> few_play_ks = {1, 3, 10, 30};                   ///< k, beside k = 0
   std::vector<double> few_play_weights = {0.1, 0.25, 0.5, 1, 2, 4};   ///< c
-  double few_play_warm_tolerance = 0.01;  ///< the validation Recall@20 (relative) lifting few-play items may cost
+  /// What lifting few-play items may cost the plays that chose w, relative, on Recall@20 and on NDCG@20 alike
+  double few_play_warm_tolerance = 0.01;
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
   /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.
@@ -78,14 +79,26 @@ struct SecondVersionOptions {
   std::function<void(int done, int total, const char* stage)> on_stage;
 };
 
+// One (c, k) of the few-play stage and what it scored.
+struct FewPlayPoint {
+  std::string setting;       ///< "k=0", or "k=K c=C"
+  double few_recall20 = 0;   ///< the pseudo-few-shot items' held-out plays
+  double warm_recall20 = 0;  ///< the plays that chose w
+  double warm_ndcg20 = 0;    ///< the same plays' NDCG@20
+};
+
+// The few-play stage's grid, in the order tried (k = 0 first), and the point kept.
+struct FewPlayTuning {
+  std::vector<FewPlayPoint> grid;
+  size_t chosen = 0;
+};
+
 // What the fit chose, and what it scored on validation.
 struct SecondVersionReport {
   Tuning ease;     ///< lambda
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
-  /// c and k (empty when skipped): valid_recall20 is the pseudo-few-shot plays' Recall@20,
-  /// valid_ndcg20 the validation plays' Recall@20 (not an NDCG)
-  Tuning few_plays;
+  FewPlayTuning few_plays;  ///< c and k (empty when skipped)
   double seconds = 0;
   std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
@@ -163,7 +176,7 @@ std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>&
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
 // kernel chooses its own point on its pseudo-cold hold-out; c and k on a pseudo-few-shot hold-out of
 // the plays that fit (both models refitted without it at their chosen points), among the points that
-// cost the plays that chose w at most few_play_warm_tolerance of their Recall@20. Throws
+// cost the plays that chose w at most few_play_warm_tolerance of their Recall@20 and NDCG@20. Throws
 // std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
 // it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,

@@ -217,12 +217,24 @@ TEST(SecondVersionTest, TheContentWeightMovesFromColdToWarmWithPlays) {
 }
 
 // The pseudo-few-shot stage measures k = 0 first and then every (c, k); the chosen point is in the
-// model and in the tuning's setting; without the stage k is 0.
+// model and in the tuning's setting; it has the best pseudo-few-shot Recall@20 among the points
+// within the tolerance on both warm metrics; without the stage k is 0.
 TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCount) {
   const SecondVersionOptions options;
   ASSERT_EQ(report_.few_plays.grid.size(), 1 + options.few_play_ks.size() * options.few_play_weights.size());
   EXPECT_EQ(report_.few_plays.grid[0].setting, "k=0");
-  const std::string& chosen = report_.few_plays.grid[report_.few_plays.chosen].setting;
+  const FewPlayPoint& kept = report_.few_plays.grid[report_.few_plays.chosen];
+  const FewPlayPoint& base = report_.few_plays.grid[0];
+  EXPECT_GE(kept.warm_recall20, base.warm_recall20 * (1 - options.few_play_warm_tolerance));
+  EXPECT_GE(kept.warm_ndcg20, base.warm_ndcg20 * (1 - options.few_play_warm_tolerance));
+  for (const FewPlayPoint& p : report_.few_plays.grid) {
+    const bool guarded = p.warm_recall20 >= base.warm_recall20 * (1 - options.few_play_warm_tolerance) &&
+                         p.warm_ndcg20 >= base.warm_ndcg20 * (1 - options.few_play_warm_tolerance);
+    if (guarded) {
+      EXPECT_LE(p.few_recall20, kept.few_recall20) << p.setting;
+    }
+  }
+  const std::string& chosen = kept.setting;
   if (model_.count_k > 0) {
     EXPECT_NE(chosen.find("c="), std::string::npos) << chosen;
   } else {

@@ -366,7 +366,13 @@ Status RebuildSecondVersion(const std::string& store_dir, const RebuildOptions& 
       {"validation", {{"ease", chosen(fitted.ease)},
                       {"content", chosen(fitted.content)},
                       {"blend", chosen(fitted.blend)},
-                      {"few_plays", fitted.few_plays.grid.empty() ? nlohmann::json() : chosen(fitted.few_plays)}}},
+                      {"few_plays", fitted.few_plays.grid.empty() ? nlohmann::json() : [&] {
+                         const fusion::FewPlayPoint& p = fitted.few_plays.grid[fitted.few_plays.chosen];
+                         return nlohmann::json{{"setting", p.setting},
+                                               {"few_recall20", p.few_recall20},
+                                               {"warm_recall20", p.warm_recall20},
+                                               {"warm_ndcg20", p.warm_ndcg20}};
+                       }()}}},
       {"fit_stages", [&] {
          nlohmann::json stages = nlohmann::json::array();
          for (const auto& [name, seconds] : fitted.stages) stages.push_back({{"stage", name}, {"seconds", seconds}});

@@ -66,8 +66,9 @@ struct RebuildOptions {
 // late_items_placed; distributed {rank, world_size, bytes_allreduced_per_step, allreduce_seconds} for a
 // group. A second version reports kind "v2", version, seed, seconds, stages {snapshot, fit,
 // representations, hnsw, write}, hnsw, second_version {ease_lambda, blend_weight, cold_weight,
-// count_k, ease_rank, content (the kernel's point), validation {ease, content, blend, few_plays (null
-// when skipped): Recall@20 of the chosen points}},
+// count_k, ease_rank, content (the kernel's point), validation {ease, content, blend: Recall@20 of the
+// chosen points; few_plays (null when skipped): the chosen (c, k) with its pseudo-few-shot Recall@20
+// and the held-out plays' Recall@20 and NDCG@20}},
 // counts and late_items_placed. A rank other than 0 reports {rank, world_size, epochs_run, seconds_per_epoch, distributed}
 // and version 0: it writes nothing.
 using RebuildReport = nlohmann::json;
