@@ -333,12 +333,12 @@ class CountWeightedBlend : public Baseline {
   std::vector<float> weights_;  ///< v_i
 };
 
-// c and k chosen with w fixed, on two sets of held-out plays, each ranking every item the user did
-// not fit on:
+// c and k chosen with w fixed, on two sets of held-out plays:
 //   * warm: the plays that chose w (`choose`), scored by the models that chose it (`warm`, cached)
-//     with v(n) of the items' plays in `fit`;
+//     with v(n) of the items' plays in `fit`, ranked among every item the user did not fit on;
 //   * few-play: the pseudo-few-shot items' held-out plays, scored by EASE^R at `lambda` and the
-//     kernel at `point` refitted on the plays the hold-out keeps, with v(n) of those.
+//     kernel at `point` refitted on the plays the hold-out keeps, with v(n) of those, ranked among
+//     the pseudo-few-shot items the user did not keep (as the few-shot protocol ranks its items).
 // The point kept is the best few-play Recall@20 among those whose warm Recall@20 and NDCG@20 are both
 // within `few_play_warm_tolerance` of k = 0's: lifting items with few plays may not cost the others
 // more. (Their mean, tried first, chose the grid's largest c every time; a guard on Recall@20 alone
@@ -383,23 +383,31 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
     return n;
   };
   const std::vector<uint64_t> fit_plays = counts(fit), kept_plays = counts(kept);
-  auto unseen = [&](const std::vector<std::vector<uint32_t>>& seen_of) {
-    return [&data, &seen_of](uint32_t u, std::vector<uint32_t>* list) {
+  // The candidates a user's held-out plays are ranked among: the items of `among` they did not fit on.
+  auto unseen = [](const std::vector<uint32_t>& among, const std::vector<std::vector<uint32_t>>& seen_of) {
+    return [&among, &seen_of](uint32_t u, std::vector<uint32_t>* list) {
       list->clear();
       const std::vector<uint32_t>& seen = seen_of[u];
-      for (uint32_t i = 0; i < data.num_items; ++i) {
+      for (uint32_t i : among) {
         if (!std::binary_search(seen.begin(), seen.end(), i)) list->push_back(i);
       }
     };
   };
+  // Warm plays are ranked among every item, as the warm protocol does; the pseudo-few-shot plays
+  // among the pseudo-few-shot items, as the few-shot protocol ranks its items.
+  std::vector<uint32_t> every_item(data.num_items), few_play_items;
+  for (uint32_t i = 0; i < data.num_items; ++i) every_item[i] = i;
+  for (uint32_t t : held) few_play_items.push_back(data.interactions[t].item);
+  std::sort(few_play_items.begin(), few_play_items.end());
+  few_play_items.erase(std::unique(few_play_items.begin(), few_play_items.end()), few_play_items.end());
   SecondVersion curve;  // only its ContentWeight
   curve.blend_weight = w;
-  auto rank = [&](const CachedParts& parts, const std::vector<uint64_t>& plays,
+  auto rank = [&](const CachedParts& parts, const std::vector<uint64_t>& plays, const std::vector<uint32_t>& among,
                   const std::vector<std::vector<uint32_t>>& seen_of, const std::vector<std::vector<uint32_t>>& relevant) {
     std::vector<float> weights(data.num_items);
     for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
     const CountWeightedBlend blend(&parts, std::move(weights));
-    return RankUsers(blend, data.num_users, unseen(seen_of),
+    return RankUsers(blend, data.num_users, unseen(among, seen_of),
                      [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
   };
   std::vector<std::pair<double, double>> points = {{default_cold, 0}};
@@ -409,8 +417,8 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   for (const auto& [c, k] : points) {
     curve.cold_weight = c;
     curve.count_k = k;
-    const RankingMetrics few_play = rank(few, kept_plays, kept_of, held_of);
-    const RankingMetrics warm_plays = rank(warm, fit_plays, fit_of, choose_of);
+    const RankingMetrics few_play = rank(few, kept_plays, few_play_items, kept_of, held_of);
+    const RankingMetrics warm_plays = rank(warm, fit_plays, every_item, fit_of, choose_of);
     choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), few_play.recall20,
                                   warm_plays.recall20, warm_plays.ndcg20});
   }

@@ -82,7 +82,7 @@ struct SecondVersionOptions {
 // One (c, k) of the few-play stage and what it scored.
 struct FewPlayPoint {
   std::string setting;       ///< "k=0", or "k=K c=C"
-  double few_recall20 = 0;   ///< the pseudo-few-shot items' held-out plays
+  double few_recall20 = 0;   ///< the pseudo-few-shot items' held-out plays, ranked among those items
   double warm_recall20 = 0;  ///< the plays that chose w
   double warm_ndcg20 = 0;    ///< the same plays' NDCG@20
 };
