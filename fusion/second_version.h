@@ -176,8 +176,8 @@ std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>&
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
 // kernel chooses its own point on its pseudo-cold hold-out; c and k on a pseudo-few-shot hold-out of
 // the plays that fit (both models refitted without it at their chosen points; its plays ranked among
-// its items, as the few-shot protocol ranks), among the points that
-// cost the plays that chose w at most few_play_warm_tolerance of their Recall@20 and NDCG@20. Throws
+// its items, as the few-shot protocol ranks), among the points that cost the plays that chose w at
+// most few_play_warm_tolerance of their Recall@20 and NDCG@20. Throws
 // std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
 // it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,
