@@ -37,6 +37,7 @@ using namespace content_internal;
 // one ("Few2").
 constexpr uint64_t kHoldOutPlaysStream = 0x56657232;
 constexpr uint64_t kFewPlaysStream = 0x46657732;
+constexpr uint64_t kFewPlayUsersStream = 0x46657755;
 // An item needs more plays than the most a pseudo-few-shot item keeps, so that some are held out.
 constexpr size_t kFewPlaysKeptMax = 5;
 
@@ -277,6 +278,22 @@ void HoldOutFewPlays(const EvalData& data, const std::vector<uint32_t>& fit, dou
   std::sort(held->begin(), held->end());
 }
 
+// The users of `plays`, ascending; at most `cap` of them, drawn with (seed, purpose) when there are more.
+std::vector<uint32_t> UsersToCache(const EvalData& data, const std::vector<uint32_t>& plays, uint32_t cap,
+                                   uint64_t seed, uint64_t purpose) {
+  std::vector<uint32_t> users;
+  for (uint32_t t : plays) users.push_back(data.interactions[t].user);
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+  if (users.size() > cap) {
+    SplitMix64 rng(StreamSeed(seed, kFewPlayUsersStream, purpose));
+    PartialShuffle(users.begin(), users.end(), cap, rng);
+    users.resize(cap);
+    std::sort(users.begin(), users.end());
+  }
+  return users;
+}
+
 // Each user's standardised EASE^R and content scores, cached for the users with held-out plays so
 // that every (c, k) of the grid is measured without scoring again.
 struct CachedParts {
@@ -369,14 +386,16 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
     for (auto& list : of) std::sort(list.begin(), list.end());
     return of;
   };
-  const auto fit_of = items_of(fit), kept_of = items_of(kept), held_of = items_of(held), choose_of = items_of(choose);
-  std::vector<uint32_t> users;
-  for (uint32_t u = 0; u < data.num_users; ++u) {
-    if (!held_of[u].empty()) users.push_back(u);
-  }
-  const CachedParts few = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
+  const auto fit_of = items_of(fit), kept_of = items_of(kept);
+  auto held_of = items_of(held), choose_of = items_of(choose);
+  const CachedParts few = CacheParts(*ease, *kernel, data.num_users, data.num_items,
+                                     UsersToCache(data, held, options.few_play_max_users, options.seed, 1));
   ease.reset();
   kernel.reset();
+  for (uint32_t u = 0; u < data.num_users; ++u) {  // the users beyond the caps are not measured
+    if (few.row_of[u] < 0) held_of[u].clear();
+    if (warm.row_of[u] < 0) choose_of[u].clear();
+  }
   auto counts = [&](const std::vector<uint32_t>& plays) {
     std::vector<uint64_t> n(data.num_items, 0);
     for (uint32_t t : plays) ++n[data.interactions[t].item];
@@ -805,11 +824,8 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   const double weight = SettingValue(blend_tuning.grid[blend_tuning.chosen].setting, "weight");
   CachedParts warm;  // the validation users' scores by the models that chose w, for the next stage
   if (options.few_play_share > 0) {
-    std::vector<uint32_t> users;
-    for (uint32_t t : choose) users.push_back(data.interactions[t].user);
-    std::sort(users.begin(), users.end());
-    users.erase(std::unique(users.begin(), users.end()), users.end());
-    warm = CacheParts(*ease, *kernel, data.num_users, data.num_items, users);
+    warm = CacheParts(*ease, *kernel, data.num_users, data.num_items,
+                      UsersToCache(data, choose, options.few_play_max_users, options.seed, 0));
   }
   blend.reset();
   ease.reset();

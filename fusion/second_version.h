@@ -71,6 +71,9 @@ struct SecondVersionOptions {
   std::vector<double> few_play_weights = {0.1, 0.25, 0.5, 1, 2, 4};   ///< c
   /// What lifting few-play items may cost the plays that chose w, relative, on Recall@20 and on NDCG@20 alike
   double few_play_warm_tolerance = 0.01;
+  /// The stage caches every item's scores per user it measures: at most this many users on each set of
+  /// held-out plays (a seeded draw beyond it), so its memory stays bounded for catalogues with many listeners
+  uint32_t few_play_max_users = 4000;
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
   /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.

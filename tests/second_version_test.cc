@@ -248,5 +248,22 @@ TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCo
   EXPECT_EQ(plain.count_k, 0);
 }
 
+// With fewer users measured than have held-out plays, the stage still measures every point on those
+// it drew, and the same seed draws the same users.
+TEST_F(FittedSecondVersion, TheFewPlayStageMeasuresAtMostItsCapOfUsers) {
+  SecondVersionOptions capped;
+  capped.few_play_max_users = 2;
+  SecondVersionReport first, second;
+  FitSecondVersion(data_, train_, {}, capped, &first);
+  FitSecondVersion(data_, train_, {}, capped, &second);
+  ASSERT_EQ(first.few_plays.grid.size(), 1 + capped.few_play_ks.size() * capped.few_play_weights.size());
+  ASSERT_EQ(first.few_plays.grid.size(), second.few_plays.grid.size());
+  for (size_t g = 0; g < first.few_plays.grid.size(); ++g) {
+    EXPECT_EQ(first.few_plays.grid[g].warm_recall20, second.few_plays.grid[g].warm_recall20);
+    EXPECT_EQ(first.few_plays.grid[g].few_recall20, second.few_plays.grid[g].few_recall20);
+  }
+  EXPECT_EQ(first.few_plays.chosen, second.few_plays.chosen);
+}
+
 }  // namespace
 }  // namespace mosaic::fusion
