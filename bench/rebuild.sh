@@ -80,7 +80,7 @@ v2_s=$(awk -v a="$t3" -v b="$t4" 'BEGIN{print b-a}')
 r2=$tmp/rebuild2.json
 echo
 echo "second version (rebuild --model-kind v2), same store:"
-jq -r '.second_version | "chosen: EASE^R lambda \(.ease_lambda), rank \(.ease_rank), blend weight \(.blend_weight) (\(.cold_weight) without plays, k \(.count_k)); kernel g \(.content.g), w_text \(.content.w_text), lambda \(.content.lambda), rank \(.content.rank), pop \(.content.pop)"' "$r2"
+jq -r '.second_version | "chosen: EASE^R lambda \(.ease_lambda), rank \(.ease_rank), blend weight \(.blend_weight) (\(.cold_weight) without plays, k \(.count_k), offset \(.offset_weight // 0)); kernel g \(.content.g), w_text \(.content.w_text), lambda \(.content.lambda), rank \(.content.rank), pop \(.content.pop)"' "$r2"
 jq -r '.second_version.fit_stages[] | "  \(.stage): \(.seconds|.*100|round/100) s"' "$r2"
 awk -v a="$v2_s" -v b="$rebuild_s" -v e="$(jq .seconds_per_epoch "$r")" \
   'BEGIN{printf "second version wall time: %.2f s (process included); first version %.2f s (%.3f s/epoch); ratio %.2fx\n", a, b, e, a/b}'

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,11 @@ extern "C" {
 void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
 void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda, double* b,
              const int* ldb, int* info);
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void spotrs_(const char* uplo, const int* n, const int* nrhs, const float* a, const int* lda, float* b,
+             const int* ldb, int* info);
+void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha, const double* a,
+            const int* lda, const double* beta, double* c, const int* ldc);
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc);
@@ -32,6 +38,28 @@ int BlasSize(size_t n) {
   return int(n);
 }
 
+// LAPACK's Cholesky factorisation and solve, in either precision.
+int Potrf(int n, double* a) {
+  int info = 0;
+  dpotrf_("L", &n, a, &n, &info);
+  return info;
+}
+int Potrf(int n, float* a) {
+  int info = 0;
+  spotrf_("L", &n, a, &n, &info);
+  return info;
+}
+int Potrs(int n, int nrhs, const double* a, double* b) {
+  int info = 0;
+  dpotrs_("L", &n, &nrhs, a, &n, b, &n, &info);
+  return info;
+}
+int Potrs(int n, int nrhs, const float* a, float* b) {
+  int info = 0;
+  spotrs_("L", &n, &nrhs, a, &n, b, &n, &info);
+  return info;
+}
+
 // Row-major C [m x n] = A [m x k] . op(B): B row-major [k x n], or with `transposed_b` [n x k].
 void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_t k, bool transposed_b = false) {
   if (m == 0 || n == 0) return;
@@ -43,6 +71,28 @@ void Gemm(const double* a, const double* b, double* c, size_t m, size_t n, size_
   const double one = 1.0, zero = 0.0;
   // Column-major, C^T [n x m] = op(B)^T A^T; a row-major array is its transpose column-major.
   dgemm_(transposed_b ? "T" : "N", "N", &in, &im, &ik, &one, b, transposed_b ? &ik : &in, a, &ik, &zero, c, &in);
+}
+
+// Copies a row-major n x n matrix's upper triangle onto its lower one.
+void MirrorUpper(double* c, size_t n) {
+  ParallelRows(n, [&](size_t r) {
+    for (size_t x = 0; x < r; ++x) c[r * n + x] = c[x * n + r];
+  });
+}
+
+// Row-major C [n x n] = A A^T for row-major A [n x k]: one triangle by BLAS (half a product's work), then
+// mirrored.
+void Gram(const double* a, double* c, size_t n, size_t k) {
+  if (n == 0) return;
+  if (k == 0) {
+    std::fill(c, c + n * n, 0.0);
+    return;
+  }
+  const int in = BlasSize(n), ik = BlasSize(k);
+  const double one = 1.0, zero = 0.0;
+  // Column-major, C = A'^T A' with A' [k x n] = A^T: its lower triangle is row-major C's upper one.
+  dsyrk_("L", "T", &in, &ik, &one, a, &ik, &zero, c, &in);
+  MirrorUpper(c, n);
 }
 
 // The KG's one-hot features with inverse-item-frequency weights; item i's features are
@@ -94,14 +144,22 @@ std::vector<double> Rows(const DenseFeatures& m, const std::vector<uint32_t>& it
 }
 
 // K_kg(rows, support) for arbitrary item rows: <kg(r), kg(s)>, through the support's inverted index.
+// `upper`: rows are the support itself, and only positions >= the row's are added (the Gram's upper
+// triangle, for MirrorUpper; holders are in ascending position).
 void KgBlock(const WeightedKg& kg, const std::vector<std::vector<std::pair<uint32_t, double>>>& holders,
-             const std::vector<uint32_t>& rows, size_t n, double weight, double* out) {
+             const std::vector<uint32_t>& rows, size_t n, double weight, double* out, bool upper = false) {
   ParallelRows(rows.size(), [&](size_t r) {
     const uint32_t i = rows[r];
     double* o = out + r * n;
     for (size_t k = kg.offsets[i]; k < kg.offsets[i + 1]; ++k) {
       const double v = weight * kg.value[k];
-      for (const auto& [pos, w] : holders[kg.ids[k]]) o[pos] += v * w;
+      const auto& list = holders[kg.ids[k]];
+      auto from = list.begin();
+      if (upper) {
+        from = std::lower_bound(list.begin(), list.end(), uint32_t(r),
+                                [](const std::pair<uint32_t, double>& h, uint32_t at) { return h.first < at; });
+      }
+      for (auto h = from; h != list.end(); ++h) o[h->first] += v * h->second;
     }
   });
 }
@@ -111,9 +169,10 @@ double ModalKernel(double cosine, double g) { return g == 0 ? cosine : std::exp(
 class KernelImpl : public ContentKernel {
  public:
   KernelImpl(std::string name, bool use_kg, uint64_t seed, KernelGrid grid)
-      : name_(std::move(name)), use_kg_(use_kg), seed_(seed), grid_(std::move(grid)) {}
-  KernelImpl(std::string name, bool use_kg, const KernelPoint& point)
-      : name_(std::move(name)), use_kg_(use_kg), seed_(0), fixed_(true) {
+      : name_(std::move(name)), use_kg_(use_kg), seed_(seed), grid_(std::move(grid)),
+        refit_single_(grid_.refit_single_precision) {}
+  KernelImpl(std::string name, bool use_kg, const KernelPoint& point, bool single_precision)
+      : name_(std::move(name)), use_kg_(use_kg), seed_(0), fixed_(true), refit_single_(single_precision) {
     chosen_ = {point.g, point.w_text, point.lambda};
     rank_ = point.rank;
     pop_weight_ = point.pop;
@@ -187,15 +246,16 @@ class KernelImpl : public ContentKernel {
     const size_t n = p.support.size();
     for (const auto& m : p.modal) {
       const std::vector<double>& rows = p.support_rows.emplace_back(Rows(m, p.support));
-      p.cosine.emplace_back(n * n);
-      Gemm(rows.data(), rows.data(), p.cosine.back().data(), n, n, m.dim, /*transposed_b=*/true);
+      p.cosine.push_back(LargeZeros<double>(n * n));
+      Gram(rows.data(), p.cosine.back().data(), n, m.dim);
       std::vector<uint8_t> has(n);
       for (size_t a = 0; a < n; ++a) has[a] = m.has[p.support[a]];
       p.has.push_back(std::move(has));
     }
     if (p.kg.num_features > 0) {
-      p.kg_gram.assign(n * n, 0.0);
-      KgBlock(p.kg, Holders(p, p.support), p.support, n, 1.0, p.kg_gram.data());
+      p.kg_gram = LargeZeros<double>(n * n);
+      KgBlock(p.kg, Holders(p, p.support), p.support, n, 1.0, p.kg_gram.data(), /*upper=*/true);
+      MirrorUpper(p.kg_gram.data(), n);
     }
     return p;
   }
@@ -229,48 +289,50 @@ class KernelImpl : public ContentKernel {
   }
 
   // K(rows, cols) from the support Grams, positions into the support; row-major |rows| x |cols|.
-  std::vector<double> KernelBlock(const Parts& p, const std::vector<size_t>& rows, const std::vector<size_t>& cols,
-                                  const Point& at) const {
+  template <typename T = double>
+  std::vector<T> KernelBlock(const Parts& p, const std::vector<size_t>& rows, const std::vector<size_t>& cols,
+                             const Point& at) const {
     const size_t n = p.support.size();
-    std::vector<double> k(rows.size() * cols.size(), 0.0);
+    std::vector<T> k = LargeZeros<T>(rows.size() * cols.size());
     ParallelRows(rows.size(), [&](size_t r) {
       const size_t pr = rows[r];
-      double* out = &k[r * cols.size()];
+      T* out = &k[r * cols.size()];
       for (size_t m = 0; m < p.cosine.size(); ++m) {
         if (!p.has[m][pr]) continue;
         const double* c = &p.cosine[m][pr * n];
         for (size_t x = 0; x < cols.size(); ++x) {
-          if (p.has[m][cols[x]]) out[x] += at.w_text * ModalKernel(c[cols[x]], at.g);
+          if (p.has[m][cols[x]]) out[x] += T(at.w_text * ModalKernel(c[cols[x]], at.g));
         }
       }
       if (HasKg(p)) {
         const double* g = &p.kg_gram[pr * n];
-        for (size_t x = 0; x < cols.size(); ++x) out[x] += (1.0 - at.w_text) * g[cols[x]];
+        for (size_t x = 0; x < cols.size(); ++x) out[x] += T((1.0 - at.w_text) * g[cols[x]]);
       }
     });
     return k;
   }
 
-  // A = (K(S, S) + lambda I)^-1 Y, S the support positions, Y row-major |S| x cols -> |S| x cols.
+  // A = (K(S, S) + lambda I)^-1 Y, S the support positions, Y row-major |S| x cols -> |S| x cols,
+  // factorised in T (KernelGrid::single_precision).
+  template <typename T = double>
   std::vector<double> Solve(const Parts& p, const std::vector<size_t>& positions, const Point& at,
                             const std::vector<double>& y, size_t cols) const {
     const size_t s = positions.size();
     if (s == 0) return {};  // no training item with content: every prediction is 0
-    std::vector<double> m = KernelBlock(p, positions, positions, at);
-    for (size_t x = 0; x < s; ++x) m[x * s + x] += at.lambda;
-    std::vector<double> b(s * cols);
+    std::vector<T> m = KernelBlock<T>(p, positions, positions, at);
+    for (size_t x = 0; x < s; ++x) m[x * s + x] += T(at.lambda);
+    std::vector<T> b(s * cols);
     for (size_t x = 0; x < s; ++x) {
-      for (size_t k = 0; k < cols; ++k) b[k * s + x] = y[x * cols + k];
+      for (size_t k = 0; k < cols; ++k) b[k * s + x] = T(y[x * cols + k]);
     }
     const int size = LapackSize(s), nrhs = int(cols);
-    int info = 0;
-    dpotrf_("L", &size, m.data(), &size, &info);
-    if (info != 0) throw std::runtime_error(name_ + ": dpotrf failed, info " + std::to_string(info));
-    dpotrs_("L", &size, &nrhs, m.data(), &size, b.data(), &size, &info);
-    if (info != 0) throw std::runtime_error(name_ + ": dpotrs failed, info " + std::to_string(info));
+    int info = Potrf(size, m.data());
+    if (info != 0) throw std::runtime_error(name_ + ": potrf failed, info " + std::to_string(info));
+    info = Potrs(size, nrhs, m.data(), b.data());
+    if (info != 0) throw std::runtime_error(name_ + ": potrs failed, info " + std::to_string(info));
     std::vector<double> a(s * cols);
     for (size_t x = 0; x < s; ++x) {
-      for (size_t k = 0; k < cols; ++k) a[x * cols + k] = b[k * s + x];
+      for (size_t k = 0; k < cols; ++k) a[x * cols + k] = double(b[k * s + x]);
     }
     return a;
   }
@@ -332,23 +394,22 @@ class KernelImpl : public ContentKernel {
       for (double w_text : w_texts) {
         for (double lambda : lambdas) {
           const Point at{g, w_text, lambda};
-          const std::vector<double> a = Solve(p, fit_positions, at, y, cols);
+          const std::vector<double> a =
+              grid_.single_precision ? Solve<float>(p, fit_positions, at, y, cols) : Solve(p, fit_positions, at, y, cols);
           const std::vector<double> k = KernelBlock(p, held_positions, fit_positions, at);
           std::vector<double> pred(held_positions.size() * cols);
           Gemm(k.data(), a.data(), pred.data(), held_positions.size(), cols, fit_positions.size());
-          for (uint32_t rank : ranks) {
-            for (double pop : pops) {
-              const HeldScorer scorer(cf, scored, pred, cols, rank, pop, num_items_);
-              const RankingMetrics r = RankUsers(
-                  scorer, num_users_, [&](uint32_t, std::vector<uint32_t>* cand) { *cand = held; },
-                  [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
-              tuning_.grid.push_back({setting(at, rank, pop), r.recall20, r.ndcg20});
-              if (r.recall20 > best) {
-                best = r.recall20;
+          const std::vector<RankingMetrics> results = RankHeld(cf, scored, held, relevant, pred, cols, ranks, pops);
+          for (size_t r = 0; r < ranks.size(); ++r) {
+            for (size_t q = 0; q < pops.size(); ++q) {
+              const RankingMetrics& m = results[r * pops.size() + q];
+              tuning_.grid.push_back({setting(at, ranks[r], pops[q]), m.recall20, m.ndcg20});
+              if (m.recall20 > best) {
+                best = m.recall20;
                 tuning_.chosen = tuning_.grid.size() - 1;
                 chosen_ = at;
-                rank_ = rank;
-                pop_weight_ = pop;
+                rank_ = ranks[r];
+                pop_weight_ = pops[q];
               }
             }
           }
@@ -362,12 +423,14 @@ class KernelImpl : public ContentKernel {
     const size_t n = p.support.size(), cols = rank_ + 1;
     std::vector<size_t> all(n);
     for (size_t a = 0; a < n; ++a) all[a] = a;
-    const std::vector<double> a = Solve(p, all, chosen_, Targets(p, all, cf, p.x), cols);
+    const std::vector<double> y = Targets(p, all, cf, p.x);
+    const std::vector<double> a = refit_single_ ? Solve<float>(p, all, chosen_, y, cols) : Solve(p, all, chosen_, y, cols);
     // Every item's kernel row against the support, in chunks (cosines by BLAS, then the RBF).
     std::vector<double> pred(size_t(num_items_) * cols, 0.0);
     const auto holders = Holders(p, p.support);
     constexpr size_t kChunk = 1024;
-    std::vector<double> k, c;
+    const size_t chunk_cells = std::min<size_t>(kChunk, num_items_) * n;  // k and c keep this capacity
+    std::vector<double> k = LargeZeros<double>(chunk_cells), c = LargeZeros<double>(chunk_cells);
     for (size_t begin = 0; begin < num_items_; begin += kChunk) {
       const size_t end = std::min<size_t>(num_items_, begin + kChunk), rows = end - begin;
       std::vector<uint32_t> items(rows);
@@ -462,45 +525,54 @@ class KernelImpl : public ContentKernel {
     return z;
   }
 
-  // Scores the pseudo-cold items with one (rank, pop) of a grid point's predictions, as ScoreUser
-  // scores (standardised over the held-out items, the only ones ranked).
-  class HeldScorer : public Baseline {
-   public:
-    HeldScorer(const CfFactors& cf, const std::vector<uint32_t>& items, const std::vector<double>& pred, size_t cols,
-               size_t rank, double pop, uint32_t num_items)
-        : cf_(cf), items_(items), pred_(pred), cols_(cols), rank_(rank), pop_(pop), num_items_(num_items) {
-      std::vector<double> p(items.size());
-      for (size_t h = 0; h < items.size(); ++h) p[h] = pred[h * cols + cols - 1];
-      pop_z_ = Standardised(p);
+  // The pseudo-cold items' held-out plays ranked among the held items, per (rank, pop) of a grid
+  // point's predictions, row-major [ranks x pops]. A user's score of a held item with content is the
+  // standardised P_u . pred_h over the first `rank` columns (standardised over those items, as
+  // ScoreUser standardises over all) plus pop times the standardised predicted popularity; held items
+  // without content are unscorable. Each user's dot products are taken once per rank and shared by
+  // every pop.
+  std::vector<RankingMetrics> RankHeld(const CfFactors& cf, const std::vector<uint32_t>& scored,
+                                       const std::vector<uint32_t>& held,
+                                       const std::vector<std::vector<uint32_t>>& relevant,
+                                       const std::vector<double>& pred, size_t cols, const std::vector<uint32_t>& ranks,
+                                       const std::vector<double>& pops) const {
+    std::vector<double> popularity(scored.size());
+    for (size_t h = 0; h < scored.size(); ++h) popularity[h] = pred[h * cols + cols - 1];
+    const std::vector<double> pop_z = Standardised(popularity);
+    const size_t points = ranks.size() * pops.size();
+    const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::vector<RankingEvaluator>> parts(points, std::vector<RankingEvaluator>(threads));
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        std::vector<float> scores(num_items_, kUnscorable);  // only `scored` positions are ever written
+        std::vector<double> base(scored.size());
+        for (uint32_t u = uint32_t(t); u < num_users_; u += uint32_t(threads)) {
+          if (relevant[u].empty()) continue;
+          const double* pu = &cf.users[size_t(u) * cf.rank];
+          for (size_t r = 0; r < ranks.size(); ++r) {
+            for (size_t h = 0; h < scored.size(); ++h) base[h] = Dot(pu, &pred[h * cols], ranks[r]);
+            const std::vector<double> z = Standardised(base);
+            for (size_t q = 0; q < pops.size(); ++q) {
+              for (size_t h = 0; h < scored.size(); ++h) scores[scored[h]] = float(z[h] + pops[q] * pop_z[h]);
+              parts[r * pops.size() + q][t].AddUser(scores, held, relevant[u]);
+            }
+          }
+        }
+      });
     }
-    std::string name() const override { return "content kernel validation"; }
-    void Fit(const EvalData&, const std::vector<uint32_t>&, const std::vector<uint32_t>&) override {
-      throw std::logic_error("content kernel: the validation scorer is not fitted");
-    }
-    void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
-      scores->assign(num_items_, kUnscorable);
-      const double* pu = &cf_.users[size_t(user) * cf_.rank];
-      std::vector<double> base(items_.size());
-      for (size_t h = 0; h < items_.size(); ++h) base[h] = Dot(pu, &pred_[h * cols_], rank_);
-      const std::vector<double> z = Standardised(base);
-      for (size_t h = 0; h < items_.size(); ++h) (*scores)[items_[h]] = float(z[h] + pop_ * pop_z_[h]);
-    }
-
-   private:
-    const CfFactors& cf_;
-    const std::vector<uint32_t>& items_;
-    const std::vector<double>& pred_;
-    size_t cols_, rank_;
-    double pop_;
-    uint32_t num_items_;
-    std::vector<double> pop_z_;
-  };
+    for (auto& th : pool) th.join();
+    std::vector<RankingMetrics> out;
+    for (const auto& p : parts) out.push_back(RankingEvaluator::Merge(p).Result());
+    return out;
+  }
 
   std::string name_;
   bool use_kg_;
   uint64_t seed_;
   KernelGrid grid_;             ///< the search's grid (empty members: the defaults)
   bool fixed_ = false;          ///< fitted at a given point, no grid search
+  bool refit_single_ = false;   ///< the refit's solve in single precision (a fit that only chooses)
   bool fitted_ = false;
   uint32_t num_users_ = 0, num_items_ = 0;
   Point chosen_{0, 1, 1};     ///< the kernel and ridge of the last tuning
@@ -520,8 +592,9 @@ std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, 
   return std::make_unique<KernelImpl>(std::move(name), use_kg, seed, std::move(grid));
 }
 
-std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point) {
-  return std::make_unique<KernelImpl>(std::move(name), use_kg, point);
+std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point,
+                                                   bool single_precision) {
+  return std::make_unique<KernelImpl>(std::move(name), use_kg, point, single_precision);
 }
 
 void PlaceByContent(const ContentKernelState& state, const std::vector<const float*>& modality_rows,

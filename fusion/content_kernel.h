@@ -97,13 +97,21 @@ class ContentKernel : public Baseline {
 // dropped where the KG is left out or absent.
 struct KernelGrid {
   std::vector<double> gs, w_texts, lambdas, pops;
+  /// The search's solves in single precision: half their time, the largest cost of a fit; what it
+  /// chooses is refitted in double either way. For grids whose lambdas are at least 1 (conditioning).
+  bool single_precision = false;
+  /// The refit at the chosen point in single precision too: for a fit whose scores only choose
+  /// between settings (the model served is refitted after).
+  bool refit_single_precision = false;
 };
 
 std::unique_ptr<ContentKernel> MakeContentKernel(std::string name, bool use_kg, uint64_t seed,
                                                  KernelGrid grid = {});
 
-// The same fitted at `point`, with no grid search (tuning() reports that point alone).
-std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point);
+// The same fitted at `point`, with no grid search (tuning() reports that point alone);
+// `single_precision` solves in float, for a fit whose scores only choose between settings.
+std::unique_ptr<ContentKernel> MakeContentKernelAt(std::string name, bool use_kg, KernelPoint point,
+                                                   bool single_precision = false);
 
 // An item's predicted factors [rank] and standardised predicted popularity from its content, as Fit
 // predicts them for the items it was fitted with: `modality_rows` parallel to state.modalities (raw

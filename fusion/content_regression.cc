@@ -9,6 +9,8 @@
 #include <thread>
 #include <utility>
 
+#include <sys/mman.h>
+
 #include "fusion/content_regression_internal.h"
 #include "fusion/metrics.h"
 #include "fusion/random.h"
@@ -50,6 +52,18 @@ int LapackSize(size_t n) {
   return int(n);
 }
 
+
+void AdviseHugePages(const void* data, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (data != nullptr && end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
 
 double Dot(const double* a, const double* b, size_t n) {
   double p0 = 0, p1 = 0, p2 = 0, p3 = 0;

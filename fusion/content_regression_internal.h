@@ -15,6 +15,22 @@
 
 namespace mosaic::fusion::content_internal {
 
+// Asks the kernel for transparent huge pages over [data, data + bytes) (the 2 MiB pages inside it),
+// before it is first touched: the fits' matrices run to gigabytes, and faulting them in 4 KiB at a
+// time cost a third of a rebuild's time on a virtual machine. Advice only: nothing changes where it
+// is refused.
+void AdviseHugePages(const void* data, size_t bytes);
+
+// n zeros in a vector whose pages are advised as above before they are zeroed.
+template <typename T>
+std::vector<T> LargeZeros(size_t n) {
+  std::vector<T> v;
+  v.reserve(n);
+  AdviseHugePages(v.data(), n * sizeof(T));
+  v.resize(n);
+  return v;
+}
+
 // The stream of fusion/random.h that draws the pseudo-cold validation items ("CRdg").
 constexpr uint64_t kHoldOutStream = 0x43526467;
 

@@ -308,8 +308,8 @@ CachedParts CacheParts(const Baseline& ease, const Baseline& content, uint32_t n
   parts.num_items = num_items;
   parts.row_of.assign(num_users, -1);
   for (size_t r = 0; r < users.size(); ++r) parts.row_of[users[r]] = int64_t(r);
-  parts.ease.resize(users.size() * num_items);
-  parts.content.resize(users.size() * num_items);
+  parts.ease = LargeZeros<float>(users.size() * num_items);
+  parts.content = LargeZeros<float>(users.size() * num_items);
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < threads; ++t) {
@@ -329,10 +329,12 @@ CachedParts CacheParts(const Baseline& ease, const Baseline& content, uint32_t n
   return parts;
 }
 
-// z_ease + v_i z_content over CachedParts, v_i fixed per item: one point of the (c, k) grid.
+// z_ease + v_i z_content + o_i over CachedParts, v_i and o_i fixed per item: one point of the
+// (c, k, b) grid.
 class CountWeightedBlend : public Baseline {
  public:
-  CountWeightedBlend(const CachedParts* parts, std::vector<float> weights) : parts_(parts), weights_(std::move(weights)) {}
+  CountWeightedBlend(const CachedParts* parts, std::vector<float> weights, std::vector<float> offsets)
+      : parts_(parts), weights_(std::move(weights)), offsets_(std::move(offsets)) {}
   std::string name() const override { return "count-weighted blend"; }
   void Fit(const EvalData&, const std::vector<uint32_t>&, const std::vector<uint32_t>&) override {}
   void ScoreUser(uint32_t user, std::vector<float>* scores) const override {
@@ -342,28 +344,32 @@ class CountWeightedBlend : public Baseline {
     const float* e = &parts_->ease[size_t(row) * n];
     const float* c = &parts_->content[size_t(row) * n];
     scores->resize(n);
-    for (size_t i = 0; i < n; ++i) (*scores)[i] = e[i] + weights_[i] * c[i];
+    for (size_t i = 0; i < n; ++i) (*scores)[i] = e[i] + weights_[i] * c[i] + offsets_[i];
   }
 
  private:
   const CachedParts* parts_;
   std::vector<float> weights_;  ///< v_i
+  std::vector<float> offsets_;  ///< o_i
 };
 
-// c and k chosen with w fixed, on two sets of held-out plays:
+// c, k and b chosen with w fixed, on two sets of held-out plays:
 //   * warm: the plays that chose w (`choose`), scored by the models that chose it (`warm`, cached)
 //     with v(n) of the items' plays in `fit`, ranked among every item the user did not fit on;
 //   * few-play: the pseudo-few-shot items' held-out plays, scored by EASE^R at `lambda` and the
 //     kernel at `point` refitted on the plays the hold-out keeps, with v(n) of those, ranked among
 //     the pseudo-few-shot items the user did not keep (as the few-shot protocol ranks its items).
-// The point kept is the best few-play Recall@20 among those whose warm Recall@20 and NDCG@20 are both
-// within `few_play_warm_tolerance` of k = 0's: lifting items with few plays may not cost the others
-// more. (Their mean, tried first, chose the grid's largest c every time; a guard on Recall@20 alone
-// let NDCG@20 fall 3% on test: attempt 5 in docs/results.md.)
-// k = 0 (v = w for every item with plays, `default_cold` without) comes first and stays on a tie.
+// Each (c, k) takes the smallest b of the grid whose warm Recall@20 and NDCG@20 are both within
+// `few_play_warm_tolerance` of k = 0's (lifting items with few plays may not cost the others more),
+// and the point kept is the best few-play Recall@20 among those that found one. (The mean of the two
+// Recalls, tried first, chose the grid's largest c every time; a guard on Recall@20 alone let NDCG@20
+// fall 3% on test; with no offset the guard kept c far below what the few-play items want: attempt 5
+// in docs/results.md.) k = 0 (v = w for every item with plays, `default_cold` without; b = 0) comes
+// first and stays on a tie.
 struct FewPlayChoice {
   double cold_weight = 0;
   double k = 0;
+  double offset = 0;
   FewPlayTuning tuning;
 };
 
@@ -378,7 +384,8 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   if (held.empty() || choose.empty()) return choice;
   std::unique_ptr<Baseline> ease = MakeEase(lambda);
   ease->Fit(data, kept, {});
-  std::unique_ptr<ContentKernel> kernel = MakeContentKernelAt("content kernel", options.use_kg, point);
+  std::unique_ptr<ContentKernel> kernel =
+      MakeContentKernelAt("content kernel", options.use_kg, point, options.kernel_grid.single_precision);
   kernel->Fit(data, kept, {});
   auto items_of = [&](const std::vector<uint32_t>& plays) {
     std::vector<std::vector<uint32_t>> of(data.num_users);
@@ -419,38 +426,52 @@ FewPlayChoice ChooseFewPlayWeights(const EvalData& data, const std::vector<uint3
   for (uint32_t t : held) few_play_items.push_back(data.interactions[t].item);
   std::sort(few_play_items.begin(), few_play_items.end());
   few_play_items.erase(std::unique(few_play_items.begin(), few_play_items.end()), few_play_items.end());
-  SecondVersion curve;  // only its ContentWeight
+  SecondVersion curve;  // only its ContentWeight and Offset
   curve.blend_weight = w;
   auto rank = [&](const CachedParts& parts, const std::vector<uint64_t>& plays, const std::vector<uint32_t>& among,
                   const std::vector<std::vector<uint32_t>>& seen_of, const std::vector<std::vector<uint32_t>>& relevant) {
-    std::vector<float> weights(data.num_items);
-    for (uint32_t i = 0; i < data.num_items; ++i) weights[i] = float(curve.ContentWeight(plays[i]));
-    const CountWeightedBlend blend(&parts, std::move(weights));
+    std::vector<float> weights(data.num_items), offsets(data.num_items);
+    for (uint32_t i = 0; i < data.num_items; ++i) {
+      const double v = curve.ContentWeight(plays[i]);
+      weights[i] = float(v);
+      offsets[i] = float(curve.Offset(v));
+    }
+    const CountWeightedBlend blend(&parts, std::move(weights), std::move(offsets));
     return RankUsers(blend, data.num_users, unseen(among, seen_of),
                      [&](uint32_t u) -> const std::vector<uint32_t>& { return relevant[u]; });
   };
-  std::vector<std::pair<double, double>> points = {{default_cold, 0}};
-  for (double k : options.few_play_ks) {
-    for (double c : options.few_play_weights) points.emplace_back(c, k);
-  }
-  for (const auto& [c, k] : points) {
-    curve.cold_weight = c;
-    curve.count_k = k;
-    const RankingMetrics few_play = rank(few, kept_plays, few_play_items, kept_of, held_of);
-    const RankingMetrics warm_plays = rank(warm, fit_plays, every_item, fit_of, choose_of);
-    choice.tuning.grid.push_back({k == 0 ? "k=0" : "k=" + FormatNumber(k) + " c=" + FormatNumber(c), few_play.recall20,
-                                  warm_plays.recall20, warm_plays.ndcg20});
-  }
-  const FewPlayPoint& base = choice.tuning.grid[0];
+  auto record = [&](const std::string& setting, const RankingMetrics& few_play, const RankingMetrics& warm_plays) {
+    choice.tuning.grid.push_back({setting, few_play.recall20, warm_plays.recall20, warm_plays.ndcg20});
+  };
+  curve.cold_weight = default_cold;
+  record("k=0", rank(few, kept_plays, few_play_items, kept_of, held_of),
+         rank(warm, fit_plays, every_item, fit_of, choose_of));
+  const FewPlayPoint base = choice.tuning.grid[0];
   const double keep = 1 - options.few_play_warm_tolerance;
-  for (size_t g = 1; g < points.size(); ++g) {
-    const FewPlayPoint& p = choice.tuning.grid[g];
-    if (p.warm_recall20 >= base.warm_recall20 * keep && p.warm_ndcg20 >= base.warm_ndcg20 * keep &&
-        p.few_recall20 > choice.tuning.grid[choice.tuning.chosen].few_recall20) {
-      choice.tuning.chosen = g;
+  const std::vector<double> offsets = options.few_play_offsets.empty() ? std::vector<double>{0} : options.few_play_offsets;
+  for (double k : options.few_play_ks) {
+    for (double c : options.few_play_weights) {
+      curve.cold_weight = c;
+      curve.count_k = k;
+      RankingMetrics warm_plays;
+      bool within = false;
+      for (double b : offsets) {  // ascending: the first within the tolerance
+        curve.offset_weight = b;
+        warm_plays = rank(warm, fit_plays, every_item, fit_of, choose_of);
+        within = warm_plays.recall20 >= base.warm_recall20 * keep && warm_plays.ndcg20 >= base.warm_ndcg20 * keep;
+        if (within) break;
+      }
+      const RankingMetrics few_play = rank(few, kept_plays, few_play_items, kept_of, held_of);
+      record("k=" + FormatNumber(k) + " c=" + FormatNumber(c) + " b=" + FormatNumber(curve.offset_weight), few_play,
+             warm_plays);
+      if (within && few_play.recall20 > choice.tuning.grid[choice.tuning.chosen].few_recall20) {
+        choice.tuning.chosen = choice.tuning.grid.size() - 1;
+        choice.cold_weight = c;
+        choice.k = k;
+        choice.offset = curve.offset_weight;
+      }
     }
   }
-  std::tie(choice.cold_weight, choice.k) = points[choice.tuning.chosen];
   return choice;
 }
 
@@ -515,6 +536,7 @@ class Reader {
 
 constexpr uint64_t kMagic = 0x3276434941534f4dULL;            // "MOSAICv2": before count_k (k = 0)
 constexpr uint64_t kMagicWithCounts = 0x6b76434941534f4dULL;  // "MOSAICvk": count_k after cold_weight
+constexpr uint64_t kMagicWithOffset = 0x6276434941534f4dULL;  // "MOSAICvb": offset_weight after count_k, its column
 
 }  // namespace
 
@@ -562,6 +584,7 @@ void SecondVersion::Place(const std::vector<const float*>& modality_rows, const 
     (*projection_row)[ease_rank + k] = float(qhat[k]);
   }
   (*item)[ease_rank + content_rank] = float(cold_weight * pop_z);
+  if (offset_column) (*item)[ease_rank + content_rank + 1] = float(Offset(cold_weight));
   (*item)[dim() - 1] = 1.0f;
 }
 
@@ -632,6 +655,7 @@ std::vector<float> SecondVersion::User(const float* rows, size_t count, std::vec
   for (uint32_t k = 0; k < er; ++k) user[k] = float(u.a[k] / u.sd_ease);
   for (uint32_t k = 0; k < cr; ++k) user[er + k] = float(u.p[k] / u.sd_factors / u.sd_content);
   user[er + cr] = float(content.point.pop / u.sd_content);
+  if (offset_column) user[er + cr + 1] = 1.0f;  // every item's offset, as it is
   user[dim() - 1] = float(u.mean_shift);  // items with plays: a . (E_i - mean E) less the true mean
   return user;
 }
@@ -655,7 +679,7 @@ std::vector<SecondVersion::Contribution> SecondVersion::Contributions(const floa
 
 std::string SecondVersion::Save() const {
   Writer w;
-  w.Put(kMagicWithCounts);
+  w.Put(offset_column ? kMagicWithOffset : kMagicWithCounts);  // a record loaded from before the offset keeps its form
   w.Put(num_items);
   w.Put(ease_rank);
   w.Put(content_rank);
@@ -663,6 +687,7 @@ std::string SecondVersion::Save() const {
   w.Put(blend_weight);
   w.Put(cold_weight);
   w.Put(count_k);
+  if (offset_column) w.Put(offset_weight);
   w.PutVector(items);
   w.PutVector(projection);
   w.PutVector(has_plays);
@@ -699,7 +724,9 @@ std::string SecondVersion::Save() const {
 SecondVersion SecondVersion::Load(const std::string& bytes) {
   Reader r(bytes);
   const uint64_t magic = r.Get<uint64_t>();
-  if (magic != kMagic && magic != kMagicWithCounts) throw std::runtime_error("second version: not a second-version model");
+  if (magic != kMagic && magic != kMagicWithCounts && magic != kMagicWithOffset) {
+    throw std::runtime_error("second version: not a second-version model");
+  }
   SecondVersion v;
   v.num_items = r.Get<uint32_t>();
   v.ease_rank = r.Get<uint32_t>();
@@ -707,7 +734,9 @@ SecondVersion SecondVersion::Load(const std::string& bytes) {
   v.ease_lambda = r.Get<double>();
   v.blend_weight = r.Get<double>();
   v.cold_weight = r.Get<double>();
-  if (magic == kMagicWithCounts) v.count_k = r.Get<double>();
+  if (magic != kMagic) v.count_k = r.Get<double>();
+  v.offset_column = magic == kMagicWithOffset;
+  if (v.offset_column) v.offset_weight = r.Get<double>();
   v.items = r.GetVector<float>();
   v.projection = r.GetVector<float>();
   v.has_plays = r.GetVector<uint8_t>();
@@ -748,7 +777,8 @@ SecondVersion SecondVersion::Load(const std::string& bytes) {
             v.content_mean.size() == v.content_rank && s.point.rank == v.content_rank &&
             s.kg_idf.size() == s.kg_keys.size() && s.coefficients.size() == n * cd &&
             s.support_kg_ids.size() == s.support_kg_values.size() && !s.support_kg_offsets.empty() &&
-            s.support_kg_offsets.back() == s.support_kg_ids.size() && s.pop_sd > 0 && v.cold_weight > 0 && v.count_k >= 0;
+            s.support_kg_offsets.back() == s.support_kg_ids.size() && s.pop_sd > 0 && v.cold_weight > 0 && v.count_k >= 0 &&
+            v.offset_weight >= 0;
   for (size_t m = 0; ok && m < s.modalities.size(); ++m) {
     ok = s.support_rows[m].size() == n * s.dims[m] && s.support_has[m].size() == n;
   }
@@ -814,7 +844,9 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   const double lambda = SettingValue(ease_tuning.grid[ease_tuning.chosen].setting, "lambda");
 
   next("the content kernel's grid on pseudo-cold items");
-  std::unique_ptr<ContentKernel> kernel = MakeContentKernel("content kernel", options.use_kg, options.seed, options.kernel_grid);
+  KernelGrid grid = options.kernel_grid;
+  grid.refit_single_precision = grid.single_precision && valid.empty();  // refitted on every play below
+  std::unique_ptr<ContentKernel> kernel = MakeContentKernel("content kernel", options.use_kg, options.seed, grid);
   kernel->Fit(data, fit, {});
   const Tuning content_tuning = *kernel->tuning();
   next("the blend weight on held-out plays");
@@ -860,6 +892,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
   v.blend_weight = weight;
   v.cold_weight = few_plays.cold_weight;
   v.count_k = few_plays.k;
+  v.offset_weight = few_plays.offset;
   v.content = kernel->state();
   const size_t n = data.num_items, er = v.ease_rank, cr = v.content_rank, d = v.dim(), pd = v.projection_dim();
   v.has_plays.assign(n, 0);
@@ -894,6 +927,7 @@ SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>
       proj[k] = ef.w[i * er + k];
       proj[er + cr + k] = ef.e[i * er + k];
     }
+    item[er + cr + 1] = float(v.Offset(s));  // the last column, 1, follows it
     item[d - 1] = 1.0f;
     for (size_t k = 0; k < cr; ++k) {
       item[er + k] = float(s * (qhat[i * cr + k] - content_mean[k]));
@@ -932,7 +966,7 @@ class ServedSecondVersion : public Baseline {
     const std::string chosen = "lambda=" + FormatNumber(model_.ease_lambda) + " " +
                                report.content.grid[report.content.chosen].setting + " ease_rank=" +
                                std::to_string(model_.ease_rank) + " k=" + FormatNumber(model_.count_k) + " c=" +
-                               FormatNumber(model_.cold_weight) + " ";
+                               FormatNumber(model_.cold_weight) + " b=" + FormatNumber(model_.offset_weight) + " ";
     tuning_ = report.blend;
     for (GridPoint& point : tuning_.grid) point.setting = chosen + point.setting;
     // The few-play stage's grid after the blend's, for the record: its validation figures are the

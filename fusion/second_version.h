@@ -18,8 +18,11 @@
 // say what lifting such items costs the others). k = 0 keeps w for every item with plays; then c is w, or the grid's smallest
 // positive weight where w = 0, so that new items (EASE^R score 0 for all of them) keep the
 // content's order.
+// An item whose content weight is lifted above w also carries an offset -b (v(n_i) - w), b chosen
+// with c and k: the few-play items' order among themselves is theirs, and the offset keeps the lift
+// from pushing them above the others' (attempt 5f).
 // Item vector, centred over the fitted items so that a dot product is the standardised score itself:
-// [E_i - mean E | v (Qhat_i - mean Qhat) | v popz_i | 1], v = v(n_i).
+// [E_i - mean E | v (Qhat_i - mean Qhat) | v popz_i | -b (v - w) | 1], v = v(n_i).
 // User vector from the played items' projection rows [W_j | Q_j | E_j] ([0 | Qhat_j | 0] for an item
 // without plays) and the covariances of both parts; the last column corrects EASE^R's mean and
 // spread for the played items' own terms W_j . E_j (B has a zero diagonal), so that the blend is the
@@ -69,6 +72,8 @@ struct SecondVersionOptions {
   double few_play_share = 0.2;
   std::vector<double> few_play_ks = {1, 3, 10, 30};                   ///< k, beside k = 0
   std::vector<double> few_play_weights = {0.1, 0.25, 0.5, 1, 2, 4};   ///< c
+  /// b, ascending: per (c, k) the first that keeps the warm plays within the tolerance
+  std::vector<double> few_play_offsets = {0, 0.5, 1, 2, 4, 8};
   /// What lifting few-play items may cost the plays that chose w, relative, on Recall@20 and on NDCG@20 alike
   double few_play_warm_tolerance = 0.01;
   /// The stage caches every item's scores per user it measures: at most this many users on each set of
@@ -76,15 +81,16 @@ struct SecondVersionOptions {
   uint32_t few_play_max_users = 4000;
   /// The content kernel's grid: 12 (g, w_text, lambda) around the points validation chose most
   /// often in the harness's runs of the full 36 (docs/results.md), a third of its cost, so that a
-  /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's.
-  KernelGrid kernel_grid = {{4, 8}, {0.75, 0.9, 1}, {1, 10}, {}};
+  /// Last.FM rebuild stays within 5 minutes; the popularity weights and ranks as the full grid's; its
+  /// solves in single precision, and so the few-play stage's (the served refit is in double).
+  KernelGrid kernel_grid = {{4, 8}, {0.75, 0.9, 1}, {1, 10}, {}, /*single_precision=*/true};
   /// Before each stage of the fit (done of total stages) and once at the end (total of total).
   std::function<void(int done, int total, const char* stage)> on_stage;
 };
 
-// One (c, k) of the few-play stage and what it scored.
+// One (c, k) of the few-play stage, with its b, and what it scored.
 struct FewPlayPoint {
-  std::string setting;       ///< "k=0", or "k=K c=C"
+  std::string setting;       ///< "k=0", or "k=K c=C b=B"
   double few_recall20 = 0;   ///< the pseudo-few-shot items' held-out plays, ranked among those items
   double warm_recall20 = 0;  ///< the plays that chose w
   double warm_ndcg20 = 0;    ///< the same plays' NDCG@20
@@ -101,7 +107,7 @@ struct SecondVersionReport {
   Tuning ease;     ///< lambda
   Tuning content;  ///< the content kernel's grid on its pseudo-cold hold-out
   Tuning blend;    ///< w
-  FewPlayTuning few_plays;  ///< c and k (empty when skipped)
+  FewPlayTuning few_plays;  ///< c, k and b (empty when skipped)
   double seconds = 0;
   std::vector<std::pair<std::string, double>> stages;  ///< each stage's name and seconds, in order
 };
@@ -115,6 +121,8 @@ class SecondVersion {
   double blend_weight = 0;               ///< w
   double cold_weight = 0;                ///< c, the content's weight for items without plays (> 0)
   double count_k = 0;                    ///< k: how fast the weight moves from c to w with plays (0: at once)
+  double offset_weight = 0;              ///< b: the item offset per unit of lifted weight, -b (v(n) - w)
+  bool offset_column = true;             ///< false in records saved before the offset (one column fewer)
   std::vector<float> items;              ///< [num_items x dim()]
   std::vector<float> projection;         ///< [num_items x projection_dim()]: [W_j | Q_j | E_j]
   std::vector<uint8_t> has_plays;        ///< per item: trained with plays (else placed by content alone)
@@ -135,13 +143,15 @@ class SecondVersion {
 
  public:
 
-  size_t dim() const { return size_t(ease_rank) + content_rank + 2; }
+  size_t dim() const { return size_t(ease_rank) + content_rank + 2 + (offset_column ? 1 : 0); }
   // v(n): the content's weight in the vector of an item with n training plays.
   double ContentWeight(uint64_t plays) const;
+  // The offset column of an item with content weight v: -b (v - w).
+  double Offset(double weight) const { return -offset_weight * (weight - blend_weight); }
   size_t projection_dim() const { return 2 * size_t(ease_rank) + content_rank; }
 
   // The item vector and projection row of an item placed by its content (PlaceByContent's
-  // arguments): [-mean E | cold_weight (Qhat - mean Qhat) | cold_weight popz | 1] and [0 | Qhat | 0].
+  // arguments): [-mean E | c (Qhat - mean Qhat) | c popz | -b (c - w) | 1] and [0 | Qhat | 0].
   void Place(const std::vector<const float*>& modality_rows, const std::vector<uint32_t>& kg, std::vector<float>* item,
              std::vector<float>* projection_row) const;
 
@@ -179,8 +189,9 @@ std::string SecondVersionFits(const EvalData& data, const std::vector<uint32_t>&
 // the choice, and every model is refitted on the whole of `train` at the chosen points. The content
 // kernel chooses its own point on its pseudo-cold hold-out; c and k on a pseudo-few-shot hold-out of
 // the plays that fit (both models refitted without it at their chosen points; its plays ranked among
-// its items, as the few-shot protocol ranks), among the points that cost the plays that chose w at
-// most few_play_warm_tolerance of their Recall@20 and NDCG@20. Throws
+// its items, as the few-shot protocol ranks), among the points that, with the smallest b of the grid
+// that does, cost the plays that chose w at most few_play_warm_tolerance of their Recall@20 and
+// NDCG@20. Throws
 // std::invalid_argument with SecondVersionFits' reason when the data is too large, and as the models
 // it fits do.
 SecondVersion FitSecondVersion(const EvalData& data, const std::vector<uint32_t>& train,

@@ -1,6 +1,7 @@
 // The content kernel of the model's second version (fusion/content_kernel.h) on hand-made data:
 // cold items of a user's taste group ranked first, the grid search on the content ridge's
-// pseudo-cold items, inverse item frequency at work, determinism, and the refusals.
+// pseudo-cold items (in either precision), inverse item frequency at work, determinism, and the
+// refusals.
 #include "fusion/content_kernel.h"
 
 #include <gtest/gtest.h>
@@ -88,6 +89,34 @@ TEST(ContentKernelTest, TunesOnPseudoColdItemsAndRanksTheUsersGroupFirst) {
   ASSERT_EQ(text->tuning()->grid.size(), 90u);
   EXPECT_EQ(text->tuning()->grid.front().setting, "g=0 w_text=1 lambda=0.1 rank=16 pop=0");
   EXPECT_GT(ColdRecall(*text, data, cold), 0.8);
+}
+
+// The search in single precision measures what it does in double (to the ranking), so it keeps the
+// same point; the refit stays in double unless asked, and then scores as the double one does.
+TEST(ContentKernelTest, TheSearchInSinglePrecisionKeepsTheDoublePoint) {
+  std::vector<uint32_t> train, cold;
+  const EvalData data = Synthetic(30, 200, 3, &train, &cold);
+  const KernelGrid grid = {{0, 4}, {0.75, 1}, {1, 10}, {}};
+  KernelGrid single = grid;
+  single.single_precision = true;
+  auto twice = MakeContentKernel("double", true, 7, grid), once = MakeContentKernel("single", true, 7, single);
+  twice->Fit(data, train, {});
+  once->Fit(data, train, {});
+  ASSERT_EQ(once->tuning()->grid.size(), twice->tuning()->grid.size());
+  for (size_t g = 0; g < twice->tuning()->grid.size(); ++g) {
+    EXPECT_NEAR(once->tuning()->grid[g].valid_recall20, twice->tuning()->grid[g].valid_recall20, 1e-9) << g;
+  }
+  EXPECT_EQ(once->tuning()->chosen, twice->tuning()->chosen);
+  EXPECT_EQ(Score(*once, 3), Score(*twice, 3));  // both refitted in double
+  single.refit_single_precision = true;
+  auto quick = MakeContentKernel("single refit", true, 7, single);
+  quick->Fit(data, train, {});
+  const auto fast = Score(*quick, 3), exact = Score(*twice, 3);
+  for (size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(fast[i], exact[i], 1e-3) << i;
+  auto at = MakeContentKernelAt("at, single", true, twice->state().point, /*single_precision=*/true);
+  at->Fit(data, train, {});
+  const auto fixed = Score(*at, 3);
+  for (size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(fixed[i], exact[i], 1e-3) << i;
 }
 
 // Cold items known through the KG alone. Entity 0 (a hub) is linked to every item; entity 1 to the

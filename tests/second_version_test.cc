@@ -139,8 +139,30 @@ TEST_F(FittedSecondVersion, TheRecordRoundTripsAndRefusesDamage) {
   EXPECT_EQ(back.content.coefficients, model_.content.coefficients);
   EXPECT_EQ(back.Save(), bytes);
   EXPECT_EQ(back.count_k, model_.count_k);
-  // A record written before count_k existed: the earlier magic and no k, read as k = 0.
-  std::string earlier = bytes;
+  EXPECT_EQ(back.offset_weight, model_.offset_weight);
+  EXPECT_TRUE(back.offset_column);
+  // A record written before the offset: its magic, no b, and item vectors one column narrower; it
+  // loads with that width and keeps its form when saved again.
+  SecondVersion narrow = model_;
+  narrow.offset_column = false;
+  narrow.offset_weight = 0;
+  const size_t d = model_.dim(), offset_at = model_.ease_rank + model_.content_rank + 1;
+  narrow.items.clear();
+  for (size_t i = 0; i < model_.num_items; ++i) {
+    for (size_t k = 0; k < d; ++k) {
+      if (k != offset_at) narrow.items.push_back(model_.items[i * d + k]);
+    }
+  }
+  const std::string before_offset = narrow.Save();
+  EXPECT_EQ(before_offset.substr(0, 8), "MOSAICvk");
+  const SecondVersion old = SecondVersion::Load(before_offset);
+  EXPECT_FALSE(old.offset_column);
+  EXPECT_EQ(old.dim(), d - 1);
+  EXPECT_EQ(old.items, narrow.items);
+  EXPECT_EQ(old.User(nullptr, 0).size(), d - 1);
+  EXPECT_EQ(old.Save(), before_offset);
+  // Before count_k existed: the earlier magic and no k, read as k = 0.
+  std::string earlier = before_offset;
   earlier.replace(0, 8, "MOSAICv2");
   earlier.erase(8 + 3 * 4 + 3 * 8, 8);
   EXPECT_EQ(SecondVersion::Load(earlier).count_k, 0);
@@ -162,8 +184,8 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
   ASSERT_NE(served->tuning(), nullptr);
   EXPECT_NE(served->tuning()->grid[0].setting.find("weight=0.5"), std::string::npos);
   // On every item the user did not play (with plays or not) the served score is z_ease + v(n_i)
-  // z_content: the blend of the exact models at the chosen points, standardised over every item as
-  // MakeBlend does, with the content's weight of an item's play count.
+  // z_content - b (v(n_i) - w): the blend of the exact models at the chosen points, standardised over
+  // every item as MakeBlend does, with the content's weight of an item's play count and its offset.
   const std::string& setting = served->tuning()->grid[0].setting;
   const double lambda = std::stod(setting.substr(setting.find("lambda=") + 7));
   auto ease = MakeEase(lambda);
@@ -181,6 +203,7 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
   curve.blend_weight = 0.5;
   curve.cold_weight = value("c");
   curve.count_k = std::stod(setting.substr(setting.find(" k=") + 3));
+  curve.offset_weight = value("b");
   std::vector<uint64_t> plays(90, 0);
   for (uint32_t t : train) ++plays[data.interactions[t].item];
   std::vector<uint8_t> has_plays(90, 0);
@@ -190,7 +213,10 @@ TEST(SecondVersionTest, TheServedPeerIsTheMeasuredBlend) {
     std::vector<float> b = Score(*ease, u), z_content = Score(*kernel, u);
     Standardise(&b);
     Standardise(&z_content);
-    for (uint32_t i = 0; i < 90; ++i) b[i] += float(curve.ContentWeight(plays[i])) * z_content[i];
+    for (uint32_t i = 0; i < 90; ++i) {
+      const double v = curve.ContentWeight(plays[i]);
+      b[i] += float(v * z_content[i] + curve.Offset(v));
+    }
     std::vector<uint8_t> mine(90, 0);
     for (uint32_t t : train) {
       if (data.interactions[t].user == u) mine[data.interactions[t].item] = 1;
@@ -214,11 +240,15 @@ TEST(SecondVersionTest, TheContentWeightMovesFromColdToWarmWithPlays) {
   EXPECT_NEAR(v.ContentWeight(3), 0.1 + 1.9 / 2, 1e-12);
   EXPECT_GT(v.ContentWeight(1), v.ContentWeight(2));
   EXPECT_NEAR(v.ContentWeight(1000000), 0.1, 1e-5);
+  // The offset: none at w, -b per unit of weight above it.
+  v.offset_weight = 2;
+  EXPECT_EQ(v.Offset(0.1), 0);
+  EXPECT_NEAR(v.Offset(v.ContentWeight(0)), -2 * 1.9, 1e-12);
 }
 
-// The pseudo-few-shot stage measures k = 0 first and then every (c, k); the chosen point is in the
-// model and in the tuning's setting; it has the best pseudo-few-shot Recall@20 among the points
-// within the tolerance on both warm metrics; without the stage k is 0.
+// The pseudo-few-shot stage measures k = 0 first and then every (c, k), each with its b; the chosen
+// point is in the model and in the tuning's setting; it has the best pseudo-few-shot Recall@20 among
+// the points within the tolerance on both warm metrics; without the stage k and b are 0.
 TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCount) {
   const SecondVersionOptions options;
   ASSERT_EQ(report_.few_plays.grid.size(), 1 + options.few_play_ks.size() * options.few_play_weights.size());
@@ -237,8 +267,13 @@ TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCo
   const std::string& chosen = kept.setting;
   if (model_.count_k > 0) {
     EXPECT_NE(chosen.find("c="), std::string::npos) << chosen;
+    EXPECT_EQ(std::stod(chosen.substr(chosen.find(" b=") + 3)), model_.offset_weight) << chosen;
   } else {
     EXPECT_EQ(chosen, "k=0");
+    EXPECT_EQ(model_.offset_weight, 0);
+  }
+  for (size_t g = 1; g < report_.few_plays.grid.size(); ++g) {
+    EXPECT_NE(report_.few_plays.grid[g].setting.find(" b="), std::string::npos) << report_.few_plays.grid[g].setting;
   }
   SecondVersionOptions without;
   without.few_play_share = 0;
@@ -246,6 +281,7 @@ TEST_F(FittedSecondVersion, ThePseudoFewShotStageChoosesTheContentWeightByPlayCo
   const SecondVersion plain = FitSecondVersion(data_, train_, {}, without, &report);
   EXPECT_TRUE(report.few_plays.grid.empty());
   EXPECT_EQ(plain.count_k, 0);
+  EXPECT_EQ(plain.offset_weight, 0);
 }
 
 // With fewer users measured than have held-out plays, the stage still measures every point on those

@@ -26,10 +26,10 @@ void PrintSecondVersion(const service::RebuildReport& r) {
               r["version"].get<unsigned long long>(), WithThousands(c["users"]).c_str(),
               WithThousands(c["items"]).c_str(), WithThousands(c["interactions"]).c_str(),
               WithThousands(c["kg_triples"]).c_str());
-  std::printf("EASE^R lambda %g at rank %d, blend weight %g (%g without plays, k %g); content kernel g %g, w_text %g%s, "
-              "lambda %g, rank %d, popularity %g\n",
+  std::printf("EASE^R lambda %g at rank %d, blend weight %g (%g without plays, k %g, offset %g); content kernel g %g, "
+              "w_text %g%s, lambda %g, rank %d, popularity %g\n",
               v["ease_lambda"].get<double>(), v["ease_rank"].get<int>(), v["blend_weight"].get<double>(),
-              v["cold_weight"].get<double>(), v["count_k"].get<double>(),
+              v["cold_weight"].get<double>(), v["count_k"].get<double>(), v["offset_weight"].get<double>(),
               k["g"].get<double>(), k["w_text"].get<double>(), k["w_text"].get<double>() >= 1 ? " (the KG left out)" : "",
               k["lambda"].get<double>(), k["rank"].get<int>(), k["pop"].get<double>());
   const auto& stages = r["stages"];

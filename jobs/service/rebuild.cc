@@ -361,6 +361,7 @@ Status RebuildSecondVersion(const std::string& store_dir, const RebuildOptions& 
       {"blend_weight", second->blend_weight},
       {"cold_weight", second->cold_weight},
       {"count_k", second->count_k},
+      {"offset_weight", second->offset_weight},
       {"ease_rank", second->ease_rank},
       {"content", {{"g", p.g}, {"w_text", p.w_text}, {"lambda", p.lambda}, {"rank", p.rank}, {"pop", p.pop}}},
       {"validation", {{"ease", chosen(fitted.ease)},
