@@ -164,7 +164,7 @@ class SecondVersion {
 
   // How much each played item (a row as User takes them) adds to `item`'s score (an item vector): its
   // EASE^R term and its content term. The score is their sum plus the history's popularity and mean
-  // terms, which no single play owns.
+  // terms and the item's offset, which no single play owns.
   struct Contribution {
     double ease = 0;
     double content = 0;
