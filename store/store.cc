@@ -81,8 +81,12 @@ std::string U64Value(uint64_t v) {
 
 rocksdb::Options MakeOptions() {
   rocksdb::Options o;
+  // A size-rolled info LOG trims old LOG files while the store opens, before RocksDB takes the
+  // lock: an import waiting beside the server then fails when both remove the same file. Without
+  // rolling, old LOGs are removed only by the lock holder (which tolerates a missing one); at WARN
+  // level a LOG stays small.
   o.keep_log_file_num = 2;
-  o.max_log_file_size = 1 << 20;
+  o.max_log_file_size = 0;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   // Bloom filters make the writers' "does this key exist yet" lookups cheap once data is in SSTs.
   rocksdb::BlockBasedTableOptions table;
