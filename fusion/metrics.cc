@@ -227,6 +227,35 @@ double Auc(const std::vector<float>& scores, const std::vector<int>& labels) {
   return (positive_rank_sum - p * (p + 1) / 2) / (p * n);
 }
 
+double GroupAuc(const std::vector<float>& scores, const std::vector<int>& labels, const std::vector<uint32_t>& groups) {
+  CheckLabels(scores.size(), labels, "GroupAuc");
+  if (groups.size() != scores.size()) throw std::invalid_argument("GroupAuc: groups and scores differ in size");
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&groups](size_t x, size_t y) { return groups[x] < groups[y]; });
+  double weighted = 0, weight = 0;
+  std::vector<float> s;
+  std::vector<int> l;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    s.clear();
+    l.clear();
+    int positives = 0;
+    for (; j < order.size() && groups[order[j]] == groups[order[i]]; ++j) {
+      s.push_back(scores[order[j]]);
+      l.push_back(labels[order[j]]);
+      positives += labels[order[j]];
+    }
+    if (positives > 0 && size_t(positives) < s.size()) {
+      weighted += double(s.size()) * Auc(s, l);
+      weight += double(s.size());
+    }
+    i = j;
+  }
+  if (weight == 0) throw std::invalid_argument("GroupAuc: no group has both a positive and a negative");
+  return weighted / weight;
+}
+
 double F1(const std::vector<float>& probabilities, const std::vector<int>& labels,
           double threshold) {
   CheckLabels(probabilities.size(), labels, "F1");

@@ -102,6 +102,13 @@ RatioInterval PairedBootstrapRatio(const std::vector<double>& a, const std::vect
 // 0/1, a NaN score, or when there are no positives or no negatives (AUC is undefined).
 double Auc(const std::vector<float>& scores, const std::vector<int>& labels);
 
+// Group AUC (DIN, KDD 2018): Auc within each group (a user's examples), averaged with each group
+// weighted by its number of examples; groups without both labels are left out. Unlike Auc over
+// the pooled examples it asks nothing of how scores compare across users. `groups[i]` names
+// example i's group. Throws std::invalid_argument as Auc does, on a groups size mismatch, and
+// when no group has both labels.
+double GroupAuc(const std::vector<float>& scores, const std::vector<int>& labels, const std::vector<uint32_t>& groups);
+
 // F1 of the positive class with prediction "positive" when probability >= threshold:
 // 2 TP / (2 TP + FP + FN), and 0 when that is 0/0 (nothing predicted or actually positive,
 // as scikit-learn's default). Throws std::invalid_argument on size mismatch or a label not 0/1.

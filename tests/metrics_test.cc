@@ -125,6 +125,18 @@ TEST(AucTest, PerfectAndReversed) {
   EXPECT_DOUBLE_EQ(Auc({0.1f, 0.8f, 0.2f, 0.9f}, {0, 0, 1, 1}), 0.75);
 }
 
+TEST(AucTest, GroupAucWeighsUsersByExamplesAndIgnoresCrossUserOrder) {
+  // User 7 ranks backwards, user 3 perfectly; user 9 has a positive only and is left out. Group AUC
+  // never compares user 7's low scores with user 3's high ones.
+  const std::vector<float> scores = {0.01f, 0.02f, 0.9f, 0.8f, 0.7f, 0.5f};
+  const std::vector<int> labels = {1, 0, 1, 1, 0, 1};
+  const std::vector<uint32_t> groups = {7, 7, 3, 3, 3, 9};
+  EXPECT_DOUBLE_EQ(GroupAuc(scores, labels, groups), (2 * 0.0 + 3 * 1.0) / 5);
+  EXPECT_DOUBLE_EQ(GroupAuc({0.1f, 0.2f, 0.3f}, {1, 0, 0}, {1, 1, 1}), 0.0);
+  EXPECT_THROW(GroupAuc({0.1f, 0.2f}, {1, 1}, {1, 2}), std::invalid_argument);  // no group with both
+  EXPECT_THROW(GroupAuc({0.1f, 0.2f}, {1, 0}, {1}), std::invalid_argument);
+}
+
 TEST(AucTest, RejectsBadInput) {
   EXPECT_THROW(Auc({0.1f, 0.2f}, {1}), std::invalid_argument);
   EXPECT_THROW(Auc({0.1f, 0.2f}, {1, 1}), std::invalid_argument);  // no negatives

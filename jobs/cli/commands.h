@@ -144,7 +144,7 @@ struct EvalArgs {
   int runs = 1;            ///< repeat with seeds seed, seed+1, ... and report the mean (and spread) of each row
   int epochs = 0;          ///< the model's epoch limit (0 = its default)
   bool no_model = false;   ///< no LibTorch rows (the first model version and LightGCN)
-  std::string model_kind = "both";  ///< v1|v2|both: which versions of the model have rows
+  std::string model_kind = "both";  ///< v1|v2|both|served: which versions of the model have rows (served: that row alone)
   bool only_model = false;  ///< the model's rows alone, no peer
   bool distributed = false;  ///< the first version's "Mosaic" row trained in a group of ranks
   GroupArgs group;

@@ -201,6 +201,12 @@ void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64
   for (const auto& peer : *models) {
     if (peer->name() == "EASE") ease = peer.get();
   }
+  fusion::SecondVersionOptions served;
+  served.seed = seed;
+  if (args.model_kind == "served") {  // the product alone: the cheapest way to repeat its measurement
+    models->push_back(fusion::MakeServedSecondVersion("Mosaic v2 (served)", served));
+    return;
+  }
   const std::vector<double> weights = {0, 0.05, 0.1, 0.25, 0.5, 1};
   auto add = [&](const std::string& suffix, bool use_kg, bool shuffled) {
     const std::string content_name = ease ? "Mosaic v2 content" + suffix : "Mosaic v2" + suffix;
@@ -219,8 +225,6 @@ void AddSecondVersion(const EvalArgs& args, const fusion::EvalData& data, uint64
   // What `mosaic rebuild --model-kind v2` builds and serves (fusion/second_version.h): it chooses its
   // own EASE^R lambda and blend weight on the validation split, searches the content kernel's
   // smaller product grid, and scores by dot products.
-  fusion::SecondVersionOptions served;
-  served.seed = seed;
   models->push_back(fusion::MakeServedSecondVersion("Mosaic v2 (served)", served));
   if (args.ablation || content_peers) {
     add(" (no KG)", false, false);
@@ -255,7 +259,7 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   }
   if (args.model_kind != "v1") AddSecondVersion(args, data, seed, content_peers, models);
   // LibTorch's rows come from the model library: --no-model leaves them all out, LightGCN too.
-  if (args.no_model || args.model_kind == "v2") return Status::OK();
+  if (args.no_model || args.model_kind == "v2" || args.model_kind == "served") return Status::OK();
   const ModelPlugin* plugin = nullptr;
   MOSAIC_RETURN_IF_ERROR(LoadModelPlugin(&plugin));
   std::unique_ptr<fusion::Baseline> ranker;
@@ -305,7 +309,8 @@ Status MakeModels(const Context& ctx, const EvalArgs& args, const fusion::EvalDa
   return Status::OK();
 }
 
-// The CTR protocol on one split: AUC and F1 of each model.
+// The CTR protocol on one split: AUC and F1 of each model, and beside them F1 calibrated on the
+// validation examples and the group AUC (per user).
 // `data` is the intact data the split is drawn from, `fit` the data the models see (the KG control).
 Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::EvalData& fit, uint64_t seed, bool dump,
               const std::vector<std::unique_ptr<fusion::Baseline>>& models, nlohmann::json* split_sizes,
@@ -332,7 +337,8 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::
     const auto t0 = std::chrono::steady_clock::now();
     m->Fit(fit, train, valid);
     std::vector<float> user_scores;
-    auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels) {
+    auto score_of = [&](const std::vector<fusion::CtrExample>& xs, std::vector<float>* out, std::vector<int>* labels,
+                        std::vector<uint32_t>* users) {
       std::vector<std::vector<size_t>> by_user(data.num_users);
       for (size_t i = 0; i < xs.size(); ++i) by_user[xs[i].user].push_back(i);
       out->assign(xs.size(), 0.0f);
@@ -342,18 +348,34 @@ Status RunCtr(const EvalArgs& args, const fusion::EvalData& data, const fusion::
         m->ScoreUser(u, &user_scores);
         for (size_t i : by_user[u]) (*out)[i] = user_scores[xs[i].item];
       }
-      for (size_t i = 0; i < xs.size(); ++i) (*labels)[i] = xs[i].label;
+      users->resize(xs.size());
+      for (size_t i = 0; i < xs.size(); ++i) {
+        (*labels)[i] = xs[i].label;
+        (*users)[i] = xs[i].user;
+      }
     };
-    std::vector<float> train_scores, test_scores;
-    std::vector<int> train_labels, test_labels;
-    score_of(split.train, &train_scores, &train_labels);
-    score_of(split.test, &test_scores, &test_labels);
-    fusion::PlattScaler platt;
-    platt.Fit(train_scores, train_labels);
-    std::vector<float> probabilities(test_scores.size());
-    for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
+    std::vector<float> train_scores, valid_scores, test_scores;
+    std::vector<int> train_labels, valid_labels, test_labels;
+    std::vector<uint32_t> train_users, valid_users, test_users;
+    score_of(split.train, &train_scores, &train_labels, &train_users);
+    score_of(split.valid, &valid_scores, &valid_labels, &valid_users);
+    score_of(split.test, &test_scores, &test_labels, &test_users);
+    // The protocol's F1 calibrates on the training examples. A model that scores its own training
+    // plays high (item-item terms of a played item) is then calibrated on scores the test examples
+    // never get; Platt (1999) fits on held-out outputs for that reason, so F1 with the scaler fitted
+    // on the validation examples is reported beside it.
+    auto f1_with = [&](const std::vector<float>& scores, const std::vector<int>& labels) {
+      fusion::PlattScaler platt;
+      platt.Fit(scores, labels);
+      std::vector<float> probabilities(test_scores.size());
+      for (size_t i = 0; i < test_scores.size(); ++i) probabilities[i] = platt(test_scores[i]);
+      return fusion::F1(probabilities, test_labels);
+    };
     rows->push_back({m->name(),
-                     {{"AUC", fusion::Auc(test_scores, test_labels)}, {"F1", fusion::F1(probabilities, test_labels)}},
+                     {{"AUC", fusion::Auc(test_scores, test_labels)},
+                      {"F1", f1_with(train_scores, train_labels)},
+                      {"F1 (Platt on valid)", f1_with(valid_scores, valid_labels)},
+                      {"GAUC", fusion::GroupAuc(test_scores, test_labels, test_users)}},
                      SecondsSince(t0),
                      nullptr,
                      nullptr});

@@ -169,8 +169,9 @@ void AddModelCommands(CLI::App& app, const jobs::Context& ctx, std::vector<Comma
   eval_cmd->add_option("--epochs", eval->epochs, "The model's epoch limit (default: its own)");
   eval_cmd->add_flag("--no-model", eval->no_model, "No LibTorch rows: the first model version and LightGCN left out");
   eval_cmd->add_option("--model-kind", eval->model_kind,
-                       "Which versions of the model have rows: v1 (graph attention), v2 (EASE^R + content kernel), both")
-      ->check(CLI::IsMember({"v1", "v2", "both"}));
+                       "Which versions of the model have rows: v1 (graph attention), v2 (EASE^R + content kernel), both, "
+                       "or served (the second version as `rebuild` builds it, its row alone)")
+      ->check(CLI::IsMember({"v1", "v2", "both", "served"}));
   eval_cmd->add_flag("--only-model", eval->only_model, "The model's rows alone: no peer is fitted");
   eval_cmd->add_flag("--distributed", eval->distributed,
                      "Train the first version's Mosaic row data-parallel in a group of processes (each prints the table)");
