@@ -3,10 +3,6 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -14,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "fusion/cpu_memory.h"
 #include "fusion/random.h"
 
 namespace mosaic::fusion {
@@ -37,21 +34,6 @@ std::vector<std::vector<int64_t>> Shapes(torch::nn::Module& module) {
 
 torch::Tensor LongTensor(const std::vector<int64_t>& v) {
   return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, torch::kLong).clone();
-}
-
-// Every step allocates and frees tensors of tens of MiB; glibc serves those with fresh mmap pages
-// and returns them at once, so the kernel zero-fills pages all step long (measured: 13-17 s an epoch
-// on Last.FM, 5 s with the heap kept). Keeping large blocks in the heap is process-wide, so it is
-// done once, by whoever trains first.
-void KeepLargeAllocationsInHeap() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum; larger blocks still use mmap
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    mallopt(M_TOP_PAD, 256 << 20);
-  });
-#endif
 }
 
 }  // namespace
@@ -119,7 +101,7 @@ Trainer::Trainer(TrainingGraph graph, const TrainOptions& options) : state_(std:
   Check(options.cold_share >= 0 && options.cold_share < 1, "cold_share must be in [0, 1)");
   Check(options.learning_rate > 0, "learning_rate must be positive");
   s.device = torch::Device(ResolveDevice(options.device));
-  KeepLargeAllocationsInHeap();
+  UseHugePagesForLargeCpuTensors();
   const int64_t users = g.num_users, items = g.num_items;
   const int64_t nodes = users + items + g.num_entities;
 

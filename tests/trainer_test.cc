@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "fusion/cpu_memory.h"
 #include "tests/test_util.h"
 
 namespace mosaic::fusion {
@@ -148,6 +149,23 @@ TEST(TrainerTest, NewItemRanksHigherThroughItsKgNeighbours) {
     return above;
   };
   EXPECT_LT(rank(with), rank(without));
+}
+
+// A trainer installs the huge-page allocator: large tensors start on a huge page, small ones keep
+// LibTorch's alignment, and both hold what is written to them.
+TEST(TrainerTest, LargeCpuTensorsStartOnAHugePage) {
+  Trainer trainer(World(), SmallOptions());
+  for (int round = 0; round < 3; ++round) {  // freed and allocated again, as steps do
+    auto large = torch::full({int64_t(kHugePageTensorBytes / sizeof(float)) + 12345}, float(round));
+    auto small = torch::full({1000}, 2.0f);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(large.data_ptr()) % kHugePageBytes, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data_ptr()) % 64, 0u);
+    EXPECT_EQ(large.sum().item<double>(), double(round) * double(large.numel()));
+    EXPECT_EQ(small.sum().item<float>(), 2000.0f);
+  }
+  UseHugePagesForLargeCpuTensors();  // a second call changes nothing
+  auto after = torch::empty({int64_t(kHugePageTensorBytes)}, torch::kUInt8);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(after.data_ptr()) % kHugePageBytes, 0u);
 }
 
 TEST(TrainerTest, RejectsInconsistentGraphs) {
