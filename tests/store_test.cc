@@ -416,9 +416,9 @@ TEST(StoreTest, WriterWaitsForTheLockAndSaysSo) {
 }
 
 
-// Opens race in other processes (an import waiting for the lock beside the server's reads): RocksDB
-// sets up its info LOG before it takes the lock, so that step must not fail when another process
-// rotates or removes the same LOG files at the same moment.
+// Writers' opens race in other processes (an import waiting for the lock while the server takes and
+// gives back its write lease): RocksDB sets up its info LOG before it takes the lock, so that step
+// must not fail when another process rotates or removes the same LOG files at the same moment.
 TEST(StoreTest, ManyProcessesOpeningAtOnceNeverFail) {
   TempDir tmp;
   const std::string dir = tmp / "s";
