@@ -2,7 +2,6 @@
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/alignment.h>
-#include <sys/mman.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -11,6 +10,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+
+#include "fusion/content_regression_internal.h"
 
 namespace mosaic::fusion {
 namespace {
@@ -24,10 +25,8 @@ class HugePageCpuAllocator final : public c10::Allocator {
     const bool large = bytes >= kHugePageTensorBytes;
     void* data = nullptr;
     if (posix_memalign(&data, large ? kHugePageBytes : c10::gAlignment, bytes) != 0) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    // Whole huge pages only: the block starts on one, and a tail shorter than one keeps small pages.
-    if (large) madvise(data, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
-#endif
+    // The block starts on a huge page; a tail shorter than one keeps small pages.
+    if (large) content_internal::AdviseHugePages(data, bytes);
     return {data, data, &FreeBlock, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &FreeBlock; }

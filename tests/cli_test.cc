@@ -240,9 +240,14 @@ TEST(CliEval, ModelKindAndOnlyModelChooseTheRows) {
   EXPECT_EQ(std::find(warm.begin(), warm.end(), "Mosaic"), warm.end());
   // Warm with the peers left out: the served row alone (the content is no form of the model there).
   EXPECT_EQ(rows("--protocol warm --model-kind v2 --only-model"), (std::vector<std::string>{"Mosaic v2 (served)"}));
+  // served: that row alone, even on cold, where v2 adds its KG controls.
+  EXPECT_EQ(rows("--protocol cold --model-kind served --only-model"), (std::vector<std::string>{"Mosaic v2 (served)"}));
   CommandResult r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol warm --model-kind v3");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--model-kind"), std::string::npos) << r.err;
+  r = RunMosaic("eval --data " + Q(data) + " --dataset movielens --protocol warm --model-kind served --ablation");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--ablation"), std::string::npos) << r.err;
 }
 
 TEST(CliEval, KgControlKeepsTheSplitAndChangesTheKgRows) {

@@ -696,6 +696,10 @@ Status RunEval(const Context& base_ctx, const EvalArgs& args) {
   }
   if (args.runs < 1 || args.runs > 100) return Status::InvalidArgument("--runs must be in [1, 100]");
   if (args.epochs < 0) return Status::InvalidArgument("--epochs must not be negative");
+  if (args.ablation && args.model_kind == "served") {
+    return Status::InvalidArgument("--ablation has no rows with --model-kind served (the served row alone); use "
+                                   "--model-kind v2 for the KG controls, or --kg-control for the whole run");
+  }
   fusion::KgControl control;
   if (!fusion::ParseKgControl(args.kg_control, &control)) {
     return Status::InvalidArgument("unknown --kg-control '" + args.kg_control + "' (intact, removed or shuffled)");
