@@ -369,51 +369,65 @@ class KernelImpl : public ContentKernel {
       tuning_.grid.push_back({setting(chosen_, rank_, pop_weight_), 0, 0});
       return;
     }
-    // The held-out items of MakeContentRidge for the same seed.
+    // Fold 0 holds out the items of MakeContentRidge for the same seed; each further fold the next
+    // disjoint block of the same permutation. Each point's metrics are summed over the folds.
     const uint32_t max_rank = ranks.back();
-    const PseudoCold pc = HoldOut(data, train, p.x, p.train_items, hold, seed_, max_rank);
-    const std::vector<uint32_t>& held = pc.held;
-    const std::vector<uint8_t>& is_held = pc.is_held;
-    const Interactions& rest = pc.rest;
-    const CfFactors& cf = pc.cf;
-    const std::vector<std::vector<uint32_t>>& relevant = pc.relevant;
-    std::vector<size_t> fit_positions, held_positions;
-    std::vector<uint32_t> scored;  // held items with content, in held_positions' order
-    for (size_t a = 0; a < p.support.size(); ++a) {
-      if (is_held[p.support[a]]) {
-        held_positions.push_back(a);
-        scored.push_back(p.support[a]);
-      } else {
-        fit_positions.push_back(a);
+    const size_t folds = std::max<size_t>(1, std::min<size_t>(grid_.folds, m / hold));
+    std::vector<double> recall_sum, ndcg_sum;
+    std::vector<std::pair<Point, std::pair<uint32_t, double>>> points;  // in grid order
+    for (size_t fold = 0; fold < folds; ++fold) {
+      const PseudoCold pc = HoldOut(data, train, p.x, p.train_items, hold, seed_, max_rank, fold);
+      std::vector<size_t> fit_positions, held_positions;
+      std::vector<uint32_t> scored;  // held items with content, in held_positions' order
+      for (size_t a = 0; a < p.support.size(); ++a) {
+        if (pc.is_held[p.support[a]]) {
+          held_positions.push_back(a);
+          scored.push_back(p.support[a]);
+        } else {
+          fit_positions.push_back(a);
+        }
       }
-    }
-    const std::vector<double> y = Targets(p, fit_positions, cf, rest);
-    const size_t cols = max_rank + 1;
-    double best = -1.0;
-    for (double g : gs) {
-      for (double w_text : w_texts) {
-        for (double lambda : lambdas) {
-          const Point at{g, w_text, lambda};
-          const std::vector<double> a =
-              grid_.single_precision ? Solve<float>(p, fit_positions, at, y, cols) : Solve(p, fit_positions, at, y, cols);
-          const std::vector<double> k = KernelBlock(p, held_positions, fit_positions, at);
-          std::vector<double> pred(held_positions.size() * cols);
-          Gemm(k.data(), a.data(), pred.data(), held_positions.size(), cols, fit_positions.size());
-          const std::vector<RankingMetrics> results = RankHeld(cf, scored, held, relevant, pred, cols, ranks, pops);
-          for (size_t r = 0; r < ranks.size(); ++r) {
-            for (size_t q = 0; q < pops.size(); ++q) {
-              const RankingMetrics& m = results[r * pops.size() + q];
-              tuning_.grid.push_back({setting(at, ranks[r], pops[q]), m.recall20, m.ndcg20});
-              if (m.recall20 > best) {
-                best = m.recall20;
-                tuning_.chosen = tuning_.grid.size() - 1;
-                chosen_ = at;
-                rank_ = ranks[r];
-                pop_weight_ = pops[q];
+      const std::vector<double> y = Targets(p, fit_positions, pc.cf, pc.rest);
+      const size_t cols = max_rank + 1;
+      size_t index = 0;
+      for (double g : gs) {
+        for (double w_text : w_texts) {
+          for (double lambda : lambdas) {
+            const Point at{g, w_text, lambda};
+            const std::vector<double> a = grid_.single_precision ? Solve<float>(p, fit_positions, at, y, cols)
+                                                                 : Solve(p, fit_positions, at, y, cols);
+            const std::vector<double> k = KernelBlock(p, held_positions, fit_positions, at);
+            std::vector<double> pred(held_positions.size() * cols);
+            Gemm(k.data(), a.data(), pred.data(), held_positions.size(), cols, fit_positions.size());
+            const std::vector<RankingMetrics> results =
+                RankHeld(pc.cf, scored, pc.held, pc.relevant, pred, cols, ranks, pops);
+            for (size_t r = 0; r < ranks.size(); ++r) {
+              for (size_t q = 0; q < pops.size(); ++q, ++index) {
+                const RankingMetrics& m = results[r * pops.size() + q];
+                if (fold == 0) {
+                  points.push_back({at, {ranks[r], pops[q]}});
+                  recall_sum.push_back(0);
+                  ndcg_sum.push_back(0);
+                }
+                recall_sum[index] += m.recall20;
+                ndcg_sum[index] += m.ndcg20;
               }
             }
           }
         }
+      }
+    }
+    double best = -1.0;
+    for (size_t x = 0; x < points.size(); ++x) {
+      const double recall = recall_sum[x] / double(folds);
+      const auto& [at, rank_pop] = points[x];
+      tuning_.grid.push_back({setting(at, rank_pop.first, rank_pop.second), recall, ndcg_sum[x] / double(folds)});
+      if (recall > best) {
+        best = recall;
+        tuning_.chosen = x;
+        chosen_ = at;
+        rank_ = rank_pop.first;
+        pop_weight_ = rank_pop.second;
       }
     }
   }

@@ -379,11 +379,14 @@ std::vector<uint32_t> RankGrid(const Interactions& x, size_t train_items) {
 }
 
 PseudoCold HoldOut(const EvalData& data, const std::vector<uint32_t>& train, const Interactions& x,
-                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank) {
+                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank,
+                   size_t fold) {
+  if ((fold + 1) * hold > train_items.size()) throw std::invalid_argument("HoldOut: fold beyond the items");
   PseudoCold pc;
   pc.held = train_items;
   SplitMix64 rng(StreamSeed(seed, kHoldOutStream, 0));
-  PartialShuffle(pc.held.begin(), pc.held.end(), hold, rng);
+  PartialShuffle(pc.held.begin(), pc.held.end(), (fold + 1) * hold, rng);
+  pc.held.erase(pc.held.begin(), pc.held.begin() + fold * hold);
   pc.held.resize(hold);
   std::sort(pc.held.begin(), pc.held.end());
   pc.is_held.assign(data.num_items, 0);

@@ -116,7 +116,10 @@ struct PseudoCold {
   CfFactors cf;                                 ///< Svd(rest, max_rank)
   std::vector<std::vector<uint32_t>> relevant;  ///< per user: held-out items of theirs
 };
+// Fold f holds out the f-th block of `hold` items of one seeded permutation of train_items, so the
+// folds are disjoint and fold 0 is the same for every number of folds. Needs (f + 1) hold <= items.
 PseudoCold HoldOut(const EvalData& data, const std::vector<uint32_t>& train, const Interactions& x,
-                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank);
+                   const std::vector<uint32_t>& train_items, size_t hold, uint64_t seed, uint32_t max_rank,
+                   size_t fold = 0);
 
 }  // namespace mosaic::fusion::content_internal

@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "fusion/content_regression_internal.h"
 #include "fusion/metrics.h"
 #include "tests/eval_fixtures.h"
 
@@ -117,6 +118,49 @@ TEST(ContentKernelTest, TheSearchInSinglePrecisionKeepsTheDoublePoint) {
   at->Fit(data, train, {});
   const auto fixed = Score(*at, 3);
   for (size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(fixed[i], exact[i], 1e-3) << i;
+}
+
+// Two folds: the first is the one-fold search's hold-out, the second a disjoint fifth of the same
+// permutation; each point's validation figure is the mean of its two, and the best mean is kept.
+TEST(ContentKernelTest, TwoFoldsAverageDisjointHoldOuts) {
+  std::vector<uint32_t> train, cold;
+  const EvalData data = Synthetic(30, 200, 3, &train, &cold);
+  const KernelGrid grid = {{0, 4}, {0.75, 1}, {1, 10}, {}};
+  KernelGrid second_fold_too = grid;
+  second_fold_too.folds = 2;
+  auto one = MakeContentKernel("one fold", true, 7, grid), two = MakeContentKernel("two folds", true, 7, second_fold_too);
+  one->Fit(data, train, {});
+  two->Fit(data, train, {});
+  const Tuning &a = *one->tuning(), &b = *two->tuning();
+  ASSERT_EQ(a.grid.size(), b.grid.size());
+  bool differs = false;
+  double best = -1;
+  size_t first_best = 0;
+  for (size_t g = 0; g < b.grid.size(); ++g) {
+    EXPECT_EQ(a.grid[g].setting, b.grid[g].setting);
+    differs = differs || a.grid[g].valid_recall20 != b.grid[g].valid_recall20;
+    if (b.grid[g].valid_recall20 > best) {
+      best = b.grid[g].valid_recall20;
+      first_best = g;
+    }
+  }
+  EXPECT_TRUE(differs);  // the second fold's items are others
+  EXPECT_EQ(b.chosen, first_best);
+  EXPECT_GT(ColdRecall(*two, data, cold), 0.8);
+
+  // The folds themselves: fold 0 as before, fold 1 disjoint from it, both of the same size.
+  const content_internal::Interactions x = content_internal::BuildInteractions(data, train, {});
+  std::vector<uint32_t> items;
+  for (uint32_t i = 0; i < data.num_items; ++i) {
+    if (!x.users_of[i].empty()) items.push_back(i);
+  }
+  const size_t hold = items.size() / 5;
+  const auto f0 = content_internal::HoldOut(data, train, x, items, hold, 7, 4, 0);
+  const auto f1 = content_internal::HoldOut(data, train, x, items, hold, 7, 4, 1);
+  ASSERT_EQ(f0.held.size(), hold);
+  ASSERT_EQ(f1.held.size(), hold);
+  for (uint32_t i : f1.held) EXPECT_FALSE(f0.is_held[i]) << i;
+  EXPECT_THROW(content_internal::HoldOut(data, train, x, items, hold, 7, 4, 5), std::invalid_argument);
 }
 
 // Cold items known through the KG alone. Entity 0 (a hub) is linked to every item; entity 1 to the
