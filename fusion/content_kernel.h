@@ -35,14 +35,15 @@ namespace mosaic::fusion {
 //   of P(u) . Qhat over all items (1 when 0), mean and sd those of pophat over all items.
 //
 // Hyper-parameters are chosen on the pseudo-cold validation of MakeContentRidge (the same held-out
-// items for the same seed; Fit's `valid` is ignored): g in {0, 4, 8}, w_text in {0.5, 0.75, 0.9, 1}
+// items for the same seed, and with KernelGrid::folds > 1 further disjoint fifths, the figures
+// averaged; Fit's `valid` is ignored): g in {0, 4, 8}, w_text in {0.5, 0.75, 0.9, 1}
 // (1, the KG left out, is in the grid so that the KG has to earn its weight; 1 alone without the
 // KG), lambda in {0.1, 1, 10}, rank in {16, 32, 64, 128} (capped as there),
 // c in {0, 0.25, 0.5, 1, 2}; the best validation Recall@20 is kept (the earlier on a tie) and the
 // model refitted on every training interaction. tuning() reports the grid ("g=8 w_text=0.75
 // lambda=1 rank=16 pop=0.25").
 //
-// Cost: one Cholesky factorisation per (g, w_text, lambda) over ~0.8 n training items with
+// Cost: one Cholesky factorisation per (g, w_text, lambda) and fold over ~0.8 n training items with
 // content, then one over n; the Grams in double (8 n^2 bytes per modality and for the KG).
 // Throws as MakeContentRidge's Fit and ScoreUser do.
 // One point of the kernel's grid.
