@@ -217,6 +217,9 @@ Store::~Store() {
 
 namespace {
 constexpr const char* kWriterWaitingPrefix = "WRITER-WAITING-";  // + pid; RocksDB ignores such files
+// Read-only opens that lose a race with a writer's compaction, tried again with growing pauses
+// (2 ms more each: at most 1.6 s in all)
+constexpr int kOpenRaceAttempts = 40;
 }
 
 namespace {
@@ -358,11 +361,24 @@ Status Store::OpenOnce(const std::string& dir, const OpenOptions& options,
                                                          std::to_string(followers++)))
                                .string();
     db_options.max_open_files = -1;
-    s = rocksdb::DB::OpenAsSecondary(db_options, dir, store->follower_dir_, descriptors, &handles, &raw);
-  } else if (options.read_only) {
-    s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw);
-  } else {
-    s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  }
+  // A read-only or secondary open reads the MANIFEST, then the table files it names; a writer's
+  // compaction may delete one in between. The store is whole and the open merely raced the
+  // writer, so it is tried again (a bounded number of times: a file that stays missing is reported).
+  for (int attempt = 0;; ++attempt) {
+    handles.clear();
+    raw = nullptr;
+    if (options.follower) {
+      s = rocksdb::DB::OpenAsSecondary(db_options, dir, store->follower_dir_, descriptors, &handles, &raw);
+    } else if (options.read_only) {
+      s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw);
+    } else {
+      s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+    }
+    const bool raced = (options.follower || options.read_only) && !s.ok() &&
+                       s.ToString().find("No such file or directory") != std::string::npos;
+    if (!raced || attempt + 1 >= kOpenRaceAttempts) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * (attempt + 1)));
   }
   MOSAIC_RETURN_IF_ERROR(FromRocks(s, "opening store '" + dir + "'"));
   store->db_.reset(raw);

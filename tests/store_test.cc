@@ -453,6 +453,54 @@ TEST(StoreTest, ManyProcessesOpeningAtOnceNeverFail) {
   ASSERT_OK(Store::Open(dir, OpenOptions(), &after));
 }
 
+// A query opens the store read-only while a writer (a rebuild) flushes and compacts. RocksDB's
+// read-only open reads the MANIFEST, then the table files it names; a compaction may delete one in
+// between, and the open then fails with a missing file although the store is whole. Such opens are
+// retried: none of many may fail while the writer churns its files.
+TEST(StoreTest, ReadOnlyOpensDuringCompactionsNeverFail) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  OpenNew(dir).reset();
+  // The writer is a thread of this process (a forked child would have no RocksDB background threads
+  // to flush with); read-only opens take no lock, so they run beside it as another process's would.
+  rocksdb::DBOptions db_options;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(db_options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {  // new table files every few milliseconds, and the old ones deleted
+    for (int i = 0; !stop.load(); ++i) {
+      rocksdb::ColumnFamilyHandle* cf = handles[size_t(i) % handles.size()];
+      for (int k = 0; k < 4; ++k) db->Put(rocksdb::WriteOptions(), cf, "churn-" + std::to_string(k), std::to_string(i));
+      db->Flush(rocksdb::FlushOptions(), cf);
+      db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // still far more often than a rebuild
+    }
+  });
+  int failures = 0, opens = 0;
+  std::string first;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < end) {
+    std::unique_ptr<Store> s;
+    OpenOptions o;
+    o.read_only = true;
+    const Status st = Store::Open(dir, o, &s);
+    ++opens;
+    if (!st.ok() && failures++ == 0) first = st.ToString();
+  }
+  stop = true;
+  writer.join();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  db.reset();
+  EXPECT_GT(opens, 10);
+  EXPECT_EQ(failures, 0) << failures << " of " << opens << " read-only opens failed, first: " << first;
+}
+
 // A marker left by a writer that died while waiting (an import killed by a signal) names a process
 // that is gone: it must not make the holder give the lock back forever.
 TEST(StoreTest, MarkerOfADeadWriterIsIgnoredAndRemoved) {
