@@ -127,6 +127,8 @@ class Store {
   // Returns NotFound when there is no store there (and create_if_missing is false),
   // VersionMismatch when it was written with another schema version, InvalidArgument when
   // the folder holds something else, Busy when another process has it open for writing.
+  // A read-only or follower open that races a writer's compaction (a table file deleted between
+  // reading the MANIFEST and opening it) is retried for up to about 1.6 s.
   static Status Open(const std::string& dir, const OpenOptions& options,
                      std::unique_ptr<Store>* store);
 
