@@ -148,7 +148,7 @@ TEST(ContentKernelTest, TwoFoldsAverageDisjointHoldOuts) {
   EXPECT_EQ(b.chosen, first_best);
   EXPECT_GT(ColdRecall(*two, data, cold), 0.8);
 
-  // The folds themselves: fold 0 as before, fold 1 disjoint from it, both of the same size.
+  // The folds themselves: fold 1 disjoint from fold 0, both of the same size; none beyond the items.
   const content_internal::Interactions x = content_internal::BuildInteractions(data, train, {});
   std::vector<uint32_t> items;
   for (uint32_t i = 0; i < data.num_items; ++i) {
