@@ -8,7 +8,7 @@ second version standardises its parts, and added with a weight to a base score.
 
   --protocol ctr   base: EASE^R at lambda plus a standardised log-popularity term. Every point of the
                    grid prints its validation AUC and Recall@20 (validation positives ranked among the
-                   items the user did not train on) and its test AUC and F1 (Platt on the training
+                   CTR items the user did not train on) and its test AUC and F1 (Platt on the training
                    examples, the protocol's, and on the validation examples). The point with the best
                    validation AUC is chosen, with the KG's weight free and with it held at 0.
   --protocol cold  base: a ridge regression from the text embeddings to the SVD factors of the plays (the
